@@ -1,0 +1,63 @@
+/**
+ * The full list of files one service puts on a host, as plain data: what goes
+ * where, with which mode and owner, and what a change to it requires.
+ */
+import { StackConfig } from "./config";
+import { ManagedFile, fileIdForPath } from "./host/scripts";
+import { renderEnvFile } from "./systemd/envfile";
+import { RenderedSystemdFiles, renderSystemdFiles } from "./systemd/service";
+
+/** A managed file with its content (or, for secret files, a function of the secret values). */
+export interface PlannedFile {
+    readonly file: ManagedFile;
+    /** A short label used in resource names: `unit`, `dropin-workers`, `journald`, `env`, `app-server.py`. */
+    readonly label: string;
+    /** The text, when it holds no secret. */
+    readonly text?: string;
+}
+
+/** One file of the app's source to copy into the working directory. */
+export interface AppSourceFile {
+    /** Path relative to the working directory, with `/` separators and no `..`. */
+    readonly relativePath: string;
+    readonly content: string;
+}
+
+/** Everything the service puts on a host. The `.env` text is rendered later from the secret values. */
+export interface ServicePlan {
+    readonly systemd: RenderedSystemdFiles;
+    readonly files: readonly PlannedFile[];
+    /** The `.env` entry of {@link files} (its text is rendered from secrets). */
+    readonly envFile: ManagedFile;
+}
+
+function managed(path: string, mode: string, owner: string, group: string, effect: ManagedFile["effect"]): ManagedFile {
+    return { id: fileIdForPath(path), path, mode, owner, group, effect };
+}
+
+/** Plans every file of the service from the validated config and the app's source files. */
+export function planServiceFiles(config: StackConfig, appFiles: readonly AppSourceFile[] = []): ServicePlan {
+    const systemd = renderSystemdFiles(config);
+    const files: PlannedFile[] = [{ label: "unit", file: managed(systemd.unit.path, "0644", "root", "root", "systemd"), text: systemd.unit.text }];
+    for (const d of systemd.dropIns) {
+        files.push({ label: `dropin-${d.name}`, file: managed(d.path, "0644", "root", "root", "systemd"), text: d.text });
+    }
+    if (systemd.journald) {
+        files.push({ label: "journald", file: managed(systemd.journald.path, "0644", "root", "root", "journald"), text: systemd.journald.text });
+    }
+    // Readable by the service's group only, never by others; root owns it so the service cannot rewrite its own secrets.
+    const envFile = managed(config.paths.envFile, "0640", "root", config.group, "restart");
+    files.push({ label: "env", file: envFile });
+    for (const f of appFiles) {
+        if (f.relativePath.split("/").some((part) => part === ".." || part === "") || !/^[A-Za-z0-9._@+\/-]+$/.test(f.relativePath)) {
+            throw new Error(`app source file ${JSON.stringify(f.relativePath)} has an unsafe name`);
+        }
+        files.push({ label: `app-${f.relativePath}`, file: managed(`${config.paths.workingDirectory}/${f.relativePath}`, "0644", config.user, config.group, "restart"), text: f.content });
+    }
+    return { systemd, files, envFile };
+}
+
+/** Renders the `.env` from the plain entries and the secret ones (secret entries win). */
+export function envFileText(plain: Readonly<Record<string, string>>, secret: Readonly<Record<string, string>>): string {
+    return renderEnvFile({ ...plain, ...secret });
+}

@@ -1,0 +1,342 @@
+/**
+ * Generators of every shell script this library sends to a host. Each script
+ * is idempotent, runs under `set -euo pipefail`, quotes every value with
+ * {@link shellQuote}, and never carries a secret: secret content comes on stdin.
+ */
+import { shellQuote as q, shellWords } from "./shell";
+
+/** Where the library keeps its own state on a host (staged copies, backups, markers). */
+export const STATE_ROOT = "/var/lib/amarktai-infra";
+
+/** What a managed file's change requires. */
+export type FileEffect =
+    /** A unit file or drop-in: daemon-reload, then restart the service. */
+    | "systemd"
+    /** Read by the service at start (.env, app code): restart the service. */
+    | "restart"
+    /** journald configuration: restart systemd-journald. */
+    | "journald";
+
+/** A file owned by the library on a host. */
+export interface ManagedFile {
+    /** Stable id; also the staged copy's file name. */
+    readonly id: string;
+    /** Absolute path on the host. */
+    readonly path: string;
+    /** Octal mode, e.g. `0644`. */
+    readonly mode: string;
+    readonly owner: string;
+    readonly group: string;
+    readonly effect: FileEffect;
+}
+
+/** The id of a managed file: its path with `/` turned into `__`. */
+export function fileIdForPath(path: string): string {
+    return path.replace(/^\/+/, "").replace(/\//g, "__");
+}
+
+/** The staging directory of one service on a host. */
+export function stagingDir(serviceName: string): string {
+    return `${STATE_ROOT}/${serviceName}/staged`;
+}
+
+const PRELUDE = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\"; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
+
+/** A bash array literal with every element quoted. */
+function bashArray(name: string, values: readonly string[]): string {
+    return `${name}=(${shellWords(values)})`;
+}
+
+/** The host preparation: OS and prerequisite checks, python3-venv, the service user, directories, the venv and its requirements. */
+export interface PrepareSpec {
+    readonly user: string;
+    readonly group: string;
+    /** Directories to create, with owner and mode, parents first. */
+    readonly directories: readonly { path: string; owner: string; group: string; mode: string }[];
+    /** The virtualenv directory. */
+    readonly venv: string;
+    /** pip requirement specifiers for the venv. */
+    readonly requirements: readonly string[];
+}
+
+/** Prepares a host: checks prerequisites (systemd as PID 1, python3, Debian/Ubuntu), installs python3-venv when missing, creates the user, directories and venv, and installs requirements when they changed. */
+export function prepareScript(spec: PrepareSpec): string {
+    const lines = [
+        ...PRELUDE,
+        "trap '' HUP PIPE",
+        `USER_NAME=${q(spec.user)}`,
+        `GROUP_NAME=${q(spec.group)}`,
+        `VENV=${q(spec.venv)}`,
+        bashArray("REQUIREMENTS", spec.requirements),
+        bashArray("DIR_PATHS", spec.directories.map((d) => d.path)),
+        bashArray("DIR_OWNERS", spec.directories.map((d) => d.owner)),
+        bashArray("DIR_GROUPS", spec.directories.map((d) => d.group)),
+        bashArray("DIR_MODES", spec.directories.map((d) => d.mode)),
+        "[ -r /etc/os-release ] || fail 'cannot read /etc/os-release'",
+        ". /etc/os-release",
+        'case " ${ID:-} ${ID_LIKE:-} " in *" debian "*|*" ubuntu "*) ;; *) fail "unsupported OS ${PRETTY_NAME:-unknown}: Ubuntu 24.04 (or Debian) is required";; esac',
+        "[ -d /run/systemd/system ] || fail 'systemd is not running as PID 1'",
+        "command -v systemctl >/dev/null || fail 'systemctl not found'",
+        "need=()",
+        "command -v python3 >/dev/null || need+=(python3)",
+        // Ubuntu cloud images ship python3 without venv/ensurepip.
+        "if command -v python3 >/dev/null && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then need+=(python3-venv); fi",
+        'if [ "${#need[@]}" -gt 0 ]; then',
+        '  log "installing ${need[*]}"',
+        "  export DEBIAN_FRONTEND=noninteractive",
+        "  apt-get update -q >/dev/null",
+        '  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null',
+        "fi",
+        'getent group "$GROUP_NAME" >/dev/null || { log "creating group $GROUP_NAME"; groupadd --system "$GROUP_NAME"; }',
+        'if ! id -u "$USER_NAME" >/dev/null 2>&1; then',
+        '  log "creating user $USER_NAME"',
+        '  useradd --system --gid "$GROUP_NAME" --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$USER_NAME"',
+        "fi",
+        'for i in "${!DIR_PATHS[@]}"; do',
+        '  install -d -o "${DIR_OWNERS[$i]}" -g "${DIR_GROUPS[$i]}" -m "${DIR_MODES[$i]}" "${DIR_PATHS[$i]}"',
+        "done",
+        'if [ ! -x "$VENV/bin/python" ]; then',
+        '  log "creating the virtualenv $VENV"',
+        '  runuser -u "$USER_NAME" -- python3 -m venv "$VENV"',
+        "fi",
+        'wanted=$(printf \'%s\\n\' "${REQUIREMENTS[@]}")',
+        'marker="$VENV/.amarktai-infra-requirements"',
+        'if [ "${#REQUIREMENTS[@]}" -gt 0 ] && [ "$(cat "$marker" 2>/dev/null || true)" != "$wanted" ]; then',
+        '  log "installing requirements: ${REQUIREMENTS[*]}"',
+        '  runuser -u "$USER_NAME" -- env HOME=/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q "${REQUIREMENTS[@]}"',
+        '  printf \'%s\\n\' "$wanted" > "$marker.tmp" && chown "$USER_NAME:$GROUP_NAME" "$marker.tmp" && mv -f "$marker.tmp" "$marker"',
+        "fi",
+        'log "host prepared"',
+    ];
+    return lines.join("\n") + "\n";
+}
+
+/** Writes stdin to the staging copy of one managed file, atomically, readable by root only. */
+export function stageFileScript(serviceName: string, file: Pick<ManagedFile, "id">): string {
+    const dir = stagingDir(serviceName);
+    return (
+        [
+            ...PRELUDE,
+            `DIR=${q(dir)}`,
+            `ID=${q(file.id)}`,
+            'install -d -m 0700 -o root -g root "$DIR"',
+            // umask 077: the copy is 0600 root from its first byte, whatever it holds.
+            'tmp=$(mktemp "$DIR/.incoming.XXXXXX")',
+            'cat > "$tmp"',
+            'mv -f "$tmp" "$DIR/$ID"',
+        ].join("\n") + "\n"
+    );
+}
+
+/** Removes the staging copy of one managed file (the live file is the activation's business). */
+export function unstageFileScript(serviceName: string, file: Pick<ManagedFile, "id">): string {
+    return [...PRELUDE, `rm -f ${q(`${stagingDir(serviceName)}/${file.id}`)}`].join("\n") + "\n";
+}
+
+/** What the activation needs to know. */
+export interface ActivationSpec {
+    readonly serviceName: string;
+    /** `<serviceName>.service`. */
+    readonly unitName: string;
+    /** The files that must be live after activation. */
+    readonly files: readonly ManagedFile[];
+    /** Files the previous activation owned that are no longer in config: removed if they carry the marker. */
+    readonly removed: readonly Pick<ManagedFile, "path" | "effect">[];
+    /** The first line of every managed file. */
+    readonly marker: string;
+    /** The health URL probed inside the host. */
+    readonly healthUrl: string;
+    /** How long to wait for active + healthy, in seconds. */
+    readonly healthTimeoutSec: number;
+}
+
+/** Shared shell functions for activation and rollback: health probing and the journal excerpt. */
+function healthFunctions(spec: ActivationSpec): string[] {
+    return [
+        `UNIT=${q(spec.unitName)}`,
+        `HEALTH_URL=${q(spec.healthUrl)}`,
+        `HEALTH_TIMEOUT=${q(String(spec.healthTimeoutSec))}`,
+        "health_ok() {",
+        "  python3 -c 'import sys, urllib.request\ntry:\n    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n    sys.exit(0 if r.status == 200 else 1)\nexcept Exception:\n    sys.exit(1)' \"$HEALTH_URL\"",
+        "}",
+        "restarts() { systemctl show -p NRestarts --value \"$UNIT\" 2>/dev/null || echo 0; }",
+        // Waits until the unit is active and the health URL answers 200; fails early if the unit fails or restarts.
+        "wait_healthy() {",
+        '  local deadline=$(( $(date +%s) + HEALTH_TIMEOUT )) base state',
+        "  base=$(restarts)",
+        "  while :; do",
+        '    state=$(systemctl is-active "$UNIT" 2>/dev/null || true)',
+        '    if [ "$state" = active ] && health_ok; then return 0; fi',
+        '    if [ "$state" = failed ]; then log "$UNIT failed"; return 1; fi',
+        '    if [ "$(restarts)" != "$base" ]; then log "$UNIT exited and was restarted by systemd"; return 1; fi',
+        '    if [ "$(date +%s)" -ge "$deadline" ]; then log "$UNIT not healthy after ${HEALTH_TIMEOUT}s ($state)"; return 1; fi',
+        "    sleep 1",
+        "  done",
+        "}",
+        'journal_excerpt() { journalctl -u "$UNIT" --since "@$START" -n 40 --no-pager -o short-iso 2>&1 || true; }',
+    ];
+}
+
+/**
+ * The activation: verifies the staged unit and drop-ins under their real
+ * names, swaps changed files into place (keeping backups), removes files that
+ * left the config, reloads systemd once, enables the unit, restarts it only if
+ * something it reads changed (or it is not running), and waits until it is
+ * active and healthy. On failure it restores the previous files, reloads,
+ * restarts, and exits non-zero with the journal excerpt on stderr.
+ */
+export function activationScript(spec: ActivationSpec): string {
+    const lines = [
+        ...PRELUDE,
+        // Survive a dropped SSH connection: finish (or roll back) instead of stopping half-way.
+        "trap '' HUP PIPE",
+        `SERVICE=${q(spec.serviceName)}`,
+        `STAGE=${q(stagingDir(spec.serviceName))}`,
+        `BACKUP=${q(`${STATE_ROOT}/${spec.serviceName}/backup`)}`,
+        `MARKER=${q(`# ${spec.marker}`)}`,
+        bashArray("IDS", spec.files.map((f) => f.id)),
+        bashArray("PATHS", spec.files.map((f) => f.path)),
+        bashArray("MODES", spec.files.map((f) => f.mode)),
+        bashArray("OWNERS", spec.files.map((f) => f.owner)),
+        bashArray("GROUPS_", spec.files.map((f) => f.group)),
+        bashArray("EFFECTS", spec.files.map((f) => f.effect)),
+        bashArray("REMOVED_PATHS", spec.removed.map((f) => f.path)),
+        bashArray("REMOVED_EFFECTS", spec.removed.map((f) => f.effect)),
+        ...healthFunctions(spec),
+        "START=$(date +%s)",
+        'exec 9>"/run/amarktai-infra-$SERVICE.lock"',
+        "flock -w 600 9 || fail 'another activation is still running'",
+        'for i in "${!IDS[@]}"; do [ -f "$STAGE/${IDS[$i]}" ] || fail "staged copy of ${PATHS[$i]} is missing; run pulumi up again"; done',
+        // Verify the unit and its drop-ins together, under their real names, before anything goes live.
+        'verify_dir=$(mktemp -d /run/amarktai-infra-verify.XXXXXX)',
+        'trap \'rm -rf "$verify_dir"\' EXIT',
+        'mkdir -p "$verify_dir/$UNIT.d"',
+        'unit_staged=""',
+        'for i in "${!IDS[@]}"; do',
+        '  [ "${EFFECTS[$i]}" = systemd ] || continue',
+        '  case "${PATHS[$i]}" in',
+        '    */"$UNIT") cp "$STAGE/${IDS[$i]}" "$verify_dir/$UNIT"; unit_staged=1 ;;',
+        '    */"$UNIT.d"/*) cp "$STAGE/${IDS[$i]}" "$verify_dir/$UNIT.d/${PATHS[$i]##*/}" ;;',
+        "  esac",
+        "done",
+        'if [ -n "$unit_staged" ]; then',
+        '  if ! SYSTEMD_UNIT_PATH="$verify_dir:" systemd-analyze verify "$verify_dir/$UNIT" > "$verify_dir/verify.log" 2>&1; then',
+        '    cat "$verify_dir/verify.log" >&2',
+        '    fail "systemd-analyze verify refused the new $UNIT; nothing was changed"',
+        "  fi",
+        "fi",
+        // Work out what changes.
+        'changed=(); need_reload=""; need_restart=""; need_journald=""',
+        'for i in "${!IDS[@]}"; do',
+        '  p="${PATHS[$i]}"',
+        '  if [ -f "$p" ] && cmp -s "$STAGE/${IDS[$i]}" "$p" && [ "$(stat -c \'%a %U %G\' "$p")" = "$(printf \'%o\' "$((8#${MODES[$i]}))") ${OWNERS[$i]} ${GROUPS_[$i]}" ]; then continue; fi',
+        '  changed+=("$i")',
+        '  case "${EFFECTS[$i]}" in systemd) need_reload=1; need_restart=1 ;; restart) need_restart=1 ;; journald) need_journald=1 ;; esac',
+        "done",
+        "removing=()",
+        'for i in "${!REMOVED_PATHS[@]}"; do',
+        '  p="${REMOVED_PATHS[$i]}"',
+        '  [ -f "$p" ] || continue',
+        '  if [ "$(head -n 1 "$p")" != "$MARKER" ]; then log "leaving $p alone: not written by amarktai-infra"; continue; fi',
+        '  removing+=("$i")',
+        '  case "${REMOVED_EFFECTS[$i]}" in systemd) need_reload=1; need_restart=1 ;; restart) need_restart=1 ;; journald) need_journald=1 ;; esac',
+        "done",
+        // Back up what is about to change, so a failed start can be undone.
+        'rm -rf "$BACKUP"; install -d -m 0700 "$BACKUP"',
+        ': > "$BACKUP/absent"',
+        "backup() {",
+        '  local p="$1" name',
+        '  name=$(printf \'%s\' "$p" | sed \'s#^/##; s#/#__#g\')',
+        '  if [ -e "$p" ]; then cp -a "$p" "$BACKUP/$name"; printf \'%s\\t%s\\n\' "$name" "$p" >> "$BACKUP/present"; else printf \'%s\\n\' "$p" >> "$BACKUP/absent"; fi',
+        "}",
+        'for i in "${changed[@]}"; do backup "${PATHS[$i]}"; done',
+        'for i in "${removing[@]}"; do backup "${REMOVED_PATHS[$i]}"; done',
+        // Swap in: write next to the target, set mode and owner, then rename over it.
+        'for i in "${changed[@]}"; do',
+        '  p="${PATHS[$i]}"',
+        '  install -d -m 0755 "$(dirname "$p")"',
+        '  tmp="$p.amarktai-infra.tmp"',
+        '  cp "$STAGE/${IDS[$i]}" "$tmp"',
+        '  chown "${OWNERS[$i]}:${GROUPS_[$i]}" "$tmp"',
+        '  chmod "${MODES[$i]}" "$tmp"',
+        '  mv -f "$tmp" "$p"',
+        '  log "installed $p"',
+        "done",
+        'for i in "${removing[@]}"; do rm -f "${REMOVED_PATHS[$i]}"; log "removed ${REMOVED_PATHS[$i]}"; done',
+        'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
+        "rollback() {",
+        '  log "rolling back to the previous files"',
+        '  if [ -f "$BACKUP/present" ]; then while IFS=$\'\\t\' read -r name p; do cp -a "$BACKUP/$name" "$p.amarktai-infra.tmp" && mv -f "$p.amarktai-infra.tmp" "$p"; done < "$BACKUP/present"; fi',
+        '  while IFS= read -r p; do [ -n "$p" ] && rm -f "$p"; done < "$BACKUP/absent"',
+        "  systemctl daemon-reload",
+        '  if [ -n "$need_journald" ]; then systemctl restart systemd-journald || true; fi',
+        '  if systemctl cat "$UNIT" >/dev/null 2>&1; then systemctl restart "$UNIT" || true; wait_healthy || log "the previous version is not healthy either"; fi',
+        "}",
+        'if [ -n "$need_reload" ]; then log "systemctl daemon-reload"; systemctl daemon-reload; fi',
+        'if [ -n "$need_journald" ]; then log "restarting systemd-journald"; systemctl restart systemd-journald; fi',
+        'systemctl enable --quiet "$UNIT"',
+        'if [ -z "$need_restart" ] && ! systemctl is-active --quiet "$UNIT"; then need_restart=1; fi',
+        'if [ -n "$need_restart" ]; then',
+        '  log "restarting $UNIT"',
+        '  if ! systemctl restart "$UNIT" || ! wait_healthy; then',
+        '    excerpt=$(journal_excerpt)',
+        "    rollback",
+        '    printf \'%s did not become healthy; the previous files were restored.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$excerpt" >&2',
+        "    exit 1",
+        "  fi",
+        "else",
+        '  wait_healthy || { printf \'%s is not healthy.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$(journal_excerpt)" >&2; exit 1; }',
+        "fi",
+        'rm -rf "$BACKUP"',
+        'log "$UNIT active and healthy (${#changed[@]} file(s) changed, ${#removing[@]} removed, restart: ${need_restart:-no})"',
+    ];
+    return lines.join("\n") + "\n";
+}
+
+/** What removal needs: the files to remove (only if marked) and whether to purge data. */
+export interface RemovalSpec {
+    readonly serviceName: string;
+    readonly unitName: string;
+    /** Unit files, drop-ins and journald drop-ins: removed when they carry the marker. */
+    readonly files: readonly Pick<ManagedFile, "path" | "effect">[];
+    readonly marker: string;
+    /** When set, also remove these data paths and the user and group. */
+    readonly purge?: { readonly paths: readonly string[]; readonly user: string; readonly group: string };
+}
+
+/** Stops and disables the service, removes the systemd files it owns, reloads, and (only with purge) removes data and the user. */
+export function removalScript(spec: RemovalSpec): string {
+    const lines = [
+        ...PRELUDE,
+        "trap '' HUP PIPE",
+        `UNIT=${q(spec.unitName)}`,
+        `MARKER=${q(`# ${spec.marker}`)}`,
+        bashArray("PATHS", spec.files.map((f) => f.path)),
+        bashArray("EFFECTS", spec.files.map((f) => f.effect)),
+        'if systemctl cat "$UNIT" >/dev/null 2>&1; then log "stopping and disabling $UNIT"; systemctl disable --now --quiet "$UNIT" || true; fi',
+        'journald=""',
+        'for i in "${!PATHS[@]}"; do',
+        '  p="${PATHS[$i]}"',
+        '  [ -f "$p" ] || continue',
+        '  if [ "$(head -n 1 "$p")" != "$MARKER" ]; then log "leaving $p alone: not written by amarktai-infra"; continue; fi',
+        '  rm -f "$p"; log "removed $p"',
+        '  [ "${EFFECTS[$i]}" = journald ] && journald=1',
+        "done",
+        'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
+        "systemctl daemon-reload",
+        'systemctl reset-failed "$UNIT" 2>/dev/null || true',
+        'if [ -n "$journald" ]; then systemctl restart systemd-journald; fi',
+        `rm -rf ${q(`${STATE_ROOT}/${spec.serviceName}`)}`,
+    ];
+    if (spec.purge) {
+        lines.push(
+            bashArray("PURGE_PATHS", spec.purge.paths),
+            'for p in "${PURGE_PATHS[@]}"; do rm -rf -- "$p"; log "purged $p"; done',
+            `if id -u ${q(spec.purge.user)} >/dev/null 2>&1; then userdel ${q(spec.purge.user)}; log ${q(`removed user ${spec.purge.user}`)}; fi`,
+            `if getent group ${q(spec.purge.group)} >/dev/null; then groupdel ${q(spec.purge.group)} || true; fi`,
+        );
+    } else {
+        lines.push('log "kept the user, app, venv, logs and .env (purgeOnDestroy is off)"');
+    }
+    return lines.join("\n") + "\n";
+}

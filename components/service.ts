@@ -1,0 +1,126 @@
+/**
+ * `SystemdService`: the Pulumi component that runs a Python (uvicorn) API as a
+ * hardened systemd service on one or more hosts over SSH.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { HostConfig, StackConfig } from "./config";
+import { AppSourceFile, envFileText, planServiceFiles } from "./files";
+import { MANAGED_MARKER } from "./systemd/service";
+import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./transport/resources";
+import { sha256 } from "./transport/hash";
+
+/** Arguments of {@link SystemdService}. */
+export interface SystemdServiceArgs {
+    /** The validated stack configuration (see `components/config`). */
+    readonly config: StackConfig;
+    /** The SSH private key; pass a secret. */
+    readonly sshPrivateKey: pulumi.Input<string>;
+    /** Secret `.env` entries; `JWT_SECRET` is generated when absent. */
+    readonly secretEnv: pulumi.Input<Record<string, string>>;
+    /** Files of the app to copy into the working directory (optional). */
+    readonly appFiles?: readonly AppSourceFile[];
+}
+
+/** What one host ends up with. */
+export interface HostOutputs {
+    readonly name: string;
+    readonly address: string;
+    /** The health URL, as probed inside the host. */
+    readonly healthUrl: string;
+    /** When the last activation finished. */
+    readonly activatedAt: pulumi.Output<string>;
+}
+
+/** The name a host goes by in resource names. */
+export function hostName(h: HostConfig): string {
+    return h.name ?? h.address;
+}
+
+/**
+ * Runs the configured API as `<serviceName>.service` on every host: prepares
+ * the host, stages each file (unit, drop-ins, journald drop-in, `.env`, app
+ * files), then activates them with verification, one reload, at most one
+ * restart, a health check, and rollback on failure.
+ */
+export class SystemdService extends pulumi.ComponentResource {
+    /** Per-host results. */
+    readonly hosts: HostOutputs[];
+    /** The rendered unit file (no secrets). */
+    readonly unitText: string;
+
+    constructor(name: string, args: SystemdServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("amarktai:index:SystemdService", name, {}, opts);
+        const { config } = args;
+        const plan = planServiceFiles(config, args.appFiles);
+        this.unitText = plan.systemd.unit.text;
+
+        const secretEnv = pulumi.output(args.secretEnv);
+        const needsJwt = secretEnv.apply((s) => !("JWT_SECRET" in s));
+        // Generated once per stack and shared by every host, so tokens stay valid across hosts.
+        const jwt = new RandomSecret(`${name}-jwt-secret`, { bytes: 48 }, { parent: this });
+        const envText = pulumi.secret(
+            pulumi.all([secretEnv, jwt.value, needsJwt]).apply(([s, generated, needs]) => envFileText(config.env, needs ? { ...s, JWT_SECRET: generated } : s)),
+        );
+        const privateKey = pulumi.secret(pulumi.output(args.sshPrivateKey));
+
+        const healthUrl = `http://${config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost}:${config.app.port}${config.health.path}`;
+        const unitName = plan.systemd.unitName;
+
+        this.hosts = config.hosts.map((host) => {
+            const hname = hostName(host);
+            const connection = { host: host.address, port: host.port, user: host.user, hostKey: host.hostKey, privateKey };
+            const prepare = new HostPrepare(
+                `${name}-${hname}-prepare`,
+                {
+                    connection,
+                    spec: {
+                        user: config.user,
+                        group: config.group,
+                        directories: [
+                            { path: config.paths.app, owner: config.user, group: config.group, mode: "0755" },
+                            { path: config.paths.workingDirectory, owner: config.user, group: config.group, mode: "0755" },
+                            { path: config.paths.venv, owner: config.user, group: config.group, mode: "0755" },
+                            { path: config.paths.logs, owner: config.user, group: config.group, mode: "0750" },
+                        ],
+                        venv: config.paths.venv,
+                        requirements: config.app.requirements,
+                    },
+                },
+                { parent: this },
+            );
+            const contentHashes: Record<string, pulumi.Input<string>> = {};
+            const staged = plan.files.map((pf) => {
+                const content = pf.file === plan.envFile ? envText : pulumi.output(pf.text ?? "");
+                contentHashes[pf.file.id] = pf.file === plan.envFile ? pulumi.secret(envText.apply(sha256)) : sha256(pf.text ?? "");
+                return new HostFile(`${name}-${hname}-${pf.label}`, { connection, serviceName: config.serviceName, file: pf.file, content }, { parent: this, dependsOn: [prepare] });
+            });
+            const activation = new ServiceActivation(
+                `${name}-${hname}-activation`,
+                {
+                    connection,
+                    spec: {
+                        serviceName: config.serviceName,
+                        unitName,
+                        files: plan.files.map((f) => f.file),
+                        marker: MANAGED_MARKER,
+                        healthUrl,
+                        healthTimeoutSec: config.health.timeoutSec,
+                    },
+                    contentHashes,
+                    removal: {
+                        serviceName: config.serviceName,
+                        unitName,
+                        files: plan.files.filter((f) => f.file.effect === "systemd" || f.file.effect === "journald").map((f) => ({ path: f.file.path, effect: f.file.effect })),
+                        marker: MANAGED_MARKER,
+                        ...(config.purgeOnDestroy
+                            ? { purge: { paths: [config.paths.envFile, config.paths.app, config.paths.venv, config.paths.logs], user: config.user, group: config.group } }
+                            : {}),
+                    },
+                },
+                { parent: this, dependsOn: [prepare, ...staged] },
+            );
+            return { name: hname, address: host.address, healthUrl, activatedAt: activation.activatedAt };
+        });
+        this.registerOutputs({ hosts: this.hosts, unitText: this.unitText });
+    }
+}

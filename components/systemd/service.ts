@@ -1,0 +1,174 @@
+/**
+ * The Python API's systemd files, built from the validated stack config:
+ * the unit (equal to the service notes' unit with default settings), one
+ * drop-in per named override, and the journald drop-in.
+ */
+import { OverrideConfig, StackConfig } from "../config";
+import { renderCommandLine, renderEnvironmentAssignment, renderPath } from "./escape";
+import { notesHardening, strictHardeningExtras } from "./hardening";
+import { Directive, IniFile, group, installDirective as i, journalDirective as j, section, serviceDirective as s, unitDirective as u } from "./model";
+import { renderIniFile } from "./render";
+
+/** The first line of every file this project writes; activation only ever removes files that carry it. */
+export const MANAGED_MARKER = "Managed by amarktai-infra: do not edit here, change the stack config and run `pulumi up`.";
+
+/** A file to put on the host: where, and its exact text. */
+export interface RenderedFile {
+    /** Absolute path on the host. */
+    readonly path: string;
+    /** The file's text. */
+    readonly text: string;
+}
+
+/** A rendered drop-in with the override it came from. */
+export interface RenderedDropIn extends RenderedFile {
+    /** The override's name in config. */
+    readonly name: string;
+}
+
+/** Everything systemd reads for the service. */
+export interface RenderedSystemdFiles {
+    readonly unitName: string;
+    readonly unit: RenderedFile;
+    /** The drop-in directory, `/etc/systemd/system/<unit>.d`. */
+    readonly dropInDir: string;
+    readonly dropIns: readonly RenderedDropIn[];
+    /** The journald drop-in, when journald limits are configured. */
+    readonly journald?: RenderedFile;
+}
+
+/** The path of the journald drop-in this project owns. */
+export const JOURNALD_DROPIN_PATH = "/etc/systemd/journald.conf.d/60-amarktai-infra.conf";
+
+/** The uvicorn command line for the given effective settings. */
+export function uvicornCommand(config: StackConfig, workers: number | undefined, logLevel: string): string {
+    const argv = [`${config.paths.venv}/bin/python`, "-m", "uvicorn", config.app.module, "--host", config.app.bindHost, "--port", String(config.app.port)];
+    if (workers !== undefined) {
+        argv.push("--workers", String(workers));
+    }
+    argv.push("--log-level", logLevel);
+    return renderCommandLine(argv);
+}
+
+/** The main unit file, as in the service notes (plus Requires=/Wants=/Group= when configured, and the strict profile's extras). */
+export function buildUnit(config: StackConfig): IniFile {
+    const unitDirectives: Directive<"Unit">[] = [
+        u("Description", config.description),
+        u("Documentation", config.documentation),
+        u("After", config.dependencies.after.join(" ")),
+    ];
+    if (config.dependencies.requires.length > 0) {
+        unitDirectives.push(u("Requires", config.dependencies.requires.join(" ")));
+    }
+    if (config.dependencies.wants.length > 0) {
+        unitDirectives.push(u("Wants", config.dependencies.wants.join(" ")));
+    }
+    const identity: Directive<"Service">[] = [s("Type", "simple"), s("User", config.user)];
+    if (config.group !== config.user) {
+        identity.push(s("Group", config.group));
+    }
+    identity.push(
+        s("WorkingDirectory", renderPath(config.paths.workingDirectory)),
+        s("Environment", renderEnvironmentAssignment("PATH", `${config.paths.venv}/bin`)),
+        s("EnvironmentFile", renderPath(config.paths.envFile)),
+    );
+    const serviceGroups = [
+        group(identity),
+        group([s("ExecStart", uvicornCommand(config, undefined, config.app.logLevel))], "Start command"),
+        group(
+            [s("Restart", config.restart.policy), s("RestartSec", String(config.restart.sec)), s("TimeoutStopSec", String(config.restart.timeoutStopSec))],
+            "Restart policy",
+        ),
+        group(notesHardening([config.paths.app, config.paths.logs]), "Security hardening"),
+    ];
+    if (config.hardening === "strict") {
+        serviceGroups.push(group(strictHardeningExtras(), "Strict hardening (amarktai-infra 'strict' profile)"));
+    }
+    serviceGroups.push(
+        group([s("StandardOutput", "journal"), s("StandardError", "journal"), s("SyslogIdentifier", config.serviceName)], "Logging"),
+    );
+    return {
+        header: [MANAGED_MARKER],
+        sections: [section("Unit", group(unitDirectives)), section("Service", ...serviceGroups), section("Install", group([i("WantedBy", "multi-user.target")]))],
+    };
+}
+
+/** An override with its resolved order and name, in application order. */
+export interface OrderedOverride {
+    readonly name: string;
+    readonly order: number;
+    readonly override: OverrideConfig;
+}
+
+/** Orders overrides as systemd applies their files: by `NN` prefix, then name. */
+export function orderOverrides(overrides: Readonly<Record<string, OverrideConfig>>): OrderedOverride[] {
+    return Object.entries(overrides)
+        .map(([name, override], index) => ({ name, override, order: override.order ?? Math.min(10 * (index + 1), 99) }))
+        .sort((a, b) => a.order - b.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The file name of an override's drop-in: `NN-name.conf`. */
+export function dropInFileName(o: OrderedOverride): string {
+    return `${String(o.order).padStart(2, "0")}-${o.name}.conf`;
+}
+
+/**
+ * Builds one drop-in. `effective` carries the workers/log level in force
+ * after the earlier drop-ins, so a later `ExecStart=` reset keeps them.
+ */
+export function buildDropIn(config: StackConfig, o: OrderedOverride, effective: { workers: number | undefined; logLevel: string }): IniFile {
+    const ov = o.override;
+    const unitDirectives: Directive<"Unit">[] = [];
+    if (ov.after && ov.after.length > 0) unitDirectives.push(u("After", ov.after.join(" ")));
+    if (ov.requires && ov.requires.length > 0) unitDirectives.push(u("Requires", ov.requires.join(" ")));
+    if (ov.wants && ov.wants.length > 0) unitDirectives.push(u("Wants", ov.wants.join(" ")));
+    const serviceDirectives: Directive<"Service">[] = [];
+    if (ov.workers !== undefined || ov.logLevel !== undefined) {
+        // A drop-in cannot append to ExecStart= of a simple service: reset it, then set the new command.
+        serviceDirectives.push(s("ExecStart", ""), s("ExecStart", uvicornCommand(config, effective.workers, effective.logLevel)));
+    }
+    if (ov.memoryHigh !== undefined) serviceDirectives.push(s("MemoryHigh", ov.memoryHigh));
+    if (ov.memoryMax !== undefined) serviceDirectives.push(s("MemoryMax", ov.memoryMax));
+    if (ov.cpuQuota !== undefined) serviceDirectives.push(s("CPUQuota", ov.cpuQuota));
+    if (ov.restart !== undefined) serviceDirectives.push(s("Restart", ov.restart));
+    if (ov.restartSec !== undefined) serviceDirectives.push(s("RestartSec", String(ov.restartSec)));
+    for (const [name, value] of Object.entries(ov.environment ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        serviceDirectives.push(s("Environment", renderEnvironmentAssignment(name, value)));
+    }
+    return {
+        header: [MANAGED_MARKER, `Override '${o.name}' from the stack config.`],
+        sections: [section("Unit", group(unitDirectives)), section("Service", group(serviceDirectives))],
+    };
+}
+
+/** The journald drop-in for the configured limits, or undefined when none are set. */
+export function buildJournald(config: StackConfig): IniFile | undefined {
+    const jc = config.journald;
+    if (!jc) return undefined;
+    const directives: Directive<"Journal">[] = [];
+    if (jc.systemMaxUse !== undefined) directives.push(j("SystemMaxUse", jc.systemMaxUse));
+    if (jc.systemKeepFree !== undefined) directives.push(j("SystemKeepFree", jc.systemKeepFree));
+    if (jc.maxRetentionSec !== undefined) directives.push(j("MaxRetentionSec", String(jc.maxRetentionSec)));
+    if (directives.length === 0) return undefined;
+    return { header: [MANAGED_MARKER], sections: [section("Journal", group(directives))] };
+}
+
+/** Renders every systemd file of the service. */
+export function renderSystemdFiles(config: StackConfig): RenderedSystemdFiles {
+    const unitName = `${config.serviceName}.service`;
+    const dropInDir = `/etc/systemd/system/${unitName}.d`;
+    const effective = { workers: undefined as number | undefined, logLevel: config.app.logLevel as string };
+    const dropIns = orderOverrides(config.overrides).map((o) => {
+        if (o.override.workers !== undefined) effective.workers = o.override.workers;
+        if (o.override.logLevel !== undefined) effective.logLevel = o.override.logLevel;
+        return { name: o.name, path: `${dropInDir}/${dropInFileName(o)}`, text: renderIniFile(buildDropIn(config, o, effective)) };
+    });
+    const journald = buildJournald(config);
+    return {
+        unitName,
+        unit: { path: `/etc/systemd/system/${unitName}`, text: renderIniFile(buildUnit(config)) },
+        dropInDir,
+        dropIns,
+        ...(journald ? { journald: { path: JOURNALD_DROPIN_PATH, text: renderIniFile(journald) } } : {}),
+    };
+}

@@ -1,0 +1,179 @@
+/**
+ * The implementations behind the library's dynamic resources. They run in the
+ * Pulumi engine's dynamic-provider process (loaded by `resources.ts`), talk to
+ * hosts over {@link runAsRoot}, and never echo a secret into a message.
+ */
+import { randomBytes, randomUUID } from "crypto";
+import type * as pulumi from "@pulumi/pulumi";
+import { ActivationSpec, ManagedFile, PrepareSpec, RemovalSpec, activationScript, prepareScript, removalScript, stageFileScript, unstageFileScript } from "../host/scripts";
+import { sha256 } from "./hash";
+import { SshConnection, runAsRoot } from "./ssh";
+
+type Provider = Required<Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "update" | "delete">>;
+
+/** A JSON text with sorted object keys, for comparing plain values. */
+export function stableJson(value: unknown): string {
+    return JSON.stringify(value, (_key, v: unknown) =>
+        v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+    );
+}
+
+/** The connection without its key: what decides whether a resource changed or moved. */
+function connectionIdentity(c: SshConnection | undefined): unknown {
+    if (!c) return undefined;
+    return { host: c.host, port: c.port, user: c.user, hostKey: c.hostKey };
+}
+
+/**
+ * Compares old outputs with new inputs. Keys in `replaceOn` force a
+ * replacement; the private key alone never counts as a change (rotating it
+ * must not touch the host).
+ */
+export function diffProps(olds: Record<string, unknown>, news: Record<string, unknown>, compare: readonly string[], replaceOn: readonly string[] = []): pulumi.dynamic.DiffResult {
+    const differs = (k: string) =>
+        k === "connection"
+            ? stableJson(connectionIdentity(olds[k] as SshConnection)) !== stableJson(connectionIdentity(news[k] as SshConnection))
+            : stableJson(olds[k]) !== stableJson(news[k]);
+    const changed = compare.filter(differs);
+    const replaces = replaceOn.filter(differs);
+    return { changes: changed.length > 0 || replaces.length > 0, replaces };
+}
+
+
+// ---------------------------------------------------------------- host preparation
+
+/** Inputs of a HostPrepare resource. */
+export interface HostPrepareInputs {
+    connection: SshConnection;
+    spec: PrepareSpec;
+}
+
+const hostPrepare: Provider = {
+    async check(_olds, news) {
+        return { inputs: news };
+    },
+    async diff(_id, olds, news) {
+        return diffProps(olds, news, ["connection", "spec"], ["connection"]);
+    },
+    async create(inputs: HostPrepareInputs) {
+        await runAsRoot(inputs.connection, prepareScript(inputs.spec), { what: "preparing the host" });
+        return { id: `${inputs.connection.host}:${inputs.connection.port}`, outs: inputs };
+    },
+    async update(_id, _olds, news: HostPrepareInputs) {
+        await runAsRoot(news.connection, prepareScript(news.spec), { what: "preparing the host" });
+        return { outs: news };
+    },
+    async delete() {
+        // Data, the user and the venv are kept; purging is the activation's job when asked for.
+    },
+};
+
+// ---------------------------------------------------------------- staged files
+
+/** Inputs of a HostFile resource. */
+export interface HostFileInputs {
+    connection: SshConnection;
+    serviceName: string;
+    file: ManagedFile;
+    content: string;
+}
+
+/** What a HostFile keeps in state: the content is not kept, only its hash. */
+interface HostFileOutputs extends Omit<HostFileInputs, "content"> {
+    contentSha256: string;
+}
+
+async function stage(inputs: HostFileInputs): Promise<HostFileOutputs> {
+    await runAsRoot(inputs.connection, stageFileScript(inputs.serviceName, inputs.file), { stdin: inputs.content, what: `staging ${inputs.file.path}` });
+    const { content, ...rest } = inputs;
+    return { ...rest, contentSha256: sha256(content) };
+}
+
+const hostFile: Provider = {
+    async check(_olds, news) {
+        return { inputs: news };
+    },
+    async diff(_id, olds: HostFileOutputs, news: HostFileInputs) {
+        const newsForCompare = { ...news, contentSha256: typeof news.content === "string" ? sha256(news.content) : news.content };
+        return diffProps(olds as unknown as Record<string, unknown>, newsForCompare as unknown as Record<string, unknown>, ["connection", "file", "contentSha256"], ["connection", "serviceName"]);
+    },
+    async create(inputs: HostFileInputs) {
+        return { id: `${inputs.serviceName}/${inputs.file.id}`, outs: await stage(inputs) };
+    },
+    async update(_id, _olds, news: HostFileInputs) {
+        return { outs: await stage(news) };
+    },
+    async delete(_id, props: HostFileOutputs) {
+        await runAsRoot(props.connection, unstageFileScript(props.serviceName, props.file), { what: `unstaging ${props.file.path}` });
+    },
+};
+
+// ---------------------------------------------------------------- activation
+
+/** Inputs of a ServiceActivation resource. */
+export interface ServiceActivationInputs {
+    connection: SshConnection;
+    spec: Omit<ActivationSpec, "removed">;
+    /** Hash of each managed file's content by id: a change re-runs the activation. */
+    contentHashes: Record<string, string>;
+    /** What `pulumi destroy` removes. */
+    removal: RemovalSpec;
+}
+
+async function activate(inputs: ServiceActivationInputs, previous?: ServiceActivationInputs): Promise<ServiceActivationInputs & { activatedAt: string }> {
+    const livePaths = new Set(inputs.spec.files.map((f) => f.path));
+    const removed = (previous?.spec.files ?? []).filter((f) => !livePaths.has(f.path)).map((f) => ({ path: f.path, effect: f.effect }));
+    await runAsRoot(inputs.connection, activationScript({ ...inputs.spec, removed }), { what: `activating ${inputs.spec.unitName}` });
+    return { ...inputs, activatedAt: new Date().toISOString() };
+}
+
+const serviceActivation: Provider = {
+    async check(_olds, news) {
+        return { inputs: news };
+    },
+    async diff(_id, olds, news) {
+        return diffProps(olds, news, ["connection", "spec", "contentHashes", "removal"], ["connection"]);
+    },
+    async create(inputs: ServiceActivationInputs) {
+        return { id: `${inputs.connection.host}:${inputs.connection.port}/${inputs.spec.unitName}`, outs: await activate(inputs) };
+    },
+    async update(_id, olds: ServiceActivationInputs, news: ServiceActivationInputs) {
+        return { outs: await activate(news, olds) };
+    },
+    async delete(_id, props: ServiceActivationInputs) {
+        await runAsRoot(props.connection, removalScript(props.removal), { what: `removing ${props.removal.unitName}` });
+    },
+};
+
+// ---------------------------------------------------------------- random secrets
+
+/** Inputs of a RandomSecret resource. */
+export interface RandomSecretInputs {
+    /** Number of random bytes (the value is their base64url text). */
+    bytes: number;
+}
+
+const randomSecret: Provider = {
+    async check(_olds, news) {
+        const bytes = (news as RandomSecretInputs).bytes;
+        if (!Number.isInteger(bytes) || bytes < 16 || bytes > 1024) {
+            return { failures: [{ property: "bytes", reason: "must be an integer from 16 to 1024" }] };
+        }
+        return { inputs: news };
+    },
+    async diff(_id, olds, news) {
+        return diffProps(olds, news, ["bytes"], ["bytes"]);
+    },
+    async create(inputs: RandomSecretInputs) {
+        return { id: randomUUID(), outs: { bytes: inputs.bytes, value: randomBytes(inputs.bytes).toString("base64url") } };
+    },
+    async update(_id, olds) {
+        return { outs: olds };
+    },
+    async delete() {
+        // Nothing outside the state.
+    },
+};
+
+/** Every provider, by the kind name used in `resources.ts`. */
+export const providers: Record<string, Provider> = { hostPrepare, hostFile, serviceActivation, randomSecret };

@@ -1,0 +1,208 @@
+/**
+ * SSH transport: one pooled connection per host and key for the life of the
+ * provider process, the host key pinned, commands run through `sudo -n` for
+ * ordinary users, and content passed on stdin (never in a command line).
+ */
+import { createHash } from "crypto";
+import { Client, ClientChannel } from "ssh2";
+import { quoteScript } from "../host/shell";
+
+/** How to reach a host. `privateKey` is secret: it is never logged or put in an error message. */
+export interface SshConnection {
+    /** Address of the host. */
+    readonly host: string;
+    /** SSH port. */
+    readonly port: number;
+    /** Login user; `root`, or a user that may run `sudo -n`. */
+    readonly user: string;
+    /** The private key (OpenSSH or PEM text). */
+    readonly privateKey: string;
+    /** The pinned host public key, `ssh-ed25519 AAAA…`. */
+    readonly hostKey: string;
+}
+
+/** The result of a remote command. */
+export interface RemoteResult {
+    readonly code: number;
+    readonly stdout: string;
+    readonly stderr: string;
+}
+
+/** A remote command failed; the message carries the exit code and the tail of its output, never its stdin. */
+export class RemoteCommandError extends Error {
+    readonly result: RemoteResult;
+    constructor(what: string, target: string, result: RemoteResult) {
+        const tail = (text: string) => text.trim().split("\n").slice(-60).join("\n");
+        super(
+            `${what} failed on ${target} (exit ${result.code})` +
+                (result.stderr.trim() ? `:\n${tail(result.stderr)}` : "") +
+                (result.stdout.trim() ? `\n--- output ---\n${tail(result.stdout)}` : ""),
+        );
+        this.name = "RemoteCommandError";
+        this.result = result;
+    }
+}
+
+/** The raw key blob of a `type base64` public key line. */
+export function hostKeyBlob(hostKey: string): Buffer {
+    const parts = hostKey.trim().split(/\s+/);
+    if (parts.length < 2) {
+        throw new Error(`pinned host key is not of the form 'TYPE BASE64': ${JSON.stringify(hostKey)}`);
+    }
+    return Buffer.from(parts[1]!, "base64");
+}
+
+/** `user@host:port`, for messages. */
+export function describeTarget(c: Pick<SshConnection, "user" | "host" | "port">): string {
+    return `${c.user}@${c.host}:${c.port}`;
+}
+
+/** sshd allows 10 sessions per connection by default (MaxSessions); stay below it. */
+const MAX_CHANNELS_PER_CONNECTION = 8;
+/** A pooled connection closes after this long without a command. */
+const IDLE_CLOSE_MS = 15_000;
+
+interface Pooled {
+    client: Promise<Client>;
+    active: number;
+    waiters: (() => void)[];
+    idleTimer?: NodeJS.Timeout;
+}
+
+const pool = new Map<string, Pooled>();
+
+function poolKey(c: SshConnection): string {
+    const keyId = createHash("sha256").update(c.privateKey).update("\0").update(c.hostKey).digest("hex");
+    return `${c.user}@${c.host}:${c.port}#${keyId}`;
+}
+
+function connect(c: SshConnection, key: string): Promise<Client> {
+    return new Promise((resolve, reject) => {
+        const client = new Client();
+        const expected = hostKeyBlob(c.hostKey);
+        let hostKeyMismatch = false;
+        client
+            .on("ready", () => resolve(client))
+            .on("error", (err: Error) => {
+                pool.delete(key);
+                if (hostKeyMismatch) {
+                    reject(
+                        new Error(
+                            `host key verification failed for ${describeTarget(c)}: the host did not present the pinned key ` +
+                                `(${c.hostKey.split(/\s+/)[0]} …). Nothing was run. If the host was rebuilt, update the pinned hostKey in the stack config.`,
+                        ),
+                    );
+                } else {
+                    reject(new Error(`cannot connect to ${describeTarget(c)}: ${err.message}`));
+                }
+            })
+            .on("close", () => pool.delete(key))
+            .connect({
+                host: c.host,
+                port: c.port,
+                username: c.user,
+                privateKey: c.privateKey,
+                readyTimeout: 120_000,
+                keepaliveInterval: 15_000,
+                keepaliveCountMax: 8,
+                hostVerifier: (presented: Buffer) => {
+                    const ok = presented.equals(expected);
+                    hostKeyMismatch = !ok;
+                    return ok;
+                },
+            });
+    });
+}
+
+async function acquire(c: SshConnection): Promise<{ client: Client; release: () => void }> {
+    const key = poolKey(c);
+    let entry = pool.get(key);
+    if (!entry) {
+        entry = { client: connect(c, key), active: 0, waiters: [] };
+        pool.set(key, entry);
+    }
+    const e = entry;
+    if (e.idleTimer) {
+        clearTimeout(e.idleTimer);
+        delete e.idleTimer;
+    }
+    while (e.active >= MAX_CHANNELS_PER_CONNECTION) {
+        await new Promise<void>((r) => e.waiters.push(r));
+    }
+    e.active++;
+    let client: Client;
+    try {
+        client = await e.client;
+    } catch (err) {
+        e.active--;
+        throw err;
+    }
+    return {
+        client,
+        release: () => {
+            e.active--;
+            e.waiters.shift()?.();
+            if (e.active === 0) {
+                e.idleTimer = setTimeout(() => {
+                    pool.delete(key);
+                    client.end();
+                }, IDLE_CLOSE_MS);
+                e.idleTimer.unref();
+            }
+        },
+    };
+}
+
+/** Closes every pooled connection (tests and short-lived tools call this before exiting). */
+export function closeAllConnections(): void {
+    for (const [key, entry] of pool) {
+        pool.delete(key);
+        if (entry.idleTimer) clearTimeout(entry.idleTimer);
+        entry.client.then((c) => c.end()).catch(() => undefined);
+    }
+}
+
+/**
+ * Runs `script` with bash as root on the host (through `sudo -n` unless the
+ * login user is root), writing `stdin` to it. The script text is visible in
+ * the host's process list, so it must never carry a secret: secrets travel on
+ * stdin only.
+ */
+export async function runAsRoot(c: SshConnection, script: string, options: { stdin?: string; what: string }): Promise<RemoteResult> {
+    const bash = `/bin/bash -c ${quoteScript(script)}`;
+    const command = c.user === "root" ? `LC_ALL=C ${bash}` : `LC_ALL=C sudo -n ${bash}`;
+    const result = await execRaw(c, command, options.stdin);
+    if (result.code !== 0) {
+        throw new RemoteCommandError(options.what, describeTarget(c), result);
+    }
+    return result;
+}
+
+/** Runs a raw command line on the host and collects its output. */
+export async function execRaw(c: SshConnection, command: string, stdin?: string): Promise<RemoteResult> {
+    const { client, release } = await acquire(c);
+    try {
+        return await new Promise<RemoteResult>((resolve, reject) => {
+            client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
+                if (err) {
+                    reject(new Error(`cannot start a command on ${describeTarget(c)}: ${err.message}`));
+                    return;
+                }
+                const out: Buffer[] = [];
+                const errOut: Buffer[] = [];
+                stream.on("data", (d: Buffer) => out.push(d));
+                stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+                stream.on("close", (code: number | null, signal?: string) => {
+                    resolve({
+                        code: code ?? (signal ? 128 : 255),
+                        stdout: Buffer.concat(out).toString("utf8"),
+                        stderr: Buffer.concat(errOut).toString("utf8") + (code === null && !signal ? "\n(the connection closed before the command finished)" : ""),
+                    });
+                });
+                stream.end(stdin ?? "");
+            });
+        });
+    } finally {
+        release();
+    }
+}

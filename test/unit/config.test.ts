@@ -1,0 +1,137 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "../../components/config";
+import { TEST_HOST } from "../support/config";
+
+const NS = "amarktai-infra";
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+
+/** Raw config as Pulumi hands it to the program: structured values as JSON text. */
+function raw(values: Record<string, unknown>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(values)) out[k] = typeof v === "string" ? v : JSON.stringify(v);
+    return out;
+}
+
+function load(values: Record<string, unknown>) {
+    return loadConfig(raw({ hosts: [TEST_HOST], sshPrivateKey: KEY, ...values }), NS);
+}
+
+function problems(values: Record<string, unknown>): string[] {
+    try {
+        load(values);
+    } catch (e) {
+        assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
+        return [...e.problems];
+    }
+    assert.fail("the config was accepted");
+}
+
+test("the defaults are the service notes' values", () => {
+    const { config, secrets } = load({});
+    assert.equal(config.serviceName, "amarktai-api");
+    assert.equal(config.user, "amarktai");
+    assert.deepEqual(config.paths, {
+        app: "/var/amarktai/app",
+        workingDirectory: "/var/amarktai/app/backend",
+        venv: "/var/amarktai/venv",
+        logs: "/var/amarktai/logs",
+        envFile: "/var/amarktai/app/backend/.env",
+    });
+    assert.deepEqual(config.app, { module: "server:app", bindHost: "127.0.0.1", port: 8000, logLevel: "info", requirements: ["uvicorn==0.38.0"] });
+    assert.deepEqual(config.dependencies, { after: ["network.target", "mongodb.service"], requires: [], wants: [] });
+    assert.deepEqual(config.restart, { policy: "always", sec: 5, timeoutStopSec: 60 });
+    assert.equal(config.hardening, "notes");
+    assert.equal(config.hosts[0]!.user, "ubuntu");
+    assert.deepEqual(secrets.secretEnv, {});
+});
+
+test("a valid full config is accepted", () => {
+    const { config } = load({
+        overrides: { workers: { workers: 4 }, memory: { memoryMax: "2G", memoryHigh: "1.5G" }, cpu: { cpuQuota: "200%" }, debug: { restart: "no" } },
+        journald: { systemMaxUse: "1G", systemKeepFree: "2G", maxRetentionSec: "30day" },
+        env: { ENABLE_TRADING: "true" },
+        secretEnv: { OPENAI_API_KEY: "sk-$(not a command)'\"`" },
+    });
+    assert.equal(config.overrides.workers!.workers, 4);
+});
+
+/** [what, config patch, expected key, expected words in the message] */
+const BAD: [string, Record<string, unknown>, string, RegExp][] = [
+    ["no hosts", { hosts: [] }, `${NS}:hosts`, /at least one host/],
+    ["host address with a shell metacharacter", { hosts: [{ ...TEST_HOST, address: "1.2.3.4;rm" }] }, `${NS}:hosts[0].address`, /IP address or DNS name/],
+    ["SSH port out of range", { hosts: [{ ...TEST_HOST, port: 70000 }] }, `${NS}:hosts[0].port`, /65535/],
+    ["host key not a key", { hosts: [{ ...TEST_HOST, hostKey: "AAAA" }] }, `${NS}:hosts[0].hostKey`, /ssh-keyscan/],
+    ["SSH user with a space", { hosts: [{ ...TEST_HOST, user: "bad user" }] }, `${NS}:hosts[0].user`, /user\/group name/],
+    ["duplicate host names", { hosts: [TEST_HOST, TEST_HOST] }, `${NS}:hosts[1].name`, /unique/],
+    ["unknown host key", { hosts: [{ ...TEST_HOST, colour: "blue" }] }, `${NS}:hosts[0]`, /unknown key\(s\) 'colour'/],
+    ["service name with a slash", { serviceName: "a/b" }, `${NS}:serviceName`, /lowercase/],
+    ["description with a newline", { description: "a\nb" }, `${NS}:description`, /newlines/],
+    ["relative working directory", { paths: { workingDirectory: "app" } }, `${NS}:paths.workingDirectory`, /absolute path/],
+    ["path with $()", { paths: { venv: "/var/$(id)" } }, `${NS}:paths.venv`, /absolute path/],
+    ["path with ..", { paths: { logs: "/var/amarktai/../../etc" } }, `${NS}:paths.logs`, /'\.\.'/],
+    ["path with %", { paths: { app: "/var/%h" } }, `${NS}:paths.app`, /no spaces, quotes, \$ or %/],
+    ["port out of range", { app: { port: 0 } }, `${NS}:app.port`, />=1/],
+    ["port not a number", { app: { port: "80a" } }, `${NS}:app.port`, /number/],
+    ["unsupported log level", { app: { logLevel: "verbose" } }, `${NS}:app.logLevel`, /critical.*debug/],
+    ["bad module", { app: { module: "server" } }, `${NS}:app.module`, /module:attribute/],
+    ["bad requirement", { app: { requirements: ["uvicorn; rm -rf /"] } }, `${NS}:app.requirements[0]`, /pip requirement/],
+    ["dependency that is not a unit", { dependencies: { after: ["mongodb"] } }, `${NS}:dependencies.after[0]`, /unit name/],
+    ["restart policy unknown", { restart: { policy: "sometimes" } }, `${NS}:restart.policy`, /always/],
+    ["negative RestartSec", { restart: { sec: -1 } }, `${NS}:restart.sec`, />=0/],
+    ["unknown hardening profile", { hardening: "paranoid" }, `${NS}:hardening`, /notes.*strict/],
+    ["drop-in name with a slash", { overrides: { "a/b": { restart: "no" } } }, `${NS}:overrides.a/b`, /no '\/' or '\.\.'/],
+    ["drop-in name with ..", { overrides: { "..": { restart: "no" } } }, `${NS}:overrides...`, /file name/],
+    ["empty override", { overrides: { nothing: {} } }, `${NS}:overrides.nothing`, /at least one directive/],
+    ["unknown directive in an override", { overrides: { x: { LimitCORE: "0" } } }, `${NS}:overrides.x`, /unknown key\(s\) 'LimitCORE'/],
+    ["memory size with a B suffix", { overrides: { m: { memoryMax: "2GB" } } }, `${NS}:overrides.m.memoryMax`, /no 'B'/],
+    ["negative memory size", { overrides: { m: { memoryHigh: "-1" } } }, `${NS}:overrides.m.memoryHigh`, /systemd size/],
+    ["CPU quota without %", { overrides: { c: { cpuQuota: "200" } } }, `${NS}:overrides.c.cpuQuota`, /percentage/],
+    ["workers zero", { overrides: { w: { workers: 0 } } }, `${NS}:overrides.w.workers`, />=1/],
+    ["override env name invalid", { overrides: { e: { environment: { "A-B": "x" } } } }, `${NS}:overrides.e.environment.A-B`, /environment variable name/],
+    ["journald size invalid", { journald: { systemMaxUse: "lots" } }, `${NS}:journald.systemMaxUse`, /systemd size/],
+    ["journald retention invalid", { journald: { maxRetentionSec: "forever" } }, `${NS}:journald.maxRetentionSec`, /time span/],
+    ["env key invalid", { env: { "1FLAG": "x" } }, `${NS}:env.1FLAG`, /environment variable name/],
+    ["env value with a newline", { env: { FLAG: "a\nb" } }, `${NS}:env.FLAG`, /newlines/],
+    ["env value with a control character", { env: { FLAG: "a\u0007b" } }, `${NS}:env.FLAG`, /control characters/],
+    ["secret env key invalid", { secretEnv: { "BAD KEY": "x" } }, `${NS}:secretEnv.BAD KEY`, /environment variable name/],
+    ["secret env value with a newline", { secretEnv: { TOKEN: "a\nb" } }, `${NS}:secretEnv.TOKEN`, /newlines/],
+    ["the same key in env and secretEnv", { env: { A: "1" }, secretEnv: { A: "2" } }, `${NS}:env.A`, /one place only/],
+    ["private key that is not a key", { sshPrivateKey: "hunter2" }, `${NS}:sshPrivateKey`, /private key/],
+    ["health path not a path", { health: { path: "health" } }, `${NS}:health.path`, /URL path/],
+    ["health timeout zero", { health: { timeoutSec: 0 } }, `${NS}:health.timeoutSec`, />=1/],
+    ["unknown top-level key", { worker: 4 }, `${NS}:worker`, /unknown config key/],
+];
+
+for (const [what, patch, key, words] of BAD) {
+    test(`refuses ${what}, naming ${key}`, () => {
+        const found = problems(patch);
+        const line = found.find((p) => p.startsWith(`${key}: `));
+        assert.ok(line, `no problem reported for ${key}; got:\n${found.join("\n")}`);
+        assert.match(line, words);
+    });
+}
+
+test("every problem is reported at once", () => {
+    const found = problems({ app: { port: 0, logLevel: "loud" }, overrides: { w: { workers: 0 } } });
+    assert.equal(found.length, 3);
+});
+
+test("a refused secret is never echoed", () => {
+    const secret = "super-secret-value\nwith-newline";
+    const found = problems({ secretEnv: { TOKEN: secret }, sshPrivateKey: "not-a-key-but-secret" });
+    for (const p of found) {
+        assert.ok(!p.includes("super-secret-value") && !p.includes("not-a-key-but-secret"), p);
+    }
+});
+
+test("missing hosts and key are reported as missing", () => {
+    try {
+        loadConfig({}, NS);
+        assert.fail("accepted");
+    } catch (e) {
+        const ps = (e as ConfigError).problems.join("\n");
+        assert.match(ps, new RegExp(`${NS}:hosts: `));
+        assert.match(ps, new RegExp(`${NS}:sshPrivateKey: `));
+    }
+});

@@ -1,0 +1,27 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { MANAGED_MARKER, renderEnvFile, renderEnvLine } from "../../components/systemd";
+
+test("plain values are written bare", () => {
+    assert.equal(renderEnvLine("ENABLE_TRADING", "false"), "ENABLE_TRADING=false");
+    assert.equal(renderEnvLine("MONGO_URL", "mongodb://127.0.0.1:27017/amarktai"), "MONGO_URL=mongodb://127.0.0.1:27017/amarktai");
+});
+
+test("values with quotes, spaces, $ and backticks are double-quoted with backslash escapes", () => {
+    assert.equal(renderEnvLine("K", `a"b c$d\`e\\f'g`), `K="a\\"b c\\$d\\\`e\\\\f'g"`);
+});
+
+test("newlines are refused without echoing the value", () => {
+    assert.throws(
+        () => renderEnvLine("SECRET", "line1\nhunter2"),
+        (e: Error) => /SECRET must not contain newlines/.test(e.message) && !e.message.includes("hunter2"),
+    );
+});
+
+test("invalid names are refused", () => {
+    assert.throws(() => renderEnvLine("BAD-NAME", "x"), /not a valid environment variable name/);
+});
+
+test("the file starts with the marker and lists entries sorted by name", () => {
+    assert.equal(renderEnvFile({ B: "2", A: "1" }), `# ${MANAGED_MARKER}\nA=1\nB=2\n`);
+});

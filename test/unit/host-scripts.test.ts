@@ -1,0 +1,86 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "child_process";
+import { activationScript, fileIdForPath, prepareScript, quoteScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components";
+import { planServiceFiles } from "../../components/files";
+import { MANAGED_MARKER } from "../../components/systemd";
+import { testConfig } from "../support/config";
+
+const HOSTILE = ["plain", "with space", "it's", `"double"`, "$(touch /tmp/pwned)", "`id`", "a;b|c&d", "back\\slash", "*?[glob]", "~user", "tab\there", "", "-n"];
+
+test("shellQuote makes any value one literal word for bash", () => {
+    for (const value of HOSTILE) {
+        const out = execFileSync("bash", ["-c", `printf '%s' ${shellQuote(value)}`], { encoding: "utf8" });
+        assert.equal(out, value);
+    }
+});
+
+test("shellQuote refuses newlines and control characters", () => {
+    assert.throws(() => shellQuote("a\nb"), /control character or newline/);
+    assert.throws(() => shellQuote("a\u0000b"), /control character/);
+});
+
+test("quoteScript keeps a multi-line script intact for bash -c", () => {
+    const script = "printf '%s\\n' \"it's\"\necho $((1+2))\n";
+    const out = execFileSync("bash", ["-c", `bash -c ${quoteScript(script)}`], { encoding: "utf8" });
+    assert.equal(out, "it's\n3\n");
+});
+
+const config = testConfig({ overrides: { workers: { workers: 4 } }, journald: { systemMaxUse: "1G" } });
+const plan = planServiceFiles(config, [{ relativePath: "server.py", content: "app = None\n" }]);
+const files = plan.files.map((f) => f.file);
+
+const SCRIPTS: [string, string][] = [
+    ["prepare", prepareScript({ user: "amarktai", group: "amarktai", directories: [{ path: "/var/amarktai/app", owner: "amarktai", group: "amarktai", mode: "0755" }], venv: "/var/amarktai/venv", requirements: ["uvicorn==0.38.0"] })],
+    ["stage", stageFileScript("amarktai-api", files[0]!)],
+    ["unstage", unstageFileScript("amarktai-api", files[0]!)],
+    [
+        "activation",
+        activationScript({
+            serviceName: "amarktai-api",
+            unitName: "amarktai-api.service",
+            files,
+            removed: [{ path: "/etc/systemd/system/amarktai-api.service.d/20-old.conf", effect: "systemd" }],
+            marker: MANAGED_MARKER,
+            healthUrl: "http://127.0.0.1:8000/health",
+            healthTimeoutSec: 60,
+        }),
+    ],
+    ["removal", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER })],
+    ["removal with purge", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, purge: { paths: ["/var/amarktai/app"], user: "amarktai", group: "amarktai" } })],
+];
+
+for (const [name, script] of SCRIPTS) {
+    test(`the ${name} script parses with bash -n and passes shellcheck`, () => {
+        const parsed = spawnSync("bash", ["-n"], { input: script, encoding: "utf8" });
+        assert.equal(parsed.status, 0, parsed.stderr);
+        const checked = spawnSync("shellcheck", ["--shell=bash", "--severity=warning", "-"], { input: script, encoding: "utf8" });
+        assert.notEqual(checked.error?.message.includes("ENOENT"), true, "shellcheck is not installed (scripts/test.sh installs it)");
+        assert.equal(checked.status, 0, checked.stdout);
+    });
+
+    test(`the ${name} script is strict and idempotent-safe (set -euo pipefail)`, () => {
+        assert.match(script, /^set -euo pipefail$/m);
+    });
+}
+
+test("hostile values in a spec stay quoted in the generated script", () => {
+    const evil = "/var/x'$(touch /tmp/amarktai-pwned)'";
+    const script = prepareScript({ user: "u", group: "g", directories: [{ path: evil, owner: "u", group: "g", mode: "0755" }], venv: "/v", requirements: [] });
+    // Run only the variable assignments: the value must come back verbatim.
+    const assignments = script.split("\n").filter((l) => l.startsWith("DIR_PATHS="));
+    const out = execFileSync("bash", ["-c", `${assignments.join("\n")}\nprintf '%s' "\${DIR_PATHS[0]}"`], { encoding: "utf8" });
+    assert.equal(out, evil);
+});
+
+test("file ids are derived from paths and unique per path", () => {
+    assert.equal(fileIdForPath("/etc/systemd/system/amarktai-api.service"), "etc__systemd__system__amarktai-api.service");
+    const ids = new Set(files.map((f) => f.id));
+    assert.equal(ids.size, files.length);
+});
+
+test("no generated script reads a secret from its command line: staging takes content on stdin", () => {
+    const stage = stageFileScript("amarktai-api", files[0]!);
+    assert.match(stage, /cat > "\$tmp"/);
+    assert.match(stage, /^umask 077$/m);
+});

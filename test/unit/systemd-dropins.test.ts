@@ -1,0 +1,62 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { MANAGED_MARKER, renderSystemdFiles } from "../../components/systemd";
+import { testConfig } from "../support/config";
+
+const body = (text: string) => text.split("\n").filter((l) => !l.startsWith("#")).join("\n").trim();
+
+test("the workers override resets ExecStart, then sets the command with --workers", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { workers: { workers: 4 } } }));
+    assert.equal(dropIns.length, 1);
+    assert.equal(dropIns[0]!.path, "/etc/systemd/system/amarktai-api.service.d/10-workers.conf");
+    assert.equal(
+        body(dropIns[0]!.text),
+        "[Service]\nExecStart=\nExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 4 --log-level info",
+    );
+});
+
+test("memory and CPU limits render as in the notes", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { memory: { memoryMax: "2G", memoryHigh: "1.5G" }, cpu: { cpuQuota: "200%" } } }));
+    assert.deepEqual(
+        dropIns.map((d) => [d.path.split("/").pop(), body(d.text)]),
+        [
+            ["10-memory.conf", "[Service]\nMemoryHigh=1.5G\nMemoryMax=2G"],
+            ["20-cpu.conf", "[Service]\nCPUQuota=200%"],
+        ],
+    );
+});
+
+test("extra dependencies go in [Unit]; Restart=no for debugging goes in [Service]", () => {
+    const { dropIns } = renderSystemdFiles(
+        testConfig({ overrides: { deps: { after: ["network.target", "mongodb.service", "redis.service"], requires: ["mongodb.service"] }, debug: { restart: "no" } } }),
+    );
+    assert.equal(body(dropIns[0]!.text), "[Unit]\nAfter=network.target mongodb.service redis.service\nRequires=mongodb.service");
+    assert.equal(body(dropIns[1]!.text), "[Service]\nRestart=no");
+});
+
+test("an explicit order sets the NN prefix and the application order", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { late: { order: 90, restart: "no" }, early: { order: 5, cpuQuota: "50%" } } }));
+    assert.deepEqual(dropIns.map((d) => d.path.split("/").pop()), ["05-early.conf", "90-late.conf"]);
+});
+
+test("a later ExecStart reset keeps the workers set by an earlier drop-in", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { workers: { workers: 3 }, verbose: { logLevel: "debug" } } }));
+    assert.match(dropIns[1]!.text, /^ExecStart=.* --workers 3 --log-level debug$/m);
+});
+
+test("every drop-in starts with the managed-file marker", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { a: { restart: "no" } } }));
+    assert.equal(dropIns[0]!.text.split("\n")[0], `# ${MANAGED_MARKER}`);
+});
+
+test("override environment entries are quoted and % is escaped", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { env: { environment: { GREETING: 'say "hi" 100%' } } } }));
+    assert.match(dropIns[0]!.text, /^Environment="GREETING=say \\"hi\\" 100%%"$/m);
+});
+
+test("journald limits render as a drop-in under journald.conf.d", () => {
+    const { journald } = renderSystemdFiles(testConfig({ journald: { systemMaxUse: "1G", systemKeepFree: "2G", maxRetentionSec: "30day" } }));
+    assert.equal(journald!.path, "/etc/systemd/journald.conf.d/60-amarktai-infra.conf");
+    assert.equal(body(journald!.text), "[Journal]\nSystemMaxUse=1G\nSystemKeepFree=2G\nMaxRetentionSec=30day");
+    assert.equal(renderSystemdFiles(testConfig()).journald, undefined);
+});

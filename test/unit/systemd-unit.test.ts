@@ -1,0 +1,62 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as path from "path";
+import { MANAGED_MARKER, parseIniDirectives, renderSystemdFiles } from "../../components/systemd";
+import { testConfig } from "../support/config";
+
+const fixture = (name: string) => fs.readFileSync(path.join(__dirname, "..", "..", "..", "test", "fixtures", name), "utf8");
+
+test("with default settings the unit equals the service notes' unit, directive for directive", () => {
+    const rendered = renderSystemdFiles(testConfig()).unit.text;
+    assert.deepEqual(parseIniDirectives(rendered), parseIniDirectives(fixture("notes-unit.service")));
+});
+
+test("with default settings the unit text is the notes' text below the managed-file header", () => {
+    const rendered = renderSystemdFiles(testConfig()).unit.text;
+    const [header, blank, ...rest] = rendered.split("\n");
+    assert.equal(header, `# ${MANAGED_MARKER}`);
+    assert.equal(blank, "");
+    assert.equal(rest.join("\n"), fixture("notes-unit.service"));
+});
+
+test("the unit lives at /etc/systemd/system/<service>.service", () => {
+    const files = renderSystemdFiles(testConfig({ serviceName: "other-api" }));
+    assert.equal(files.unit.path, "/etc/systemd/system/other-api.service");
+    assert.equal(files.dropInDir, "/etc/systemd/system/other-api.service.d");
+    assert.match(files.unit.text, /^SyslogIdentifier=other-api$/m);
+});
+
+test("Requires= and Wants= appear only when configured, and mongod.service can replace mongodb.service", () => {
+    const plain = renderSystemdFiles(testConfig()).unit.text;
+    assert.doesNotMatch(plain, /^(Requires|Wants)=/m);
+    const text = renderSystemdFiles(testConfig({ dependencies: { after: ["network.target", "mongod.service"], requires: ["mongod.service"], wants: ["redis.service"] } })).unit.text;
+    assert.match(text, /^After=network.target mongod.service$/m);
+    assert.match(text, /^Requires=mongod.service$/m);
+    assert.match(text, /^Wants=redis.service$/m);
+});
+
+test("bind address, port and log level flow into ExecStart", () => {
+    const text = renderSystemdFiles(testConfig({ app: { bindHost: "0.0.0.0", port: 9000, logLevel: "warning" } })).unit.text;
+    assert.match(text, /^ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --host 0.0.0.0 --port 9000 --log-level warning$/m);
+});
+
+test("Group= is written only when the group differs from the user", () => {
+    assert.doesNotMatch(renderSystemdFiles(testConfig()).unit.text, /^Group=/m);
+    assert.match(renderSystemdFiles(testConfig({ group: "svc" })).unit.text, /^User=amarktai\nGroup=svc$/m);
+});
+
+test("the strict profile keeps every directive of the notes and adds the sandbox", () => {
+    const notes = parseIniDirectives(renderSystemdFiles(testConfig()).unit.text);
+    const strict = parseIniDirectives(renderSystemdFiles(testConfig({ hardening: "strict" })).unit.text);
+    for (const d of notes) {
+        assert.ok(
+            strict.some((s) => s.section === d.section && s.name === d.name && s.value === d.value),
+            `strict lost ${d.section}/${d.name}=${d.value}`,
+        );
+    }
+    const names = new Set(strict.map((d) => d.name));
+    for (const extra of ["PrivateDevices", "ProtectKernelModules", "ProtectKernelLogs", "ProtectClock", "ProtectProc", "RestrictAddressFamilies", "SystemCallFilter", "CapabilityBoundingSet", "UMask"]) {
+        assert.ok(names.has(extra), `strict lacks ${extra}`);
+    }
+});
