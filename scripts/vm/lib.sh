@@ -1,0 +1,405 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are used by the scripts sourcing this file
+# Shared helpers for scripts/vm/build-image.sh and scripts/vm/vm.sh.
+# Sourced, never executed. Everything here must stay shellcheck-clean.
+
+# Bump to force a rebuild of the cached image (a new directory is used).
+AMARKTAI_VM_IMAGE_VERSION="trixie-1"
+
+# Guest hardware. The template snapshot can only be restored with exactly the
+# same machine type, CPU model, vCPU count and memory size, so these are baked
+# into the recorded argument file at build time and read back from it by vm.sh.
+VM_MEMORY_MIB=1536
+VM_CPUS=2
+VM_CPU_MODEL=max
+VM_DISK_SIZE=4G
+VM_HOSTNAME=amarktai-vm
+VM_KERNEL_CMDLINE="root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 random.trust_cpu=on"
+
+VM_CACHE_DIR="${AMARKTAI_CACHE_DIR:-${HOME}/.cache/amarktai-infra}"
+VM_IMAGE_DIR="${VM_CACHE_DIR}/vm/${AMARKTAI_VM_IMAGE_VERSION}"
+VM_STATE_DIR="${AMARKTAI_VM_STATE_DIR:-${VM_CACHE_DIR}/vm-run}"
+
+VM_PRIVATE_KEY="${VM_IMAGE_DIR}/id_ed25519"
+VM_PUBLIC_KEY="${VM_IMAGE_DIR}/id_ed25519.pub"
+VM_HOST_KEY_FILE="${VM_IMAGE_DIR}/host_ed25519.pub"
+VM_BASE_IMAGE="${VM_IMAGE_DIR}/base.qcow2"
+VM_TEMPLATE_DISK="${VM_IMAGE_DIR}/template.qcow2"
+VM_SNAPSHOT="${VM_IMAGE_DIR}/snapshot.zst"
+VM_KERNEL="${VM_IMAGE_DIR}/vmlinuz"
+VM_INITRD="${VM_IMAGE_DIR}/initrd.img"
+VM_QEMU_ARGS_FILE="${VM_IMAGE_DIR}/qemu-args"
+VM_META_FILE="${VM_IMAGE_DIR}/image.env"
+VM_READY_MARKER="${VM_IMAGE_DIR}/.ready"
+
+# Host loopback port range for the SSH forward (below the usual ephemeral range).
+VM_PORT_MIN=20000
+VM_PORT_MAX=29999
+
+# ---------------------------------------------------------------------------
+# logging / timing
+
+vm_now_ms() {
+  local t="${EPOCHREALTIME}"
+  t="${t//[.,]/}"
+  printf '%s\n' "$((10#${t} / 1000))"
+}
+
+VM_T0_MS="$(vm_now_ms)"
+
+# Seconds (one decimal) since a start time in ms (default: script start).
+vm_elapsed() {
+  local start="${1:-${VM_T0_MS}}" now
+  now="$(vm_now_ms)"
+  local d=$((now - start))
+  printf '%d.%d' "$((d / 1000))" "$(((d % 1000) / 100))"
+}
+
+vm_log() {
+  printf '[%7ss] %s\n' "$(vm_elapsed "${VM_T0_MS}")" "$*" >&2
+}
+
+vm_die() {
+  printf '[%7ss] ERROR: %s\n' "$(vm_elapsed "${VM_T0_MS}")" "$*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------------------
+# host dependencies
+
+VM_APT_UPDATED=0
+
+# vm_require CMD:PACKAGE ... installs the packages of missing commands.
+vm_require() {
+  local spec cmd pkg missing=()
+  for spec in "$@"; do
+    cmd="${spec%%:*}"
+    pkg="${spec#*:}"
+    if ! command -v "${cmd}" >/dev/null 2>&1; then
+      missing+=("${pkg}")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    vm_die "missing host packages (${missing[*]}); run as root or install them"
+  fi
+  vm_log "installing host packages: ${missing[*]}"
+  if [[ "${VM_APT_UPDATED}" == 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    VM_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+vm_require_runtime() {
+  vm_require \
+    qemu-system-x86_64:qemu-system-x86 \
+    qemu-img:qemu-utils \
+    zstd:zstd \
+    ssh:openssh-client \
+    ssh-keygen:openssh-client \
+    flock:util-linux \
+    ss:iproute2 \
+    socat:socat
+}
+
+# ---------------------------------------------------------------------------
+# misc
+
+# QEMU option strings use ',' as a separator and the exec: migration URIs go
+# through /bin/sh: refuse paths that would need escaping instead of escaping.
+vm_check_path() {
+  local p="$1"
+  case "${p}" in
+    *[[:space:],\'\"\\\$\`]*) vm_die "path not supported (contains whitespace, comma or quotes): ${p}" ;;
+  esac
+}
+
+vm_check_name() {
+  local name="$1"
+  if [[ ! "${name}" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]]; then
+    vm_die "invalid VM name '${name}' (use letters, digits, '.', '_', '-')"
+  fi
+}
+
+vm_image_ready() {
+  [[ -f "${VM_READY_MARKER}" ]]
+}
+
+# "ssh-ed25519 AAAA..." without the comment.
+vm_host_key() {
+  local kt key _rest
+  read -r kt key _rest <"${VM_HOST_KEY_FILE}"
+  printf '%s %s\n' "${kt}" "${key}"
+}
+
+# Is PID alive and a QEMU process whose command line mentions MARKER?
+vm_pid_is_our_qemu() {
+  local pid="$1" marker="$2" cmdline
+  [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
+  [[ -r "/proc/${pid}/cmdline" ]] || return 1
+  cmdline="$(tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null)" || return 1
+  [[ "${cmdline}" == *qemu-system* && "${cmdline}" == *"${marker}"* ]]
+}
+
+# Kill a QEMU started by us (verified through its command line), wait for it.
+vm_kill_qemu() {
+  local pid="$1" marker="$2" i
+  vm_pid_is_our_qemu "${pid}" "${marker}" || return 0
+  kill -TERM "${pid}" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    vm_pid_is_our_qemu "${pid}" "${marker}" || return 0
+    sleep 0.1
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    vm_pid_is_our_qemu "${pid}" "${marker}" || return 0
+    sleep 0.1
+  done
+  vm_die "QEMU pid ${pid} did not exit"
+}
+
+# After QEMU died: give the reaper (pid 1 for a daemonized QEMU) a moment so
+# the zombie entry disappears too. Never fails.
+vm_wait_reaped() {
+  local pid="$1" i
+  [[ "${pid}" =~ ^[0-9]+$ ]] || return 0
+  for ((i = 0; i < 30; i++)); do
+    [[ -e "/proc/${pid}" ]] || return 0
+    sleep 0.1
+  done
+  return 0
+}
+
+vm_port_in_use() {
+  local port="$1"
+  [[ -n "$(ss -Htan "( sport = :${port} )" 2>/dev/null)" ]]
+}
+
+vm_pick_port() {
+  local port i
+  for ((i = 0; i < 200; i++)); do
+    port=$((VM_PORT_MIN + (RANDOM * 32768 + RANDOM) % (VM_PORT_MAX - VM_PORT_MIN + 1)))
+    if ! vm_port_in_use "${port}"; then
+      printf '%s\n' "${port}"
+      return 0
+    fi
+  done
+  vm_die "no free loopback port found in ${VM_PORT_MIN}-${VM_PORT_MAX}"
+}
+
+# Send one HMP command to a monitor socket, print the reply.
+vm_monitor() {
+  local sock="$1" cmd="$2"
+  printf '%s\n' "${cmd}" | socat -t 1 - "UNIX-CONNECT:${sock}" 2>/dev/null | tr -d '\r'
+}
+
+# vm_wait_running RUNDIR TIMEOUT_S: wait until the monitor reports the guest
+# running (an incoming migration has finished loading). Connecting to the
+# forwarded SSH port while the guest is still paused stalls that connection
+# for several seconds, so vm.sh waits for this first.
+vm_wait_running() {
+  local rundir="$1" timeout_s="$2" start out pid
+  start="$(vm_now_ms)"
+  while :; do
+    out="$(printf 'info status\n' | socat -t 0.1 - "UNIX-CONNECT:${rundir}/monitor.sock" 2>/dev/null | tr -d '\r' || true)"
+    case "${out}" in
+      *"VM status: running"*) return 0 ;;
+    esac
+    pid="$(vm_qemu_pid "${rundir}")"
+    if [[ -z "${pid}" ]] || ! kill -0 "${pid}" 2>/dev/null; then
+      return 1
+    fi
+    if (($(vm_now_ms) - start > timeout_s * 1000)); then
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# ---------------------------------------------------------------------------
+# QEMU command line
+#
+# The argument list is recorded (one argument per line) in VM_QEMU_ARGS_FILE at
+# build time with placeholders for per-instance values:
+#   @DISK@ @PORT@ @SERIAL@ @MONITOR@ @PIDFILE@
+# The template and every restored VM are started from that very file, so device
+# order and PCI addresses (which migration depends on) always match.
+
+vm_write_qemu_args() {
+  local machine="$1" out="$2"
+  {
+    printf '%s\n' \
+      -name amarktai-vm \
+      -machine "${machine}" \
+      -accel tcg,thread=multi \
+      -cpu "${VM_CPU_MODEL}" \
+      -smp "${VM_CPUS}" \
+      -m "${VM_MEMORY_MIB}" \
+      -nodefaults \
+      -no-user-config \
+      -display none \
+      -kernel "${VM_KERNEL}" \
+      -initrd "${VM_INITRD}" \
+      -append "${VM_KERNEL_CMDLINE}" \
+      -serial file:@SERIAL@ \
+      -monitor unix:@MONITOR@,server=on,wait=off \
+      -device virtio-net-pci,netdev=n0,addr=0x3,romfile= \
+      -netdev user,id=n0,hostfwd=tcp:127.0.0.1:@PORT@-:22 \
+      -device virtio-blk-pci,drive=disk0,addr=0x4 \
+      -drive file=@DISK@,if=none,id=disk0,format=qcow2,cache=unsafe,discard=unmap \
+      -device virtio-rng-pci,addr=0x5 \
+      -device vmgenid,guid=auto \
+      -pidfile @PIDFILE@ \
+      -daemonize
+  } >"${out}"
+}
+
+# vm_qemu_launch ARGS_FILE RUNDIR DISK PORT [INCOMING_URI]
+# Starts a daemonized QEMU; files in RUNDIR: qemu.pid, monitor.sock,
+# serial.log, qemu.log. Returns non-zero if QEMU failed to start.
+vm_qemu_launch() {
+  local args_file="$1" rundir="$2" disk="$3" port="$4" incoming="${5:-}"
+  local -a args=()
+  local line
+  while IFS= read -r line; do
+    line="${line//@DISK@/${disk}}"
+    line="${line//@PORT@/${port}}"
+    line="${line//@SERIAL@/${rundir}/serial.log}"
+    line="${line//@MONITOR@/${rundir}/monitor.sock}"
+    line="${line//@PIDFILE@/${rundir}/qemu.pid}"
+    args+=("${line}")
+  done <"${args_file}"
+  if [[ -n "${incoming}" ]]; then
+    args+=(-incoming "${incoming}")
+  fi
+  rm -f "${rundir}/qemu.pid" "${rundir}/monitor.sock"
+  printf '%q ' qemu-system-x86_64 "${args[@]}" >"${rundir}/qemu.cmdline"
+  printf '\n' >>"${rundir}/qemu.cmdline"
+  # -daemonize: the parent returns once the machine is set up; the daemon
+  # chdirs to / (all paths above are absolute).
+  # fds 8/9 are the scripts' lock files: do not leak them into the daemon.
+  qemu-system-x86_64 "${args[@]}" >"${rundir}/qemu.log" 2>&1 </dev/null 8>&- 9>&-
+}
+
+vm_qemu_pid() {
+  local rundir="$1" pid=""
+  if [[ -s "${rundir}/qemu.pid" ]]; then
+    read -r pid <"${rundir}/qemu.pid" || true
+  fi
+  printf '%s\n' "${pid}"
+}
+
+vm_dump_failure() {
+  local rundir="$1"
+  if [[ -s "${rundir}/qemu.log" ]]; then
+    printf -- '--- qemu.log ---\n' >&2
+    tail -n 20 "${rundir}/qemu.log" >&2 || true
+  fi
+  if [[ -s "${rundir}/serial.log" ]]; then
+    printf -- '--- serial.log (tail) ---\n' >&2
+    tail -n 40 "${rundir}/serial.log" >&2 || true
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# SSH
+
+vm_write_known_hosts() {
+  local port="$1" out="$2"
+  printf '[127.0.0.1]:%s %s\n' "${port}" "$(vm_host_key)" >"${out}"
+}
+
+# Fills the global array VM_SSH_OPTS for PORT and KNOWN_HOSTS.
+vm_ssh_opts() {
+  local port="$1" known_hosts="$2"
+  VM_SSH_OPTS=(
+    -F /dev/null
+    -p "${port}"
+    -i "${VM_PRIVATE_KEY}"
+    -o IdentitiesOnly=yes
+    -o IdentityAgent=none
+    -o BatchMode=yes
+    -o StrictHostKeyChecking=yes
+    -o "UserKnownHostsFile=${known_hosts}"
+    -o GlobalKnownHostsFile=/dev/null
+    -o HostKeyAlgorithms=ssh-ed25519
+    -o UpdateHostKeys=no
+    -o CheckHostIP=no
+    -o ConnectTimeout=10
+    -o ServerAliveInterval=15
+    -o ServerAliveCountMax=4
+    -o ControlMaster=no
+    -o ControlPath=none
+    -o LogLevel=ERROR
+  )
+}
+
+# vm_wait_ssh PORT KNOWN_HOSTS RUNDIR TIMEOUT_S
+# Polls until `ssh ubuntu@... true` succeeds; fails early if QEMU died.
+vm_wait_ssh() {
+  local port="$1" known_hosts="$2" rundir="$3" timeout_s="$4"
+  local start pid
+  start="$(vm_now_ms)"
+  vm_ssh_opts "${port}" "${known_hosts}"
+  while :; do
+    if timeout 30 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 true </dev/null >/dev/null 2>&1; then
+      return 0
+    fi
+    pid="$(vm_qemu_pid "${rundir}")"
+    if [[ -z "${pid}" ]] || ! kill -0 "${pid}" 2>/dev/null; then
+      vm_dump_failure "${rundir}"
+      vm_die "QEMU exited while waiting for SSH"
+    fi
+    if (($(vm_now_ms) - start > timeout_s * 1000)); then
+      vm_dump_failure "${rundir}"
+      vm_die "SSH did not come up within ${timeout_s}s"
+    fi
+    sleep 1
+  done
+}
+
+# Guest-side part of vm_sync_guest: runs as root; reads the host's clock from
+# stdin only once the connection is fully up, so the SSH handshake cost does
+# not end up as clock skew.
+# shellcheck disable=SC2016
+VM_GUEST_SYNC_SCRIPT='
+set -u
+echo READY
+IFS= read -r t || exit 1
+date -u -s "@${t}" >/dev/null || exit 1
+has_addr() { ip -4 -o addr show scope global | grep -q "inet "; }
+if ! has_addr; then
+  for l in /sys/class/net/en*; do networkctl reconfigure "${l##*/}" >/dev/null 2>&1 || true; done
+  i=0
+  while ! has_addr && [ "$i" -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+fi
+addr=$(ip -4 -o addr show scope global | awk "{print \$4; exit}")
+echo "OK $(date -u +%s.%N) ${addr:-none}"
+'
+
+# vm_sync_guest PORT KNOWN_HOSTS: one SSH connection as ubuntu (sudo) that
+# sets the guest clock to the host's clock and makes sure the NIC has an
+# address. Prints "OK <guest-epoch> <addr>" on success; non-zero otherwise.
+vm_sync_guest() {
+  local port="$1" known_hosts="$2" line="" result="" rc=0 remote
+  vm_ssh_opts "${port}" "${known_hosts}"
+  remote="sudo -n bash -c $(printf '%q' "${VM_GUEST_SYNC_SCRIPT}")"
+  coproc VM_SYNC { timeout 60 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 "${remote}" 2>/dev/null; }
+  local out_fd="${VM_SYNC[0]}" in_fd="${VM_SYNC[1]}" cpid="${VM_SYNC_PID}"
+  if IFS= read -r -t 60 line <&"${out_fd}" && [[ "${line}" == READY ]]; then
+    # A write to an ssh that just died must not SIGPIPE this shell (and
+    # coproc fds are not usable from a subshell).
+    trap '' PIPE
+    { printf '%s\n' "${EPOCHREALTIME/,/.}" >&"${in_fd}"; } 2>/dev/null || true
+    trap - PIPE
+    IFS= read -r -t 60 result <&"${out_fd}" || true
+  fi
+  wait "${cpid}" || rc=$?
+  if [[ "${rc}" != 0 || "${result}" != OK* ]]; then
+    return 1
+  fi
+  printf '%s\n' "${result}"
+}
