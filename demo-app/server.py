@@ -30,6 +30,9 @@ async def _heartbeat() -> None:
 
 
 async def _startup(tasks: list) -> None:
+    if os.environ.get("DEMO_FAIL_ON_STARTUP") == "1":
+        # Test support: a deployment that can never become healthy.
+        raise RuntimeError("DEMO_FAIL_ON_STARTUP=1: refusing to start")
     STATE["started_at"] = time.time()
     tasks.append(asyncio.create_task(_heartbeat()))
     log_dir = Path(os.environ.get("AMARKTAI_LOG_DIR", "/var/amarktai/logs"))

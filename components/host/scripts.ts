@@ -64,6 +64,8 @@ export function prepareScript(spec: PrepareSpec): string {
     const lines = [
         ...PRELUDE,
         "trap '' HUP PIPE",
+        // Nothing secret is created here, and operators must be able to read the venv (the notes `source` it to debug).
+        "umask 022",
         `USER_NAME=${q(spec.user)}`,
         `GROUP_NAME=${q(spec.group)}`,
         `VENV=${q(spec.venv)}`,
@@ -274,7 +276,8 @@ export function activationScript(spec: ActivationSpec): string {
         "}",
         'if [ -n "$need_reload" ]; then log "systemctl daemon-reload"; systemctl daemon-reload; fi',
         'if [ -n "$need_journald" ]; then log "restarting systemd-journald"; systemctl restart systemd-journald; fi',
-        'systemctl enable --quiet "$UNIT"',
+        // `systemctl enable` reloads systemd when it changes anything: only call it when needed.
+        'systemctl is-enabled --quiet "$UNIT" 2>/dev/null || systemctl enable --quiet "$UNIT"',
         'if [ -z "$need_restart" ] && ! systemctl is-active --quiet "$UNIT"; then need_restart=1; fi',
         'if [ -n "$need_restart" ]; then',
         '  log "restarting $UNIT"',

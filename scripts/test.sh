@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test: unit and component tests (no network), then the end-to-end
+# tests, each against a fresh VM restored from the cached booted snapshot,
+# driven by the real Pulumi CLI. Installs and builds whatever is missing.
+#   scripts/test.sh              everything
+#   scripts/test.sh --fast       unit and component tests only (no VM)
+#   scripts/test.sh FILE...      only these compiled test files (dist/test/...)
+set -euo pipefail
+# shellcheck source=scripts/lib/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
+cd "$AMARKTAI_REPO"
+
+fast=""
+files=()
+for arg in "$@"; do
+  case "$arg" in
+    --fast) fast=1 ;;
+    *) files+=("$arg") ;;
+  esac
+done
+
+missing=()
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+if [ -z "$fast" ]; then
+  command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+  command -v qemu-img >/dev/null || missing+=(qemu-utils)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v zstd >/dev/null || missing+=(zstd)
+  command -v ssh >/dev/null || missing+=(openssh-client)
+  command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  amarktai_step "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+bash scripts/setup.sh
+# shellcheck source=scripts/lib/env.sh
+source scripts/lib/env.sh
+
+if [ "${#files[@]}" -eq 0 ]; then
+  files=(dist/test/unit/*.test.js dist/test/component/*.test.js)
+  if [ -z "$fast" ]; then
+    amarktai_step "test VM image (built once, then cached)"
+    bash scripts/vm/build-image.sh
+    files+=(dist/test/e2e/*.test.js)
+  fi
+fi
+
+amarktai_step "running ${#files[@]} test files"
+# One file at a time: each e2e file runs its own VM, and this machine has two cores.
+status=0
+node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
+bash scripts/vm/vm.sh stop-all >/dev/null 2>&1 || true
+amarktai_step "tests finished (exit $status)"
+exit "$status"

@@ -1,0 +1,127 @@
+import { test, before } from "node:test";
+import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+
+interface Registered {
+    type: string;
+    name: string;
+    inputs: Record<string, unknown>;
+}
+const registered: Registered[] = [];
+
+before(() => {
+    pulumi.runtime.setMocks(
+        {
+            newResource(args: pulumi.runtime.MockResourceArgs) {
+                registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+                const state = args.type.endsWith(":RandomSecret") ? { ...args.inputs, value: "generated-by-mock" } : args.inputs;
+                return { id: `${args.name}-id`, state };
+            },
+            call(args: pulumi.runtime.MockCallArgs) {
+                return args.inputs;
+            },
+        },
+        "amarktai-infra",
+        "test",
+        false,
+    );
+});
+
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+
+async function build() {
+    const { SystemdService } = await import("../../components/service");
+    const { testConfig, TEST_HOST } = await import("../support/config");
+    const config = testConfig({
+        hosts: [TEST_HOST, { ...TEST_HOST, name: "vm2", port: 2223 }],
+        overrides: { workers: { workers: 4 }, memory: { memoryMax: "2G" } },
+        journald: { systemMaxUse: "1G" },
+        env: { ENABLE_TRADING: "false" },
+    });
+    const service = new SystemdService("amarktai-api", {
+        config,
+        sshPrivateKey: pulumi.secret(KEY),
+        secretEnv: pulumi.secret({ OPENAI_API_KEY: "sk-test-123" }),
+        appFiles: [{ relativePath: "server.py", content: "app = None\n" }],
+    });
+    return service;
+}
+
+/** The engine's marker for a secret value in serialized inputs. */
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+function isSecretInput(v: unknown): boolean {
+    return typeof v === "object" && v !== null && Object.values(v).includes(SECRET_SIG);
+}
+
+/** The value of an input, secret or not. */
+function plain(v: unknown): any {
+    return isSecretInput(v) ? (v as { value: unknown }).value : v;
+}
+
+function value<T>(o: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve) => o.apply(resolve));
+}
+
+test("each host gets a prepare step, one staged file per managed file, and one activation", async () => {
+    const service = await build();
+    await value(pulumi.all(service.hosts.map((h) => h.activatedAt)));
+    const names = registered.map((r) => `${r.type.split(":").pop()} ${r.name}`).sort();
+    for (const host of ["vm", "vm2"]) {
+        for (const label of ["prepare", "unit", "dropin-workers", "dropin-memory", "journald", "env", "app-server.py", "activation"]) {
+            assert.ok(names.some((n) => n.endsWith(` amarktai-api-${host}-${label}`)), `missing ${host}-${label} in\n${names.join("\n")}`);
+        }
+    }
+    assert.equal(registered.filter((r) => r.type.endsWith(":RandomSecret")).length, 1, "one JWT secret shared by all hosts");
+});
+
+test("the unit's staged content is the rendered unit text and the drop-in's is the drop-in text", async () => {
+    const unit = registered.find((r) => r.name === "amarktai-api-vm-unit")!;
+    assert.match(String(plain(unit.inputs.content)), /^ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app/m);
+    const workers = registered.find((r) => r.name === "amarktai-api-vm-dropin-workers")!;
+    assert.match(String(plain(workers.inputs.content)), /--workers 4/);
+});
+
+test("the activation lists every managed file, with the hashes that trigger it", async () => {
+    const activation = registered.find((r) => r.name === "amarktai-api-vm-activation")!;
+    const spec = plain(activation.inputs.spec) as { files: { path: string }[]; healthUrl: string };
+    assert.deepEqual(
+        spec.files.map((f) => f.path),
+        [
+            "/etc/systemd/system/amarktai-api.service",
+            "/etc/systemd/system/amarktai-api.service.d/10-workers.conf",
+            "/etc/systemd/system/amarktai-api.service.d/20-memory.conf",
+            "/etc/systemd/journald.conf.d/60-amarktai-infra.conf",
+            "/var/amarktai/app/backend/.env",
+            "/var/amarktai/app/backend/server.py",
+        ],
+    );
+    assert.equal(spec.healthUrl, "http://127.0.0.1:8000/health");
+    assert.equal(Object.keys(plain(activation.inputs.contentHashes)).length, 6);
+});
+
+test("the .env content, the hashes that include it and the SSH connection are secrets; the unit text is not", async () => {
+    const env = registered.find((r) => r.name === "amarktai-api-vm-env")!;
+    assert.ok(isSecretInput(env.inputs.content), ".env content must be secret");
+    const envText = String(plain(env.inputs.content));
+    assert.match(envText, /^ENABLE_TRADING=false$/m);
+    assert.match(envText, /^OPENAI_API_KEY=sk-test-123$/m);
+    assert.match(envText, /^JWT_SECRET=generated-by-mock$/m, "JWT_SECRET generated when not set");
+    const unit = registered.find((r) => r.name === "amarktai-api-vm-unit")!;
+    assert.ok(!isSecretInput(unit.inputs.content), "unit text must stay readable in previews");
+    for (const r of registered.filter((r) => r.type.includes("dynamic/amarktai:Host") || r.type.endsWith(":ServiceActivation"))) {
+        assert.ok(isSecretInput(r.inputs.connection), `${r.name}: the connection (with the private key) must be secret`);
+    }
+    const activation = registered.find((r) => r.name === "amarktai-api-vm-activation")!;
+    assert.ok(isSecretInput(activation.inputs.contentHashes), "hashes derived from the .env are secret");
+});
+
+test("a configured JWT_SECRET is used instead of the generated one", async () => {
+    registered.length = 0;
+    const { SystemdService } = await import("../../components/service");
+    const { testConfig } = await import("../support/config");
+    const s = new SystemdService("jwt-given", { config: testConfig(), sshPrivateKey: pulumi.secret(KEY), secretEnv: pulumi.secret({ JWT_SECRET: "from-config" }) });
+    await value(s.hosts[0]!.activatedAt);
+    const env = registered.find((r) => r.name === "jwt-given-vm-env")!;
+    assert.match(String(plain(env.inputs.content)), /^JWT_SECRET=from-config$/m);
+});

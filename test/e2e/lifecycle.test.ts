@@ -1,0 +1,214 @@
+/**
+ * The whole life of the service on a real VM, driven by the real Pulumi CLI:
+ * fresh `up` to healthy, no-op `up`, one override added/changed/removed, an
+ * env-only change, a failing change rolled back, bad config refused, and
+ * `destroy` keeping the data. Steps run in order on one VM.
+ */
+import { after, before, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { createHash } from "crypto";
+import { TestStack } from "../support/stack";
+import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../support/vm";
+
+const MINUTE = 60_000;
+const OPENAI_API_KEY = `sk-test-${Date.now()}-$(touch /tmp/pwned)'"\`;`;
+const MONGO_URL = "mongodb://amarktai:p%40ss$word@127.0.0.1:27017/amarktai";
+
+let vm: VmInfo;
+let stack: TestStack;
+
+const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex");
+
+/** What the running service received for an env var, as reported by the demo app (a digest, never the value). */
+function envDigest(name: string): { present: boolean; sha256: string | null } {
+    return JSON.parse(vmRun(vm, `curl -fsS 'http://127.0.0.1:8000/debug/env-digest?name=${name}'`));
+}
+
+function show(property: string): string {
+    return vmRun(vm, `systemctl show -p ${property} --value amarktai-api`).trim();
+}
+
+const counters = () => hostCounters(vm);
+
+function healthStatus(): string {
+    return vmSsh(vm, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health").stdout.trim();
+}
+
+before(async () => {
+    vm = startVm(`e2e-life-${process.pid}`);
+    stack = await TestStack.create("life");
+    await stack.setConfig({
+        hosts: [{ name: "vm", address: vm.host, port: vm.port, user: vm.user, hostKey: vm.hostKey }],
+        app: { sourceDir: "demo-app" },
+        env: { ENABLE_TRADING: "false" },
+        journald: { systemMaxUse: "1G", systemKeepFree: "2G", maxRetentionSec: "30day" },
+    });
+    await stack.setSecret("sshPrivateKey", vmPrivateKey(vm));
+    await stack.setSecret("secretEnv.OPENAI_API_KEY", OPENAI_API_KEY);
+    await stack.setSecret("secretEnv.MONGO_URL", MONGO_URL);
+});
+
+after(() => {
+    if (vm) stopVm(vm.name);
+    stack?.cleanup();
+});
+
+test("pulumi up on a fresh VM brings the service to healthy with the notes' unit in effect", { timeout: 20 * MINUTE }, async () => {
+    const r = await stack.up();
+    assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
+    console.error(`    fresh up took ${r.seconds.toFixed(1)}s`);
+    assert.equal(vmRun(vm, "systemctl is-active amarktai-api").trim(), "active");
+    assert.equal(vmRun(vm, "systemctl is-enabled amarktai-api").trim(), "enabled");
+    assert.equal(healthStatus(), "200");
+    // Every directive of the notes, as systemd itself reports it.
+    assert.equal(show("User"), "amarktai");
+    assert.equal(show("Type"), "simple");
+    assert.equal(show("WorkingDirectory"), "/var/amarktai/app/backend");
+    assert.equal(show("Environment"), "PATH=/var/amarktai/venv/bin");
+    assert.match(show("EnvironmentFiles"), /^\/var\/amarktai\/app\/backend\/\.env /);
+    assert.match(show("ExecStart"), /argv\[\]=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --host 127\.0\.0\.1 --port 8000 --log-level info /);
+    assert.equal(show("Restart"), "always");
+    assert.equal(show("RestartUSec"), "5s");
+    assert.equal(show("TimeoutStopUSec"), "1min");
+    assert.equal(show("NoNewPrivileges"), "yes");
+    assert.equal(show("PrivateTmp"), "yes");
+    assert.equal(show("ProtectSystem"), "strict");
+    assert.equal(show("ProtectHome"), "yes");
+    assert.equal(show("ReadWritePaths"), "/var/amarktai/app /var/amarktai/logs");
+    assert.equal(show("ProtectKernelTunables"), "yes");
+    assert.equal(show("ProtectControlGroups"), "yes");
+    assert.equal(show("RestrictRealtime"), "yes");
+    assert.equal(show("StandardOutput"), "journal");
+    assert.equal(show("StandardError"), "journal");
+    assert.equal(show("SyslogIdentifier"), "amarktai-api");
+    assert.match(show("After"), /\bnetwork\.target\b/);
+    assert.match(show("After"), /\bmongodb\.service\b/);
+    assert.match(show("WantedBy"), /multi-user\.target/);
+    // Ownership and modes from the notes; .env readable by the service group only.
+    assert.equal(vmRun(vm, "stat -c '%a %U %G' /var/amarktai/app/backend/.env", { root: true }).trim(), "640 root amarktai");
+    assert.equal(vmRun(vm, "stat -c '%U %G' /var/amarktai/app/backend /var/amarktai/venv /var/amarktai/logs").trim(), "amarktai amarktai\namarktai amarktai\namarktai amarktai");
+    assert.match(vmRun(vm, "getent passwd amarktai"), /:\/usr\/sbin\/nologin$/m);
+    // The library's prerequisite step installed what the image lacked.
+    vmRun(vm, "dpkg -s python3-venv >/dev/null");
+    // Secrets reached the process byte for byte.
+    assert.deepEqual(envDigest("OPENAI_API_KEY"), { name: "OPENAI_API_KEY", present: true, sha256: sha256(OPENAI_API_KEY) } as never);
+    assert.equal(envDigest("MONGO_URL").sha256, sha256(MONGO_URL));
+    assert.equal(envDigest("ENABLE_TRADING").sha256, sha256("false"));
+    assert.equal(envDigest("JWT_SECRET").present, true);
+    assert.equal(vmSsh(vm, "test -e /tmp/pwned").code, 1, "a shell metacharacter in a secret was executed");
+    // journald limits in effect.
+    const journald = vmRun(vm, "systemd-analyze cat-config systemd/journald.conf");
+    assert.match(journald, /^SystemMaxUse=1G$/m);
+    assert.match(journald, /^MaxRetentionSec=30day$/m);
+    // The app writes its log file under ReadWritePaths.
+    assert.match(vmRun(vm, "cat /var/amarktai/logs/demo-app.log", { root: true }), /startup pid=/);
+});
+
+test("a second pulumi up changes nothing and opens no SSH session", { timeout: 5 * MINUTE }, async () => {
+    const before = counters();
+    const r = await stack.up(["--expect-no-changes"]);
+    assert.equal(r.code, 0, `no-op up failed:\n${r.stdout}\n${r.stderr}`);
+    const preview = await stack.run(["preview", "--expect-no-changes"]);
+    assert.equal(preview.code, 0, `no-op preview reported changes:\n${preview.stdout}`);
+    const after = counters();
+    assert.equal(after.sessions - before.sessions, 1, "only the counting session itself");
+    assert.equal(after.starts, before.starts);
+    assert.equal(after.reloads, before.reloads);
+});
+
+test("adding one override writes one drop-in, reloads once, restarts once", { timeout: 10 * MINUTE }, async () => {
+    const before = counters();
+    await stack.setConfig({ overrides: { workers: { workers: 2 } } });
+    const r = await stack.up();
+    assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
+    const after = counters();
+    assert.equal(after.starts - before.starts, 1, "restarted once");
+    assert.equal(after.reloads - before.reloads, 1, "one daemon-reload");
+    assert.ok(after.sessions - before.sessions - 1 <= 3, `at most 3 SSH sessions (got ${after.sessions - before.sessions - 1})`);
+    assert.match(vmRun(vm, "cat /etc/systemd/system/amarktai-api.service.d/10-workers.conf"), /^ExecStart=$/m);
+    assert.match(show("ExecStart"), /--workers 2 --log-level info/);
+    assert.equal(healthStatus(), "200");
+});
+
+test("changing that override rewrites only its drop-in; the unit file is untouched", { timeout: 10 * MINUTE }, async () => {
+    const unitStamp = vmRun(vm, "stat -c %Y.%i /etc/systemd/system/amarktai-api.service");
+    const before = counters();
+    await stack.setConfig({ overrides: { workers: { workers: 3 } } });
+    const preview = await stack.run(["preview", "--diff"]);
+    assert.equal(preview.code, 0, preview.stdout + preview.stderr);
+    assert.match(preview.stdout, /--workers 3/);
+    const r = await stack.up();
+    assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
+    const after = counters();
+    assert.equal(after.starts - before.starts, 1);
+    assert.equal(after.reloads - before.reloads, 1);
+    assert.equal(vmRun(vm, "stat -c %Y.%i /etc/systemd/system/amarktai-api.service"), unitStamp, "the unit file was rewritten");
+    assert.match(show("ExecStart"), /--workers 3 /);
+});
+
+test("removing the override removes its file from the host", { timeout: 10 * MINUTE }, async () => {
+    await stack.removeConfig("overrides");
+    const r = await stack.up();
+    assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
+    assert.equal(vmSsh(vm, "test -e /etc/systemd/system/amarktai-api.service.d/10-workers.conf").code, 1, "drop-in still there");
+    assert.doesNotMatch(show("ExecStart"), /--workers/);
+    assert.equal(healthStatus(), "200");
+});
+
+test("changing only an env value restarts the service without a daemon-reload", { timeout: 10 * MINUTE }, async () => {
+    const before = counters();
+    await stack.setConfig({ env: { ENABLE_TRADING: "true" } });
+    const r = await stack.up();
+    assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
+    const after = counters();
+    assert.equal(after.starts - before.starts, 1);
+    assert.equal(after.reloads - before.reloads, 0);
+    assert.equal(envDigest("ENABLE_TRADING").sha256, sha256("true"));
+});
+
+test("a change that makes the service unhealthy fails with the journal, and the previous version keeps serving", { timeout: 10 * MINUTE }, async () => {
+    const envBefore = vmRun(vm, "sha256sum /var/amarktai/app/backend/.env", { root: true });
+    await stack.setConfig({ overrides: { broken: { environment: { DEMO_FAIL_ON_STARTUP: "1" } } } });
+    const r = await stack.up();
+    assert.notEqual(r.code, 0, "the update should have failed");
+    const output = r.stdout + r.stderr;
+    assert.match(output, /did not become healthy; the previous files were restored/);
+    assert.match(output, /DEMO_FAIL_ON_STARTUP=1: refusing to start/, "journal excerpt missing");
+    assert.equal(vmSsh(vm, "test -e /etc/systemd/system/amarktai-api.service.d/10-broken.conf").code, 1, "the failing drop-in was left live");
+    assert.equal(vmRun(vm, "systemctl is-active amarktai-api").trim(), "active");
+    assert.equal(healthStatus(), "200");
+    assert.equal(vmRun(vm, "sha256sum /var/amarktai/app/backend/.env", { root: true }), envBefore, ".env changed");
+    // Fixing the config converges.
+    await stack.removeConfig("overrides");
+    const fixed = await stack.up();
+    assert.equal(fixed.code, 0, `up after the fix failed:\n${fixed.stdout}\n${fixed.stderr}`);
+    assert.equal(healthStatus(), "200");
+});
+
+test("a bad config value is refused by preview, naming the key, before any SSH connection", { timeout: 5 * MINUTE }, async () => {
+    const before = counters();
+    await stack.setConfig({ overrides: { memory: { memoryMax: "2GB" } } });
+    const r = await stack.run(["preview"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, /amarktai-infra:overrides\.memory\.memoryMax: must be a systemd size/);
+    const after = counters();
+    assert.equal(after.sessions - before.sessions, 1, "preview of a bad config connected to the host");
+    await stack.removeConfig("overrides");
+});
+
+test("pulumi destroy removes the unit and its drop-ins and keeps the data", { timeout: 10 * MINUTE }, async () => {
+    await stack.setConfig({ overrides: { cpu: { cpuQuota: "150%" } } });
+    assert.equal((await stack.up()).code, 0);
+    const envSha = vmRun(vm, "sha256sum /var/amarktai/app/backend/.env", { root: true });
+    const r = await stack.run(["destroy", "--yes", "--skip-preview"]);
+    assert.equal(r.code, 0, `destroy failed:\n${r.stdout}\n${r.stderr}`);
+    assert.equal(vmSsh(vm, "test -e /etc/systemd/system/amarktai-api.service").code, 1, "unit left behind");
+    assert.equal(vmSsh(vm, "test -e /etc/systemd/system/amarktai-api.service.d").code, 1, "drop-in dir left behind");
+    assert.equal(vmSsh(vm, "test -e /etc/systemd/journald.conf.d/60-amarktai-infra.conf").code, 1, "journald drop-in left behind");
+    assert.notEqual(vmSsh(vm, "systemctl is-active amarktai-api").stdout.trim(), "active");
+    assert.equal(vmRun(vm, "sha256sum /var/amarktai/app/backend/.env", { root: true }), envSha, ".env not kept");
+    vmRun(vm, "test -x /var/amarktai/venv/bin/python && test -d /var/amarktai/logs && getent passwd amarktai >/dev/null");
+    // And back again.
+    assert.equal((await stack.up()).code, 0);
+    assert.equal(healthStatus(), "200");
+});

@@ -1,0 +1,130 @@
+/**
+ * A throwaway Pulumi stack of this project for tests: its own backend
+ * directory and passphrase, its config file outside the checkout, and the
+ * project's `scripts/pulumi` (the real CLI) to run commands.
+ */
+import { spawn } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { REPO } from "./vm";
+
+/** The result of one CLI run. */
+export interface CliResult {
+    readonly code: number;
+    readonly stdout: string;
+    readonly stderr: string;
+    /** Wall time in seconds. */
+    readonly seconds: number;
+}
+
+const NS = "amarktai-infra";
+
+/** A test stack. */
+export class TestStack {
+    readonly name: string;
+    readonly dir: string;
+    readonly configFile: string;
+    private readonly env: NodeJS.ProcessEnv;
+
+    private constructor(name: string, dir: string) {
+        this.name = name;
+        this.dir = dir;
+        this.configFile = path.join(dir, `Pulumi.${name}.yaml`);
+        this.env = {
+            ...process.env,
+            PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+            PULUMI_CONFIG_PASSPHRASE: crypto.randomBytes(16).toString("hex"),
+            PULUMI_CONFIG_PASSPHRASE_FILE: "",
+        };
+    }
+
+    /** Creates the stack with a fresh backend. */
+    static async create(prefix: string): Promise<TestStack> {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), `amarktai-${prefix}-`));
+        fs.mkdirSync(path.join(dir, "state"));
+        const stack = new TestStack(`${prefix}-${crypto.randomBytes(3).toString("hex")}`, dir);
+        await stack.mustRun(["stack", "init", stack.name]);
+        // `stack init` writes the stack file (with the encryption salt) beside Pulumi.yaml; keep it out of the checkout.
+        const written = path.join(REPO, `Pulumi.${stack.name}.yaml`);
+        if (fs.existsSync(written)) {
+            fs.renameSync(written, stack.configFile);
+        } else {
+            fs.writeFileSync(stack.configFile, "config: {}\n");
+        }
+        return stack;
+    }
+
+    /** Runs `scripts/pulumi ARGS --stack NAME --config-file FILE` (stack flags added for commands that take them). */
+    run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; onOutput?: (chunk: string) => void } = {}): Promise<CliResult> {
+        const isInit = args[0] === "stack" && args[1] === "init";
+        const full = [...args, "--non-interactive", ...(isInit ? [] : ["--stack", this.name, "--config-file", this.configFile])];
+        const started = Date.now();
+        return new Promise((resolve, reject) => {
+            const child = spawn(path.join(REPO, "scripts", "pulumi"), full, { cwd: REPO, env: { ...this.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (d: Buffer) => {
+                stdout += d.toString();
+                options.onOutput?.(d.toString());
+            });
+            child.stderr.on("data", (d: Buffer) => {
+                stderr += d.toString();
+                options.onOutput?.(d.toString());
+            });
+            child.on("error", reject);
+            child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr, seconds: (Date.now() - started) / 1000 }));
+            child.stdin.end(options.stdin ?? "");
+        });
+    }
+
+    /** Like {@link run}, but fails with the CLI's output when it exits non-zero. */
+    async mustRun(args: string[], options: { stdin?: string; onOutput?: (chunk: string) => void } = {}): Promise<CliResult> {
+        const r = await this.run(args, options);
+        if (r.code !== 0) {
+            throw new Error(`pulumi ${args.join(" ")} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+        }
+        return r;
+    }
+
+    /** Sets plain config values (objects allowed), e.g. `{ hosts: [...], overrides: {...} }`. */
+    async setConfig(values: Record<string, unknown>): Promise<void> {
+        const json: Record<string, unknown> = {};
+        for (const [key, value] of Object.entries(values)) {
+            json[`${NS}:${key}`] =
+                typeof value === "string"
+                    ? { value, secret: false }
+                    : { value: JSON.stringify(value), objectValue: value, secret: false };
+        }
+        await this.mustRun(["config", "set-all", "--json", JSON.stringify(json)]);
+    }
+
+    /** Sets a secret value (through stdin; `path` like `secretEnv.OPENAI_API_KEY` sets a nested one). */
+    async setSecret(key: string, value: string): Promise<void> {
+        await this.mustRun(["config", "set", "--secret", "--raw", ...(key.includes(".") ? ["--path"] : []), key], { stdin: value });
+    }
+
+    /** Removes config keys. */
+    async removeConfig(...keys: string[]): Promise<void> {
+        for (const key of keys) {
+            await this.mustRun(["config", "rm", ...(key.includes(".") ? ["--path"] : []), key]);
+        }
+    }
+
+    /** `pulumi up --yes --skip-preview`, printing progress to stderr. */
+    up(extra: string[] = []): Promise<CliResult> {
+        return this.run(["up", "--yes", "--skip-preview", ...extra], { onOutput: progress });
+    }
+
+    /** Removes the stack's files. */
+    cleanup(): void {
+        fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+/** Echoes CLI progress to the test runner's stderr (long operations stay visible). */
+function progress(chunk: string): void {
+    if (process.env.AMARKTAI_TEST_QUIET) return;
+    process.stderr.write(chunk.replace(/^/gm, "    | "));
+}

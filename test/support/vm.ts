@@ -1,0 +1,79 @@
+/**
+ * Test VMs: thin wrappers around scripts/vm/vm.sh (QEMU guests restored from
+ * a booted snapshot). Every VM a test starts is stopped by its pid.
+ */
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+/** The repository root. */
+export const REPO = path.resolve(__dirname, "..", "..", "..");
+const VM_SH = path.join(REPO, "scripts", "vm", "vm.sh");
+
+/** How to reach a running test VM. */
+export interface VmInfo {
+    readonly name: string;
+    readonly host: string;
+    readonly port: number;
+    readonly user: string;
+    readonly privateKeyPath: string;
+    readonly hostKey: string;
+}
+
+/** Starts (restores) a fresh VM and returns its connection details. */
+export function startVm(name: string): VmInfo {
+    execFileSync("bash", [VM_SH, "start", name], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+    const info = JSON.parse(execFileSync("bash", [VM_SH, "info", name], { encoding: "utf8" })) as Omit<VmInfo, "name">;
+    return { name, ...info };
+}
+
+/** Stops a VM (kills its QEMU by pid) and deletes its overlay. */
+export function stopVm(name: string): void {
+    spawnSync("bash", [VM_SH, "stop", name], { stdio: "inherit" });
+}
+
+/** Runs a shell command line in the guest (as ubuntu, or root) and returns its result. */
+export function vmSsh(vm: VmInfo, command: string, options: { root?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+    const args = [VM_SH, "ssh", vm.name, ...(options.root ? ["--root"] : []), "--", command];
+    const r = spawnSync("bash", args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    return { code: r.status ?? 255, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Like {@link vmSsh} but throws unless the command succeeds; returns stdout. */
+export function vmRun(vm: VmInfo, command: string, options: { root?: boolean } = {}): string {
+    const r = vmSsh(vm, command, options);
+    if (r.code !== 0) {
+        throw new Error(`in the VM, \`${command}\` exited ${r.code}:\n${r.stderr}${r.stdout}`);
+    }
+    return r.stdout;
+}
+
+/** The test VM's private key text. */
+export function vmPrivateKey(vm: VmInfo): string {
+    return fs.readFileSync(vm.privateKeyPath, "utf8");
+}
+
+/** Counters read on the host from its journal. */
+export interface HostCounters {
+    /** Times the unit was started. */
+    readonly starts: number;
+    /** Completed `systemctl daemon-reload`s. */
+    readonly reloads: number;
+    /** SSH sessions sshd accepted, including the one that read these counters. */
+    readonly sessions: number;
+}
+
+/** Reads {@link HostCounters} in a single SSH session (which is counted: subtract 1 from a delta). */
+export function hostCounters(vm: VmInfo, unit = "amarktai-api.service"): HostCounters {
+    const out = vmRun(
+        vm,
+        [
+            `journalctl -q --no-pager -o cat -u ${unit} | grep -c '^Started ${unit}' || true`,
+            "journalctl -q --no-pager -o cat _PID=1 | grep -c '^Reloading finished' || true",
+            "journalctl -q --no-pager -o cat _COMM=sshd-session _COMM=sshd | grep -c '^Accepted publickey' || true",
+        ].join("; "),
+        { root: true },
+    );
+    const [starts, reloads, sessions] = out.trim().split("\n").map(Number);
+    return { starts: starts!, reloads: reloads!, sessions: sessions! };
+}
