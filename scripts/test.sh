@@ -53,6 +53,9 @@ amarktai_step "running ${#files[@]} test files"
 # One file at a time: each e2e file runs its own VM, and this machine has two cores.
 status=0
 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
-bash scripts/vm/vm.sh stop-all >/dev/null 2>&1 || true
+# The e2e tests stop their VMs themselves; stop any a crashed test left behind (only test VMs, e2e-*).
+bash scripts/vm/vm.sh list 2>/dev/null | while read -r name _; do
+  case "$name" in e2e-*) bash scripts/vm/vm.sh stop "$name" >/dev/null 2>&1 || true ;; esac
+done
 amarktai_step "tests finished (exit $status)"
 exit "$status"
