@@ -65,106 +65,72 @@ const publicKey = z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|3
 /** One target host. */
 export const hostSchema = z
     .object({
-        /** A short name for the host, used in resource names; defaults to the address. */
-        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: "must be letters, digits, . _ - (a resource name)" }).optional(),
-        /** The address SSH connects to (IP or DNS name). */
-        address: z.string().regex(/^[A-Za-z0-9.:_-]+$/, { message: "must be an IP address or DNS name" }),
-        /** The SSH port. */
-        port: z.number().int().min(1).max(65535).default(22),
-        /** The SSH user: an ordinary sudo user (`ubuntu` on cloud images) or `root`. */
-        user: accountName.default("ubuntu"),
-        /** The host's SSH public key, pinned: a host that presents another key is refused before any command runs. */
-        hostKey: publicKey,
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: "must be letters, digits, . _ - (a resource name)" }).optional().describe("A short name for the host, used in resource names; defaults to the address."),
+        address: z.string().regex(/^[A-Za-z0-9.:_-]+$/, { message: "must be an IP address or DNS name" }).describe("The address SSH connects to (IP or DNS name)."),
+        port: z.number().int().min(1).max(65535).default(22).describe("The SSH port."),
+        user: accountName.default("ubuntu").describe("The SSH user: an ordinary sudo user (`ubuntu` on cloud images) or `root`."),
+        hostKey: publicKey.describe("The host's SSH public key, pinned: a host that presents another key is refused before any command runs."),
     })
     .strict();
 
 /** The app's command line and listener. */
 export const appSchema = z
     .object({
-        /** The ASGI application uvicorn serves, `module:attribute`. */
-        module: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$/, { message: "must be 'module:attribute', e.g. 'server:app'" }).default("server:app"),
-        /** The address uvicorn binds. */
-        bindHost: z.string().regex(/^[0-9a-fA-F.:]+$/, { message: "must be an IP address such as 127.0.0.1" }).default("127.0.0.1"),
-        /** The port uvicorn listens on. */
-        port: z.number().int().min(1).max(65535).default(8000),
-        /** uvicorn's `--log-level`. */
-        logLevel: z.enum(LOG_LEVELS).default("info"),
-        /** A local directory whose files are copied into the working directory (e.g. `./demo-app`); omit when the app is deployed another way. */
-        sourceDir: line("app.sourceDir").optional(),
-        /** pip requirement specifiers installed into the venv, e.g. `uvicorn==0.38.0`. */
+        module: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$/, { message: "must be 'module:attribute', e.g. 'server:app'" }).default("server:app").describe("The ASGI application uvicorn serves, `module:attribute`."),
+        bindHost: z.string().regex(/^[0-9a-fA-F.:]+$/, { message: "must be an IP address such as 127.0.0.1" }).default("127.0.0.1").describe("The address uvicorn binds."),
+        port: z.number().int().min(1).max(65535).default(8000).describe("The port uvicorn listens on."),
+        logLevel: z.enum(LOG_LEVELS).default("info").describe("uvicorn's `--log-level`."),
+        sourceDir: line("app.sourceDir").optional().describe("A local directory whose files are copied into the working directory (e.g. `./demo-app`); omit when the app is deployed another way."),
         requirements: z
             .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\-\[\],]*(?:\s*(?:==|>=|<=|~=|!=|>|<)\s*[A-Za-z0-9.*+!-]+)*$/, { message: "must be a pip requirement like 'uvicorn==0.38.0'" }))
-            .default(["uvicorn==0.38.0"]),
+            .default(["uvicorn==0.38.0"]).describe("pip requirement specifiers installed into the venv, e.g. `uvicorn==0.38.0`."),
     })
     .strict();
 
 /** Paths on the host; defaults from the notes. */
 export const pathsSchema = z
     .object({
-        /** The app's directory (writable by the service). */
-        app: absolutePath.default("/var/amarktai/app"),
-        /** The working directory, where the app module and `.env` live. */
-        workingDirectory: absolutePath.default("/var/amarktai/app/backend"),
-        /** The virtualenv. */
-        venv: absolutePath.default("/var/amarktai/venv"),
-        /** The log directory (writable by the service). */
-        logs: absolutePath.default("/var/amarktai/logs"),
-        /** The environment file read by `EnvironmentFile=`. */
-        envFile: absolutePath.default("/var/amarktai/app/backend/.env"),
+        app: absolutePath.default("/var/amarktai/app").describe("The app's directory (writable by the service)."),
+        workingDirectory: absolutePath.default("/var/amarktai/app/backend").describe("The working directory, where the app module and `.env` live."),
+        venv: absolutePath.default("/var/amarktai/venv").describe("The virtualenv."),
+        logs: absolutePath.default("/var/amarktai/logs").describe("The log directory (writable by the service)."),
+        envFile: absolutePath.default("/var/amarktai/app/backend/.env").describe("The environment file read by `EnvironmentFile=`."),
     })
     .strict();
 
 /** The `[Unit]` dependencies. */
 export const dependenciesSchema = z
     .object({
-        /** `After=`: start after these units. MongoDB's own Ubuntu packages call it `mongod.service`. */
-        after: z.array(unitName).default(["network.target", "mongodb.service"]),
-        /** `Requires=`: hard dependencies. */
-        requires: z.array(unitName).default([]),
-        /** `Wants=`: soft dependencies. */
-        wants: z.array(unitName).default([]),
+        after: z.array(unitName).default(["network.target", "mongodb.service"]).describe("`After=`: start after these units. MongoDB's own Ubuntu packages call it `mongod.service`."),
+        requires: z.array(unitName).default([]).describe("`Requires=`: hard dependencies."),
+        wants: z.array(unitName).default([]).describe("`Wants=`: soft dependencies."),
     })
     .strict();
 
 /** Restart behaviour. */
 export const restartSchema = z
     .object({
-        /** `Restart=`. */
-        policy: z.enum(RESTART_POLICIES).default("always"),
-        /** `RestartSec=` in seconds. */
-        sec: z.number().int().min(0).max(3600).default(5),
-        /** `TimeoutStopSec=` in seconds. */
-        timeoutStopSec: z.number().int().min(1).max(3600).default(60),
+        policy: z.enum(RESTART_POLICIES).default("always").describe("`Restart=`."),
+        sec: z.number().int().min(0).max(3600).default(5).describe("`RestartSec=` in seconds."),
+        timeoutStopSec: z.number().int().min(1).max(3600).default(60).describe("`TimeoutStopSec=` in seconds."),
     })
     .strict();
 
 /** One named drop-in (`systemctl edit`): every key is optional and only what is set is written. */
 export const overrideSchema = z
     .object({
-        /** The two-digit order prefix of the file name (`NN-name.conf`); defaults by position: 10, 20, … */
-        order: z.number().int().min(0).max(99).optional(),
-        /** uvicorn `--workers`; rewrites `ExecStart=` (reset, then the new command). */
-        workers: z.number().int().min(1).max(64).optional(),
-        /** uvicorn `--log-level`; rewrites `ExecStart=`. */
-        logLevel: z.enum(LOG_LEVELS).optional(),
-        /** `MemoryMax=`, e.g. `2G`. */
-        memoryMax: byteSize.optional(),
-        /** `MemoryHigh=`, e.g. `1.5G`. */
-        memoryHigh: byteSize.optional(),
-        /** `CPUQuota=`, e.g. `200%`. */
-        cpuQuota: cpuQuota.optional(),
-        /** Extra `After=` units. */
-        after: z.array(unitName).optional(),
-        /** Extra `Requires=` units. */
-        requires: z.array(unitName).optional(),
-        /** Extra `Wants=` units. */
-        wants: z.array(unitName).optional(),
-        /** `Restart=`, e.g. `no` while debugging a crash loop. */
-        restart: z.enum(RESTART_POLICIES).optional(),
-        /** `RestartSec=` in seconds. */
-        restartSec: z.number().int().min(0).max(3600).optional(),
-        /** Extra `Environment=` assignments. */
-        environment: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an environment value")).optional(),
+        order: z.number().int().min(0).max(99).optional().describe("The two-digit order prefix of the file name (`NN-name.conf`); defaults by position: 10, 20, …"),
+        workers: z.number().int().min(1).max(64).optional().describe("uvicorn `--workers`; rewrites `ExecStart=` (reset, then the new command)."),
+        logLevel: z.enum(LOG_LEVELS).optional().describe("uvicorn `--log-level`; rewrites `ExecStart=`."),
+        memoryMax: byteSize.optional().describe("`MemoryMax=`, e.g. `2G`."),
+        memoryHigh: byteSize.optional().describe("`MemoryHigh=`, e.g. `1.5G`."),
+        cpuQuota: cpuQuota.optional().describe("`CPUQuota=`, e.g. `200%`."),
+        after: z.array(unitName).optional().describe("Extra `After=` units."),
+        requires: z.array(unitName).optional().describe("Extra `Requires=` units."),
+        wants: z.array(unitName).optional().describe("Extra `Wants=` units."),
+        restart: z.enum(RESTART_POLICIES).optional().describe("`Restart=`, e.g. `no` while debugging a crash loop."),
+        restartSec: z.number().int().min(0).max(3600).optional().describe("`RestartSec=` in seconds."),
+        environment: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an environment value")).optional().describe("Extra `Environment=` assignments."),
     })
     .strict()
     .refine((o) => Object.keys(o).some((k) => k !== "order"), { message: "an override must set at least one directive" });
@@ -172,22 +138,17 @@ export const overrideSchema = z
 /** journald limits written to `/etc/systemd/journald.conf.d/`. */
 export const journaldSchema = z
     .object({
-        /** `SystemMaxUse=`, e.g. `1G`. */
-        systemMaxUse: byteSize.optional(),
-        /** `SystemKeepFree=`, e.g. `2G`. */
-        systemKeepFree: byteSize.optional(),
-        /** `MaxRetentionSec=`, e.g. `30day`. */
-        maxRetentionSec: timeSpan.optional(),
+        systemMaxUse: byteSize.optional().describe("`SystemMaxUse=`, e.g. `1G`."),
+        systemKeepFree: byteSize.optional().describe("`SystemKeepFree=`, e.g. `2G`."),
+        maxRetentionSec: timeSpan.optional().describe("`MaxRetentionSec=`, e.g. `30day`."),
     })
     .strict();
 
 /** The health check run after every restart. */
 export const healthSchema = z
     .object({
-        /** The HTTP path requested on the app's bind address and port. */
-        path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { message: "must be a URL path like '/health'" }).default("/health"),
-        /** How long to wait for a 200 after a (re)start, in seconds. */
-        timeoutSec: z.number().int().min(1).max(900).default(90),
+        path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { message: "must be a URL path like '/health'" }).default("/health").describe("The HTTP path requested on the app's bind address and port."),
+        timeoutSec: z.number().int().min(1).max(900).default(90).describe("How long to wait for a 200 after a (re)start, in seconds."),
     })
     .strict();
 
@@ -197,34 +158,24 @@ const overrideName = /^[a-z0-9][a-z0-9-]{0,40}$/;
 /** The whole stack configuration, after defaults. Keys are the project's config keys. */
 export const stackConfigSchema = z
     .object({
-        /** The target hosts. */
-        hosts: z.array(hostSchema).min(1, { message: "must list at least one host" }),
-        /** The systemd service name (without `.service`). */
-        serviceName: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be lowercase letters, digits and -" }).default("amarktai-api"),
-        /** `Description=`. */
-        description: line("description").default("Amarktai Network API"),
-        /** `Documentation=`. */
-        documentation: z.string().regex(/^(https?|file|man|info):[^\s%]+$/, { message: "must be a URL (http, https, file, man, info) without spaces or %" }).default("https://github.com/amarktainetwork-blip/Amarktai-Network---Deployment"),
-        /** The service user. */
-        user: accountName.default("amarktai"),
-        /** The service group. */
-        group: accountName.default("amarktai"),
-        paths: pathsSchema.default(pathsSchema.parse({})),
-        app: appSchema.default(appSchema.parse({})),
-        dependencies: dependenciesSchema.default(dependenciesSchema.parse({})),
-        restart: restartSchema.default(restartSchema.parse({})),
-        /** The hardening profile. */
-        hardening: z.enum(HARDENING_PROFILES).default("notes"),
-        /** Named drop-ins, in order. */
+        hosts: z.array(hostSchema).min(1, { message: "must list at least one host" }).describe("The target hosts."),
+        serviceName: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be lowercase letters, digits and -" }).default("amarktai-api").describe("The systemd service name (without `.service`)."),
+        description: line("description").default("Amarktai Network API").describe("`Description=`."),
+        documentation: z.string().regex(/^(https?|file|man|info):[^\s%]+$/, { message: "must be a URL (http, https, file, man, info) without spaces or %" }).default("https://github.com/amarktainetwork-blip/Amarktai-Network---Deployment").describe("`Documentation=`."),
+        user: accountName.default("amarktai").describe("The service user."),
+        group: accountName.default("amarktai").describe("The service group."),
+        paths: pathsSchema.default(pathsSchema.parse({})).describe("Paths on the host."),
+        app: appSchema.default(appSchema.parse({})).describe("The app: what uvicorn serves, where, and what the venv needs."),
+        dependencies: dependenciesSchema.default(dependenciesSchema.parse({})).describe("The unit's `[Unit]` dependencies."),
+        restart: restartSchema.default(restartSchema.parse({})).describe("Restart behaviour."),
+        hardening: z.enum(HARDENING_PROFILES).default("notes").describe("The hardening profile."),
         overrides: z
             .record(z.string().regex(overrideName, { message: "must be lowercase letters, digits and - (a file name, no '/' or '..')" }), overrideSchema)
-            .default({}),
-        journald: journaldSchema.optional(),
-        /** Plain (non-secret) `.env` entries, e.g. feature flags. */
-        env: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an env value")).default({}),
-        health: healthSchema.default(healthSchema.parse({})),
-        /** On `pulumi destroy`, also remove the user, /var/amarktai and `.env` (default: keep data). */
-        purgeOnDestroy: z.boolean().default(false),
+            .default({}).describe("Named drop-ins, in order."),
+        journald: journaldSchema.optional().describe("journald limits, written to `/etc/systemd/journald.conf.d/60-amarktai-infra.conf`; journald is restarted when they change."),
+        env: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an env value")).default({}).describe("Plain (non-secret) `.env` entries, e.g. feature flags."),
+        health: healthSchema.default(healthSchema.parse({})).describe("The health check run inside the host after every (re)start."),
+        purgeOnDestroy: z.boolean().default(false).describe("On `pulumi destroy`, also remove the user, /var/amarktai and `.env` (default: keep data)."),
     })
     .strict();
 
@@ -238,10 +189,8 @@ export type OverrideConfig = z.infer<typeof overrideSchema>;
 /** The secret part of the configuration: validated separately, never logged. */
 export const secretConfigSchema = z
     .object({
-        /** The SSH private key (OpenSSH or PEM), set with `pulumi config set --secret sshPrivateKey < key`. */
-        sshPrivateKey: z.string().includes("PRIVATE KEY", { message: "must be a private key in OpenSSH or PEM format" }),
-        /** Secret `.env` entries (JWT_SECRET, MONGO_URL, OPENAI_API_KEY, …). JWT_SECRET is generated when absent. */
-        secretEnv: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("a secret env value")).default({}),
+        sshPrivateKey: z.string().includes("PRIVATE KEY", { message: "must be a private key in OpenSSH or PEM format" }).describe("The SSH private key (OpenSSH or PEM), set with `pulumi config set --secret sshPrivateKey < key`."),
+        secretEnv: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("a secret env value")).default({}).describe("Secret `.env` entries (JWT_SECRET, MONGO_URL, OPENAI_API_KEY, …). JWT_SECRET is generated when absent."),
     })
     .strict();
 

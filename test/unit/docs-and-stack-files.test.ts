@@ -1,0 +1,59 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as path from "path";
+import { parse } from "yaml";
+import { PLAIN_KEYS, SECRET_KEYS, configKeyDocs, stackConfigSchema } from "../../components/config";
+import { expectedProjectFile, expectedReadme } from "../../scripts/gen-docs";
+
+const ROOT = path.resolve(__dirname, "..", "..", "..");
+const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
+const NS = "amarktai-infra";
+
+test("the README's configuration reference is generated from the schema (npm run gen)", () => {
+    const readme = read("README.md");
+    assert.equal(readme, expectedReadme(readme), "README.md is out of date: run `npm run gen`");
+});
+
+test("Pulumi.yaml's config block is generated from the schema (npm run gen)", () => {
+    const project = read("Pulumi.yaml");
+    assert.equal(project, expectedProjectFile(project), "Pulumi.yaml is out of date: run `npm run gen`");
+});
+
+test("Pulumi.yaml declares every config key, and every declared default is the schema's", () => {
+    const project = parse(read("Pulumi.yaml")) as { config: Record<string, { default?: unknown; value?: unknown }> };
+    const declared = Object.keys(project.config).map((k) => k.replace(`${NS}:`, ""));
+    assert.deepEqual(declared.sort(), [...PLAIN_KEYS, ...SECRET_KEYS].sort());
+    const defaults = stackConfigSchema.parse({ hosts: [{ address: "h", hostKey: "ssh-ed25519 AAAA" }] }) as Record<string, unknown>;
+    for (const [key, decl] of Object.entries(project.config)) {
+        const name = key.replace(`${NS}:`, "");
+        const shared = decl.default ?? decl.value;
+        if (shared !== undefined && name in defaults) {
+            assert.deepEqual(shared, defaults[name], `Pulumi.yaml's default for ${name} differs from the schema`);
+        }
+    }
+});
+
+test("every config key has a description", () => {
+    for (const d of configKeyDocs()) {
+        assert.ok(d.description.length > 0, `${d.key} has no description`);
+    }
+});
+
+for (const stack of ["local", "staging", "prod"]) {
+    test(`the shipped Pulumi.${stack}.yaml is valid config (secrets aside)`, () => {
+        const file = parse(read(`Pulumi.${stack}.yaml`)) as { config?: Record<string, unknown> };
+        const raw: Record<string, unknown> = {};
+        for (const [key, value] of Object.entries(file.config ?? {})) {
+            assert.ok(key.startsWith(`${NS}:`), `${key} is not in the project namespace`);
+            raw[key.slice(NS.length + 1)] = value;
+        }
+        for (const key of Object.keys(raw)) {
+            assert.ok((PLAIN_KEYS as string[]).includes(key), `Pulumi.${stack}.yaml sets ${key}, which is not a plain config key (secrets go in with --secret)`);
+        }
+        // The local stack gets its hosts from the VM at run time.
+        const withHosts = raw.hosts ? raw : { ...raw, hosts: [{ address: "127.0.0.1", hostKey: "ssh-ed25519 AAAA" }] };
+        const result = stackConfigSchema.safeParse(withHosts);
+        assert.ok(result.success, result.success ? "" : JSON.stringify(result.error.issues));
+    });
+}
