@@ -2,6 +2,7 @@
  * The full list of files one service puts on a host, as plain data: what goes
  * where, with which mode and owner, and what a change to it requires.
  */
+import { createHmac } from "crypto";
 import { StackConfig } from "./config";
 import { ManagedFile, fileIdForPath } from "./host/scripts";
 import { renderEnvFile } from "./systemd/envfile";
@@ -60,4 +61,20 @@ export function planServiceFiles(config: StackConfig, appFiles: readonly AppSour
 /** Renders the `.env` from the plain entries and the secret ones (secret entries win). */
 export function envFileText(plain: Readonly<Record<string, string>>, secret: Readonly<Record<string, string>>): string {
     return renderEnvFile({ ...plain, ...secret });
+}
+
+/**
+ * A reviewer's view of the `.env`: plain entries as they are, each secret
+ * entry as `[secret <fingerprint>]`. The fingerprint is an HMAC keyed by a
+ * per-stack random key, so it changes exactly when the value changes but
+ * cannot be used to guess the value.
+ */
+export function envFileView(plain: Readonly<Record<string, string>>, secret: Readonly<Record<string, string>>, fingerprintKey: string): string {
+    const redacted: Record<string, string> = { ...plain };
+    for (const [name, value] of Object.entries(secret)) {
+        const fingerprint = createHmac("sha256", fingerprintKey).update(`${name}=${value}`).digest("hex").slice(0, 12);
+        redacted[name] = `[secret ${fingerprint}]`;
+    }
+    const names = Object.keys(redacted).sort();
+    return names.map((n) => `${n}=${redacted[n]}`).join("\n") + "\n";
 }

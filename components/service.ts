@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { HostConfig, StackConfig } from "./config";
-import { AppSourceFile, envFileText, planServiceFiles } from "./files";
+import { AppSourceFile, envFileText, envFileView, planServiceFiles } from "./files";
 import { MANAGED_MARKER } from "./systemd/service";
 import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./transport/resources";
 import { sha256 } from "./transport/hash";
@@ -58,9 +58,11 @@ export class SystemdService extends pulumi.ComponentResource {
         const needsJwt = secretEnv.apply((s) => !("JWT_SECRET" in s));
         // Generated once per stack and shared by every host, so tokens stay valid across hosts.
         const jwt = new RandomSecret(`${name}-jwt-secret`, { bytes: 48 }, { parent: this });
-        const envText = pulumi.secret(
-            pulumi.all([secretEnv, jwt.value, needsJwt]).apply(([s, generated, needs]) => envFileText(config.env, needs ? { ...s, JWT_SECRET: generated } : s)),
-        );
+        const allSecretEnv = pulumi.all([secretEnv, jwt.value, needsJwt]).apply(([s, generated, needs]) => (needs ? { ...s, JWT_SECRET: generated } : s));
+        const envText = pulumi.secret(allSecretEnv.apply((s) => envFileText(config.env, s)));
+        // What previews show for the .env: plain values, and a keyed fingerprint per secret (declassified on purpose).
+        const fingerprintKey = new RandomSecret(`${name}-env-fingerprint-key`, { bytes: 32 }, { parent: this });
+        const envView = pulumi.unsecret(pulumi.all([allSecretEnv, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
         const privateKey = pulumi.secret(pulumi.output(args.sshPrivateKey));
 
         const healthUrl = `http://${config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost}:${config.app.port}${config.health.path}`;
@@ -92,7 +94,8 @@ export class SystemdService extends pulumi.ComponentResource {
             const staged = plan.files.map((pf) => {
                 const content = pf.file === plan.envFile ? envText : pulumi.output(pf.text ?? "");
                 contentHashes[pf.file.id] = pf.file === plan.envFile ? pulumi.secret(envText.apply(sha256)) : sha256(pf.text ?? "");
-                return new HostFile(`${name}-${hname}-${pf.label}`, { connection, serviceName: config.serviceName, file: pf.file, content }, { parent: this, dependsOn: [prepare] });
+                const view = pf.file === plan.envFile ? { view: envView } : {};
+                return new HostFile(`${name}-${hname}-${pf.label}`, { connection, serviceName: config.serviceName, file: pf.file, content, ...view }, { parent: this, dependsOn: [prepare] });
             });
             const activation = new ServiceActivation(
                 `${name}-${hname}-activation`,

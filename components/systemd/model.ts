@@ -74,6 +74,7 @@ export type ServiceSectionDirective =
     | "SystemCallArchitectures"
     | "SystemCallErrorNumber"
     | "PrivateUsers"
+    | "PrivateIPC"
     | "DevicePolicy"
     | "KeyringMode";
 

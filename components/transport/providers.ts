@@ -76,6 +76,8 @@ export interface HostFileInputs {
     serviceName: string;
     file: ManagedFile;
     content: string;
+    /** Redacted text for reviewers; not used on the host. */
+    view?: string;
 }
 
 /** What a HostFile keeps in state: the content is not kept, only its hash. */
@@ -95,7 +97,7 @@ const hostFile: Provider = {
     },
     async diff(_id, olds: HostFileOutputs, news: HostFileInputs) {
         const newsForCompare = { ...news, contentSha256: typeof news.content === "string" ? sha256(news.content) : news.content };
-        return diffProps(olds as unknown as Record<string, unknown>, newsForCompare as unknown as Record<string, unknown>, ["connection", "file", "contentSha256"], ["connection", "serviceName"]);
+        return diffProps(olds as unknown as Record<string, unknown>, newsForCompare as unknown as Record<string, unknown>, ["connection", "file", "contentSha256", "view"], ["connection", "serviceName"]);
     },
     async create(inputs: HostFileInputs) {
         return { id: `${inputs.serviceName}/${inputs.file.id}`, outs: await stage(inputs) };

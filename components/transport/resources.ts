@@ -71,6 +71,8 @@ export interface HostFileArgs {
     file: pulumi.Input<ManagedFile>;
     /** The file's text. Pass a secret Output for files that hold secrets: it then never shows in previews or state. */
     content: pulumi.Input<string>;
+    /** For secret files: a redacted text for reviewers (shown in previews instead of the hidden content). */
+    view?: pulumi.Input<string>;
 }
 
 /** One managed file, staged on the host (content on stdin); the activation puts it live. */

@@ -72,7 +72,11 @@ test("each host gets a prepare step, one staged file per managed file, and one a
             assert.ok(names.some((n) => n.endsWith(` amarktai-api-${host}-${label}`)), `missing ${host}-${label} in\n${names.join("\n")}`);
         }
     }
-    assert.equal(registered.filter((r) => r.type.endsWith(":RandomSecret")).length, 1, "one JWT secret shared by all hosts");
+    assert.deepEqual(
+        registered.filter((r) => r.type.endsWith(":RandomSecret")).map((r) => r.name).sort(),
+        ["amarktai-api-env-fingerprint-key", "amarktai-api-jwt-secret"],
+        "one JWT secret and one fingerprint key, shared by all hosts",
+    );
 });
 
 test("the unit's staged content is the rendered unit text and the drop-in's is the drop-in text", async () => {
@@ -114,6 +118,16 @@ test("the .env content, the hashes that include it and the SSH connection are se
     }
     const activation = registered.find((r) => r.name === "amarktai-api-vm-activation")!;
     assert.ok(isSecretInput(activation.inputs.contentHashes), "hashes derived from the .env are secret");
+});
+
+test("the .env's reviewer view is plain text: flags as they are, secrets as fingerprints only", async () => {
+    const env = registered.find((r) => r.name === "amarktai-api-vm-env")!;
+    assert.ok(!isSecretInput(env.inputs.view), "the view must be readable in previews");
+    const view = String(env.inputs.view);
+    assert.match(view, /^ENABLE_TRADING=false$/m);
+    assert.match(view, /^OPENAI_API_KEY=\[secret [0-9a-f]{12}\]$/m);
+    assert.match(view, /^JWT_SECRET=\[secret [0-9a-f]{12}\]$/m);
+    assert.ok(!view.includes("sk-test-123") && !view.includes("generated-by-mock"), view);
 });
 
 test("a configured JWT_SECRET is used instead of the generated one", async () => {

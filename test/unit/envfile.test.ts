@@ -25,3 +25,13 @@ test("invalid names are refused", () => {
 test("the file starts with the marker and lists entries sorted by name", () => {
     assert.equal(renderEnvFile({ B: "2", A: "1" }), `# ${MANAGED_MARKER}\nA=1\nB=2\n`);
 });
+
+test("the reviewer view shows plain values and a fingerprint that changes exactly when a secret changes", async () => {
+    const { envFileView } = await import("../../components/files");
+    const a = envFileView({ FLAG: "on" }, { TOKEN: "s3cret" }, "key-1");
+    assert.match(a, /^FLAG=on\nTOKEN=\[secret [0-9a-f]{12}\]\n$/);
+    assert.ok(!a.includes("s3cret"));
+    assert.equal(envFileView({ FLAG: "on" }, { TOKEN: "s3cret" }, "key-1"), a, "stable for the same value");
+    assert.notEqual(envFileView({ FLAG: "on" }, { TOKEN: "other" }, "key-1"), a, "changes with the value");
+    assert.notEqual(envFileView({ FLAG: "on" }, { TOKEN: "s3cret" }, "key-2"), a, "keyed: another stack's fingerprint differs");
+});
