@@ -112,8 +112,9 @@ export function configReferenceMarkdown(): string {
 }
 
 /**
- * The `config:` block of `Pulumi.yaml`: every top-level key with its
- * description and, where the schema has one, its default (shared by all stacks).
+ * The `config:` block of `Pulumi.yaml`: every required top-level key, and
+ * every key with a default (shared by all stacks), with its description.
+ * Optional keys without a default are left out: Pulumi would require them.
  */
 export function projectConfigBlock(namespace: string): string {
     const lines = ["config:"];
@@ -121,7 +122,11 @@ export function projectConfigBlock(namespace: string): string {
         [stackConfigSchema, false],
         [secretConfigSchema, true],
     ] as const) {
-        for (const [name, child] of Object.entries(jsonSchema(schema).properties ?? {})) {
+        const root = jsonSchema(schema);
+        const required = new Set(root.required ?? []);
+        for (const [name, child] of Object.entries(root.properties ?? {})) {
+            // Pulumi treats a declared key without a default as required: leave optional keys without one out.
+            if (child.default === undefined && !required.has(name)) continue;
             lines.push(`  ${namespace}:${name}:`);
             lines.push(`    description: ${JSON.stringify((secret ? "(secret: set with --secret) " : "") + (child.description ?? ""))}`);
             const scalar = child.type === "string" || child.type === "integer" || child.type === "boolean";

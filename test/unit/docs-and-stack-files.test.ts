@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { PLAIN_KEYS, SECRET_KEYS, configKeyDocs, stackConfigSchema } from "../../components/config";
+import { PLAIN_KEYS, configKeyDocs, stackConfigSchema } from "../../components/config";
 import { expectedProjectFile, expectedReadme } from "../../scripts/gen-docs";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
@@ -20,10 +20,19 @@ test("Pulumi.yaml's config block is generated from the schema (npm run gen)", ()
     assert.equal(project, expectedProjectFile(project), "Pulumi.yaml is out of date: run `npm run gen`");
 });
 
-test("Pulumi.yaml declares every config key, and every declared default is the schema's", () => {
+test("Pulumi.yaml declares every required key and every key with a default, with the schema's defaults", () => {
     const project = parse(read("Pulumi.yaml")) as { config: Record<string, { default?: unknown; value?: unknown }> };
     const declared = Object.keys(project.config).map((k) => k.replace(`${NS}:`, ""));
-    assert.deepEqual(declared.sort(), [...PLAIN_KEYS, ...SECRET_KEYS].sort());
+    const expected = configKeyDocs()
+        .filter((d) => !d.key.includes(".") && !d.key.includes("[") && (d.required || d.defaultValue !== "—"))
+        .map((d) => d.key);
+    assert.deepEqual(declared.sort(), expected.sort());
+    // Declared without a default, Pulumi requires a key: only truly required keys may be declared so.
+    for (const [key, decl] of Object.entries(project.config)) {
+        if (decl.default === undefined && decl.value === undefined) {
+            assert.ok(["hosts", "sshPrivateKey"].includes(key.replace(`${NS}:`, "")), `${key} is declared without a default, so Pulumi would require it`);
+        }
+    }
     const defaults = stackConfigSchema.parse({ hosts: [{ address: "h", hostKey: "ssh-ed25519 AAAA" }] }) as Record<string, unknown>;
     for (const [key, decl] of Object.entries(project.config)) {
         const name = key.replace(`${NS}:`, "");
