@@ -5,9 +5,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HostConfig, StackConfig } from "./config";
 import { AppSourceFile, envFileText, envFileView, planServiceFiles } from "./files";
-import { MANAGED_MARKER } from "./systemd/service";
+import { formatManifestLine } from "./host/scripts";
 import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./transport/resources";
 import { sha256 } from "./transport/hash";
+
+/** A short content hash for change detection (64 bits: plenty to notice a change, short in previews). */
+function shortHash(text: string): string {
+    return sha256(text).slice(0, 16);
+}
 
 /** Arguments of {@link SystemdService}. */
 export interface SystemdServiceArgs {
@@ -66,7 +71,6 @@ export class SystemdService extends pulumi.ComponentResource {
         const privateKey = pulumi.secret(pulumi.output(args.sshPrivateKey));
 
         const healthUrl = `http://${config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost}:${config.app.port}${config.health.path}`;
-        const unitName = plan.systemd.unitName;
 
         this.hosts = config.hosts.map((host) => {
             const hname = hostName(host);
@@ -92,33 +96,27 @@ export class SystemdService extends pulumi.ComponentResource {
             );
             const contentHashes: Record<string, pulumi.Input<string>> = {};
             const staged = plan.files.map((pf) => {
-                const content = pf.file === plan.envFile ? envText : pulumi.output(pf.text ?? "");
-                contentHashes[pf.file.id] = pf.file === plan.envFile ? pulumi.secret(envText.apply(sha256)) : sha256(pf.text ?? "");
-                const view = pf.file === plan.envFile ? { view: envView } : {};
-                return new HostFile(`${name}-${hname}-${pf.label}`, { connection, serviceName: config.serviceName, file: pf.file, content, ...view }, { parent: this, dependsOn: [prepare] });
+                const isEnv = pf.file === plan.envFile;
+                const content = isEnv ? envText : pulumi.output(pf.text ?? "");
+                contentHashes[pf.file.path] = isEnv ? pulumi.secret(envText.apply(shortHash)) : shortHash(pf.text ?? "");
+                const view = isEnv ? { view: envView } : {};
+                return new HostFile(
+                    `${name}-${hname}-${pf.label}`,
+                    { connection, service: config.serviceName, file: formatManifestLine(pf.file), content, ...view },
+                    { parent: this, dependsOn: [prepare] },
+                );
             });
             const activation = new ServiceActivation(
                 `${name}-${hname}-activation`,
                 {
                     connection,
-                    spec: {
-                        serviceName: config.serviceName,
-                        unitName,
-                        files: plan.files.map((f) => f.file),
-                        marker: MANAGED_MARKER,
-                        healthUrl,
-                        healthTimeoutSec: config.health.timeoutSec,
-                    },
+                    service: config.serviceName,
+                    files: plan.files.map((f) => formatManifestLine(f.file)),
                     contentHashes,
-                    removal: {
-                        serviceName: config.serviceName,
-                        unitName,
-                        files: plan.files.filter((f) => f.file.effect === "systemd" || f.file.effect === "journald").map((f) => ({ path: f.file.path, effect: f.file.effect })),
-                        marker: MANAGED_MARKER,
-                        ...(config.purgeOnDestroy
-                            ? { purge: { paths: [config.paths.envFile, config.paths.app, config.paths.venv, config.paths.logs], user: config.user, group: config.group } }
-                            : {}),
-                    },
+                    health: { url: healthUrl, timeoutSec: config.health.timeoutSec },
+                    ...(config.purgeOnDestroy
+                        ? { purge: { paths: [config.paths.envFile, config.paths.app, config.paths.venv, config.paths.logs], user: config.user, group: config.group } }
+                        : {}),
                 },
                 { parent: this, dependsOn: [prepare, ...staged] },
             );

@@ -30,6 +30,22 @@ export interface ManagedFile {
     readonly effect: FileEffect;
 }
 
+const EFFECTS: readonly FileEffect[] = ["systemd", "restart", "journald"];
+
+/** A managed file as one readable line: `PATH MODE OWNER:GROUP EFFECT` (what previews show). */
+export function formatManifestLine(f: Omit<ManagedFile, "id">): string {
+    return `${f.path} ${f.mode} ${f.owner}:${f.group} ${f.effect}`;
+}
+
+/** Parses a line written by {@link formatManifestLine}. */
+export function parseManifestLine(line: string): ManagedFile {
+    const m = /^(\/\S+) ([0-7]{4}) ([a-z_][a-z0-9_-]*):([a-z_][a-z0-9_-]*) (\S+)$/.exec(line);
+    if (!m || !EFFECTS.includes(m[5] as FileEffect)) {
+        throw new Error(`not a managed-file line: ${JSON.stringify(line)}`);
+    }
+    return { id: fileIdForPath(m[1]!), path: m[1]!, mode: m[2]!, owner: m[3]!, group: m[4]!, effect: m[5] as FileEffect };
+}
+
 /** The id of a managed file: its path with `/` turned into `__`. */
 export function fileIdForPath(path: string): string {
     return path.replace(/^\/+/, "").replace(/\//g, "__");

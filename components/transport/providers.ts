@@ -5,7 +5,8 @@
  */
 import { randomBytes, randomUUID } from "crypto";
 import type * as pulumi from "@pulumi/pulumi";
-import { ActivationSpec, ManagedFile, PrepareSpec, RemovalSpec, activationScript, prepareScript, removalScript, stageFileScript, unstageFileScript } from "../host/scripts";
+import { PrepareSpec, activationScript, parseManifestLine, prepareScript, removalScript, stageFileScript, unstageFileScript } from "../host/scripts";
+import { MANAGED_MARKER } from "../systemd/service";
 import { sha256 } from "./hash";
 import { SshConnection, runAsRoot } from "./ssh";
 
@@ -73,8 +74,10 @@ const hostPrepare: Provider = {
 /** Inputs of a HostFile resource. */
 export interface HostFileInputs {
     connection: SshConnection;
-    serviceName: string;
-    file: ManagedFile;
+    /** The service whose staging directory holds the file. */
+    service: string;
+    /** `PATH MODE OWNER:GROUP EFFECT` (see formatManifestLine). */
+    file: string;
     content: string;
     /** Redacted text for reviewers; not used on the host. */
     view?: string;
@@ -86,7 +89,8 @@ interface HostFileOutputs extends Omit<HostFileInputs, "content"> {
 }
 
 async function stage(inputs: HostFileInputs): Promise<HostFileOutputs> {
-    await runAsRoot(inputs.connection, stageFileScript(inputs.serviceName, inputs.file), { stdin: inputs.content, what: `staging ${inputs.file.path}` });
+    const file = parseManifestLine(inputs.file);
+    await runAsRoot(inputs.connection, stageFileScript(inputs.service, file), { stdin: inputs.content, what: `staging ${file.path}` });
     const { content, ...rest } = inputs;
     return { ...rest, contentSha256: sha256(content) };
 }
@@ -97,35 +101,47 @@ const hostFile: Provider = {
     },
     async diff(_id, olds: HostFileOutputs, news: HostFileInputs) {
         const newsForCompare = { ...news, contentSha256: typeof news.content === "string" ? sha256(news.content) : news.content };
-        return diffProps(olds as unknown as Record<string, unknown>, newsForCompare as unknown as Record<string, unknown>, ["connection", "file", "contentSha256", "view"], ["connection", "serviceName"]);
+        return diffProps(olds as unknown as Record<string, unknown>, newsForCompare as unknown as Record<string, unknown>, ["connection", "file", "contentSha256", "view"], ["connection", "service"]);
     },
     async create(inputs: HostFileInputs) {
-        return { id: `${inputs.serviceName}/${inputs.file.id}`, outs: await stage(inputs) };
+        return { id: `${inputs.service}/${parseManifestLine(inputs.file).id}`, outs: await stage(inputs) };
     },
     async update(_id, _olds, news: HostFileInputs) {
         return { outs: await stage(news) };
     },
     async delete(_id, props: HostFileOutputs) {
-        await runAsRoot(props.connection, unstageFileScript(props.serviceName, props.file), { what: `unstaging ${props.file.path}` });
+        const file = parseManifestLine(props.file);
+        await runAsRoot(props.connection, unstageFileScript(props.service, file), { what: `unstaging ${file.path}` });
     },
 };
 
 // ---------------------------------------------------------------- activation
 
-/** Inputs of a ServiceActivation resource. */
+/** Inputs of a ServiceActivation resource: compact, because previews print them. */
 export interface ServiceActivationInputs {
     connection: SshConnection;
-    spec: Omit<ActivationSpec, "removed">;
-    /** Hash of each managed file's content by id: a change re-runs the activation. */
+    /** The service name (the unit is `<service>.service`). */
+    service: string;
+    /** Every managed file, one `PATH MODE OWNER:GROUP EFFECT` line each. */
+    files: string[];
+    /** A short hash of each file's content by path: a change re-runs the activation. */
     contentHashes: Record<string, string>;
-    /** What `pulumi destroy` removes. */
-    removal: RemovalSpec;
+    /** The health URL probed inside the host, and how long a start may take. */
+    health: { url: string; timeoutSec: number };
+    /** Set only when `pulumi destroy` should also remove data and the user. */
+    purge?: { paths: string[]; user: string; group: string };
 }
 
 async function activate(inputs: ServiceActivationInputs, previous?: ServiceActivationInputs): Promise<ServiceActivationInputs & { activatedAt: string }> {
-    const livePaths = new Set(inputs.spec.files.map((f) => f.path));
-    const removed = (previous?.spec.files ?? []).filter((f) => !livePaths.has(f.path)).map((f) => ({ path: f.path, effect: f.effect }));
-    await runAsRoot(inputs.connection, activationScript({ ...inputs.spec, removed }), { what: `activating ${inputs.spec.unitName}` });
+    const files = inputs.files.map(parseManifestLine);
+    const livePaths = new Set(files.map((f) => f.path));
+    const removed = (previous?.files ?? []).map(parseManifestLine).filter((f) => !livePaths.has(f.path));
+    const unitName = `${inputs.service}.service`;
+    await runAsRoot(
+        inputs.connection,
+        activationScript({ serviceName: inputs.service, unitName, files, removed, marker: MANAGED_MARKER, healthUrl: inputs.health.url, healthTimeoutSec: inputs.health.timeoutSec }),
+        { what: `activating ${unitName}` },
+    );
     return { ...inputs, activatedAt: new Date().toISOString() };
 }
 
@@ -134,16 +150,21 @@ const serviceActivation: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        return diffProps(olds, news, ["connection", "spec", "contentHashes", "removal"], ["connection"]);
+        return diffProps(olds, news, ["connection", "files", "contentHashes", "health", "purge"], ["connection", "service"]);
     },
     async create(inputs: ServiceActivationInputs) {
-        return { id: `${inputs.connection.host}:${inputs.connection.port}/${inputs.spec.unitName}`, outs: await activate(inputs) };
+        return { id: `${inputs.connection.host}:${inputs.connection.port}/${inputs.service}.service`, outs: await activate(inputs) };
     },
     async update(_id, olds: ServiceActivationInputs, news: ServiceActivationInputs) {
         return { outs: await activate(news, olds) };
     },
     async delete(_id, props: ServiceActivationInputs) {
-        await runAsRoot(props.connection, removalScript(props.removal), { what: `removing ${props.removal.unitName}` });
+        const unitName = `${props.service}.service`;
+        // The unit, its drop-ins and the journald drop-in go; the .env and app files are data and stay (unless purging).
+        const files = props.files.map(parseManifestLine).filter((f) => f.effect === "systemd" || f.effect === "journald");
+        await runAsRoot(props.connection, removalScript({ serviceName: props.service, unitName, files, marker: MANAGED_MARKER, ...(props.purge ? { purge: props.purge } : {}) }), {
+            what: `removing ${unitName}`,
+        });
     },
 };
 

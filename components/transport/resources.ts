@@ -5,7 +5,7 @@
  * up as a diff.
  */
 import * as pulumi from "@pulumi/pulumi";
-import type { ActivationSpec, ManagedFile, PrepareSpec, RemovalSpec } from "../host/scripts";
+import type { PrepareSpec } from "../host/scripts";
 import type { SshConnection } from "./ssh";
 
 /**
@@ -67,8 +67,10 @@ export class HostPrepare extends pulumi.dynamic.Resource {
 /** Arguments of {@link HostFile}. */
 export interface HostFileArgs {
     connection: ConnectionInput;
-    serviceName: pulumi.Input<string>;
-    file: pulumi.Input<ManagedFile>;
+    /** The service whose staging directory holds the file. */
+    service: pulumi.Input<string>;
+    /** `PATH MODE OWNER:GROUP EFFECT`, from `formatManifestLine`. */
+    file: pulumi.Input<string>;
     /** The file's text. Pass a secret Output for files that hold secrets: it then never shows in previews or state. */
     content: pulumi.Input<string>;
     /** For secret files: a redacted text for reviewers (shown in previews instead of the hidden content). */
@@ -87,9 +89,15 @@ export class HostFile extends pulumi.dynamic.Resource {
 /** Arguments of {@link ServiceActivation}. */
 export interface ServiceActivationArgs {
     connection: ConnectionInput;
-    spec: pulumi.Input<Omit<ActivationSpec, "removed">>;
+    /** The service name; the unit is `<service>.service`. */
+    service: pulumi.Input<string>;
+    /** Every managed file, one `PATH MODE OWNER:GROUP EFFECT` line each. */
+    files: pulumi.Input<pulumi.Input<string>[]>;
+    /** A short hash of each file's content by path. */
     contentHashes: pulumi.Input<Record<string, pulumi.Input<string>>>;
-    removal: pulumi.Input<RemovalSpec>;
+    health: pulumi.Input<{ url: string; timeoutSec: number }>;
+    /** Only when `pulumi destroy` should also remove data and the user. */
+    purge?: pulumi.Input<{ paths: string[]; user: string; group: string }>;
 }
 
 /** Verifies, swaps in, reloads, restarts and health-checks one service on one host; rolls back on failure. */

@@ -86,22 +86,21 @@ test("the unit's staged content is the rendered unit text and the drop-in's is t
     assert.match(String(plain(workers.inputs.content)), /--workers 4/);
 });
 
-test("the activation lists every managed file, with the hashes that trigger it", async () => {
+test("the activation lists every managed file as a readable line, with the hashes that trigger it", async () => {
     const activation = registered.find((r) => r.name === "amarktai-api-vm-activation")!;
-    const spec = plain(activation.inputs.spec) as { files: { path: string }[]; healthUrl: string };
-    assert.deepEqual(
-        spec.files.map((f) => f.path),
-        [
-            "/etc/systemd/system/amarktai-api.service",
-            "/etc/systemd/system/amarktai-api.service.d/10-workers.conf",
-            "/etc/systemd/system/amarktai-api.service.d/20-memory.conf",
-            "/etc/systemd/journald.conf.d/60-amarktai-infra.conf",
-            "/var/amarktai/app/backend/.env",
-            "/var/amarktai/app/backend/server.py",
-        ],
-    );
-    assert.equal(spec.healthUrl, "http://127.0.0.1:8000/health");
-    assert.equal(Object.keys(plain(activation.inputs.contentHashes)).length, 6);
+    assert.deepEqual(plain(activation.inputs.files), [
+        "/etc/systemd/system/amarktai-api.service 0644 root:root systemd",
+        "/etc/systemd/system/amarktai-api.service.d/10-workers.conf 0644 root:root systemd",
+        "/etc/systemd/system/amarktai-api.service.d/20-memory.conf 0644 root:root systemd",
+        "/etc/systemd/journald.conf.d/60-amarktai-infra.conf 0644 root:root journald",
+        "/var/amarktai/app/backend/.env 0640 root:amarktai restart",
+        "/var/amarktai/app/backend/server.py 0644 amarktai:amarktai restart",
+    ]);
+    assert.deepEqual(plain(activation.inputs.health), { url: "http://127.0.0.1:8000/health", timeoutSec: 90 });
+    const hashes = plain(activation.inputs.contentHashes) as Record<string, string>;
+    assert.equal(Object.keys(hashes).length, 6);
+    assert.match(hashes["/etc/systemd/system/amarktai-api.service"]!, /^[0-9a-f]{16}$/);
+    assert.equal(activation.inputs.purge, undefined, "no purge unless purgeOnDestroy");
 });
 
 test("the .env content, the hashes that include it and the SSH connection are secrets; the unit text is not", async () => {

@@ -7,6 +7,10 @@
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { createHash } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { assertGolden, changedLines, normalizePreview } from "../support/golden";
 import { TestStack } from "../support/stack";
 import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../support/vm";
 
@@ -104,6 +108,25 @@ test("pulumi up on a fresh VM brings the service to healthy with the notes' unit
     assert.match(vmRun(vm, "cat /var/amarktai/logs/demo-app.log", { root: true }), /startup pid=/);
 });
 
+test("render writes the same unit the host runs, and no secret value", { timeout: 2 * MINUTE }, async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "amarktai-render-"));
+    try {
+        const r = await stack.script("scripts/render", ["--stack", stack.name, "--config-file", stack.configFile, "--out", out]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /0640 root:amarktai .* \/var\/amarktai\/app\/backend\/\.env/);
+        const unit = fs.readFileSync(path.join(out, "vm", "etc/systemd/system/amarktai-api.service"), "utf8");
+        assert.equal(unit, vmRun(vm, "cat /etc/systemd/system/amarktai-api.service"));
+        const env = fs.readFileSync(path.join(out, "vm", "var/amarktai/app/backend/.env"), "utf8");
+        assert.match(env, /^OPENAI_API_KEY=\[secret\]$/m);
+        const everything = r.stdout + r.stderr + fs.readdirSync(out, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => fs.readFileSync(path.join(e.parentPath, e.name), "utf8")).join("\n");
+        for (const secret of [OPENAI_API_KEY, MONGO_URL, vmPrivateKey(vm).split("\n")[1]!]) {
+            assert.ok(!everything.includes(secret), "a secret value reached the render output");
+        }
+    } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+    }
+});
+
 test("a second pulumi up changes nothing and opens no SSH session", { timeout: 5 * MINUTE }, async () => {
     const before = counters();
     const r = await stack.up(["--expect-no-changes"]);
@@ -136,7 +159,13 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
     await stack.setConfig({ overrides: { workers: { workers: 3 } } });
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
-    assert.match(preview.stdout, /--workers 3/);
+    // The reviewer sees the drop-in's changed line, and nothing else changes.
+    assert.deepEqual(changedLines(preview.stdout), [
+        "- ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 2 --log-level info",
+        "+ ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 3 --log-level info",
+    ]);
+    assert.match(preview.stdout, /Resources:\n\s+~ 2 to update\n/);
+    assertGolden("preview/one-override-change.txt", normalizePreview(preview.stdout, stack.name));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
@@ -158,12 +187,36 @@ test("removing the override removes its file from the host", { timeout: 10 * MIN
 test("changing only an env value restarts the service without a daemon-reload", { timeout: 10 * MINUTE }, async () => {
     const before = counters();
     await stack.setConfig({ env: { ENABLE_TRADING: "true" } });
+    const preview = await stack.run(["preview", "--diff"]);
+    assert.equal(preview.code, 0, preview.stdout + preview.stderr);
+    assert.deepEqual(changedLines(preview.stdout), ["- ENABLE_TRADING=false", "+ ENABLE_TRADING=true"], "a flag change shows its old and new value");
+    assertGolden("preview/flag-change.txt", normalizePreview(preview.stdout, stack.name));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
     assert.equal(after.starts - before.starts, 1);
     assert.equal(after.reloads - before.reloads, 0);
     assert.equal(envDigest("ENABLE_TRADING").sha256, sha256("true"));
+});
+
+test("changing a secret shows which key changed, never its value, and restarts the service", { timeout: 10 * MINUTE }, async () => {
+    const newKey = `sk-rotated-${Date.now()}`;
+    await stack.setSecret("secretEnv.OPENAI_API_KEY", newKey);
+    const preview = await stack.run(["preview", "--diff"]);
+    assert.equal(preview.code, 0, preview.stdout + preview.stderr);
+    const changed = changedLines(preview.stdout);
+    assert.equal(changed.length, 2, changed.join("\n"));
+    assert.match(changed[0]!, /^- OPENAI_API_KEY=\[secret [0-9a-f]{12}\]$/);
+    assert.match(changed[1]!, /^\+ OPENAI_API_KEY=\[secret [0-9a-f]{12}\]$/);
+    assert.notEqual(changed[0]!.slice(2), changed[1]!.slice(2));
+    for (const secret of [OPENAI_API_KEY, newKey, MONGO_URL]) {
+        assert.ok(!(preview.stdout + preview.stderr).includes(secret), "a secret value appeared in the preview");
+    }
+    assertGolden("preview/secret-change.txt", normalizePreview(preview.stdout, stack.name));
+    const before = counters();
+    assert.equal((await stack.up()).code, 0);
+    assert.equal(counters().starts - before.starts, 1);
+    assert.equal(envDigest("OPENAI_API_KEY").sha256, sha256(newKey));
 });
 
 test("a change that makes the service unhealthy fails with the journal, and the previous version keeps serving", { timeout: 10 * MINUTE }, async () => {

@@ -79,6 +79,20 @@ export class TestStack {
         });
     }
 
+    /** Runs one of the project's scripts (e.g. `scripts/render`) with this stack's backend and passphrase. */
+    script(script: string, args: string[]): Promise<CliResult> {
+        const started = Date.now();
+        return new Promise((resolve, reject) => {
+            const child = spawn(path.join(REPO, script), args, { cwd: REPO, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+            child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+            child.on("error", reject);
+            child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr, seconds: (Date.now() - started) / 1000 }));
+        });
+    }
+
     /** Like {@link run}, but fails with the CLI's output when it exits non-zero. */
     async mustRun(args: string[], options: { stdin?: string; onOutput?: (chunk: string) => void } = {}): Promise<CliResult> {
         const r = await this.run(args, options);

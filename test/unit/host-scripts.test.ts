@@ -84,3 +84,13 @@ test("no generated script reads a secret from its command line: staging takes co
     assert.match(stage, /cat > "\$tmp"/);
     assert.match(stage, /^umask 077$/m);
 });
+
+test("a managed file survives the round trip through its manifest line", async () => {
+    const { formatManifestLine, parseManifestLine } = await import("../../components/host/scripts");
+    for (const f of files) {
+        assert.deepEqual(parseManifestLine(formatManifestLine(f)), f);
+    }
+    assert.throws(() => parseManifestLine("/x 644 root:root systemd"), /not a managed-file line/);
+    assert.throws(() => parseManifestLine("/x 0644 root:root reboot"), /not a managed-file line/);
+    assert.throws(() => parseManifestLine("relative 0644 root:root systemd"), /not a managed-file line/);
+});

@@ -1,0 +1,44 @@
+/**
+ * Golden files for CLI output: normalise the volatile parts (stack names,
+ * ports, keys, hashes, fingerprints, timings), then compare with the file in
+ * test/fixtures, or rewrite it when AMARKTAI_UPDATE_GOLDEN=1.
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as path from "path";
+import { REPO } from "./vm";
+
+/** Replaces what changes from run to run with stable placeholders. */
+export function normalizePreview(text: string, stackName: string): string {
+    return text
+        .split(stackName)
+        .join("<stack>")
+        .replace(/ssh-ed25519 [A-Za-z0-9+/=]+/g, "ssh-ed25519 <host-key>")
+        .replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:<port>")
+        .replace(/^(\s*port\s*): \d+$/gm, "$1: <port>")
+        .replace(/"[0-9a-f]{16}"/g, '"<hash>"')
+        .replace(/\[secret [0-9a-f]{12}\]/g, "[secret <fingerprint>]")
+        .replace(/^Duration: .*$/gm, "Duration: <t>")
+        .replace(/[ \t]+$/gm, "")
+        .trimEnd() + "\n";
+}
+
+/** Compares `actual` with test/fixtures/<name>, or writes it when AMARKTAI_UPDATE_GOLDEN=1. */
+export function assertGolden(name: string, actual: string): void {
+    const file = path.join(REPO, "test", "fixtures", name);
+    if (process.env.AMARKTAI_UPDATE_GOLDEN === "1") {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, actual);
+        return;
+    }
+    assert.ok(fs.existsSync(file), `golden file ${name} is missing: run the test with AMARKTAI_UPDATE_GOLDEN=1 and review it`);
+    assert.equal(actual, fs.readFileSync(file, "utf8"), `output differs from test/fixtures/${name} (AMARKTAI_UPDATE_GOLDEN=1 rewrites it after review)`);
+}
+
+/** The changed lines (`- …` / `+ …`) of a `pulumi preview --diff` output, trimmed. */
+export function changedLines(preview: string): string[] {
+    return preview
+        .split("\n")
+        .filter((l) => /^\s+[-+] /.test(l) && !/^\s+[-+] pulumi/.test(l))
+        .map((l) => l.trim());
+}
