@@ -36,6 +36,12 @@ export interface HostOutputs {
     readonly activatedAt: pulumi.Output<string>;
 }
 
+/** The activations of the batch before the one host `index` is in (batches of `batchSize`, in host order). */
+export function previousBatch<T>(activations: readonly T[], index: number, batchSize: number): T[] {
+    const batch = Math.floor(index / batchSize);
+    return batch === 0 ? [] : activations.slice((batch - 1) * batchSize, batch * batchSize);
+}
+
 /** The name a host goes by in resource names. */
 export function hostName(h: HostConfig): string {
     return h.name ?? h.address;
@@ -59,23 +65,12 @@ export class SystemdService extends pulumi.ComponentResource {
         const plan = planServiceFiles(config, args.appFiles);
         this.unitText = plan.systemd.unit.text;
 
-        const secretEnv = pulumi.output(args.secretEnv);
-        const needsJwt = secretEnv.apply((s) => !("JWT_SECRET" in s));
-        // Generated once per stack and shared by every host, so tokens stay valid across hosts.
-        const jwt = new RandomSecret(`${name}-jwt-secret`, { bytes: 48 }, { parent: this });
-        const allSecretEnv = pulumi.all([secretEnv, jwt.value, needsJwt]).apply(([s, generated, needs]) => (needs ? { ...s, JWT_SECRET: generated } : s));
-        const envText = pulumi.secret(allSecretEnv.apply((s) => envFileText(config.env, s)));
-        // What previews show for the .env: plain values, and a keyed fingerprint per secret (declassified on purpose).
-        const fingerprintKey = new RandomSecret(`${name}-env-fingerprint-key`, { bytes: 32 }, { parent: this });
-        const envView = pulumi.unsecret(pulumi.all([allSecretEnv, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
         const privateKey = pulumi.secret(pulumi.output(args.sshPrivateKey));
-
-        const healthUrl = `http://${config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost}:${config.app.port}${config.health.path}`;
-
-        this.hosts = config.hosts.map((host) => {
+        const connectionOf = (host: HostConfig) => ({ host: host.address, port: host.port, user: host.user, hostKey: host.hostKey, privateKey });
+        const prepares = config.hosts.map((host) => {
             const hname = hostName(host);
-            const connection = { host: host.address, port: host.port, user: host.user, hostKey: host.hostKey, privateKey };
-            const prepare = new HostPrepare(
+            const connection = connectionOf(host);
+            return new HostPrepare(
                 `${name}-${hname}-prepare`,
                 {
                     connection,
@@ -91,9 +86,34 @@ export class SystemdService extends pulumi.ComponentResource {
                         venv: config.paths.venv,
                         requirements: config.app.requirements,
                     },
+                    adoptJwtFrom: config.paths.envFile,
                 },
                 { parent: this },
             );
+        });
+
+        const secretEnv = pulumi.output(args.secretEnv);
+        const needsJwt = secretEnv.apply((s) => !("JWT_SECRET" in s));
+        // Generated once per stack and shared by every host, so tokens stay valid across hosts.
+        const jwt = new RandomSecret(`${name}-jwt-secret`, { bytes: 48 }, { parent: this });
+        // JWT_SECRET: from config, else the one the (first) host already has, else generated once for the stack.
+        const allSecretEnv = pulumi
+            .all([secretEnv, jwt.value, needsJwt, prepares[0]!.adoptedJwtSecret])
+            .apply(([s, generated, needs, adopted]) => (needs ? { ...s, JWT_SECRET: adopted || generated } : s));
+        const envText = pulumi.secret(allSecretEnv.apply((s) => envFileText(config.env, s)));
+        // What previews show for the .env: plain values, and a keyed fingerprint per secret (declassified on purpose).
+        const fingerprintKey = new RandomSecret(`${name}-env-fingerprint-key`, { bytes: 32 }, { parent: this });
+        const envView = pulumi.unsecret(pulumi.all([allSecretEnv, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
+
+        const healthUrl = `http://${config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost}:${config.app.port}${config.health.path}`;
+
+        // Rolling update: the activations of batch k wait for every activation of batch k-1 (host order).
+        const batchSize = config.rollout.maxUnavailable;
+        const activations: ServiceActivation[] = [];
+        this.hosts = config.hosts.map((host, index) => {
+            const hname = hostName(host);
+            const connection = connectionOf(host);
+            const prepare = prepares[index]!;
             const contentHashes: Record<string, pulumi.Input<string>> = {};
             const staged = plan.files.map((pf) => {
                 const isEnv = pf.file === plan.envFile;
@@ -118,8 +138,9 @@ export class SystemdService extends pulumi.ComponentResource {
                         ? { purge: { paths: [config.paths.envFile, config.paths.app, config.paths.venv, config.paths.logs], user: config.user, group: config.group } }
                         : {}),
                 },
-                { parent: this, dependsOn: [prepare, ...staged] },
+                { parent: this, dependsOn: [prepare, ...staged, ...previousBatch(activations, index, batchSize)] },
             );
+            activations.push(activation);
             return { name: hname, address: host.address, healthUrl, activatedAt: activation.activatedAt };
         });
         this.registerOutputs({ hosts: this.hosts, unitText: this.unitText });

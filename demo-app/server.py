@@ -33,6 +33,11 @@ async def _startup(tasks: list) -> None:
     if os.environ.get("DEMO_FAIL_ON_STARTUP") == "1":
         # Test support: a deployment that can never become healthy.
         raise RuntimeError("DEMO_FAIL_ON_STARTUP=1: refusing to start")
+    delay = float(os.environ.get("DEMO_STARTUP_DELAY_SEC", "0") or 0)
+    if delay > 0:
+        # Test support: a slow start, to exercise faults in the middle of an activation.
+        say(f"delaying startup by {delay}s")
+        await asyncio.sleep(delay)
     STATE["started_at"] = time.time()
     tasks.append(asyncio.create_task(_heartbeat()))
     log_dir = Path(os.environ.get("AMARKTAI_LOG_DIR", "/var/amarktai/logs"))

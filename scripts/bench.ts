@@ -274,7 +274,8 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
     const lines: TimedLine[] = [];
     let partial = "";
     const started = Date.now();
-    let last = "";
+    /** Steps started and not yet finished, by resource name, with their start time. */
+    const inFlight = new Map<string, number>();
     const onOutput = (chunk: string) => {
         partial += chunk;
         let nl: number;
@@ -282,14 +283,18 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
             const line = partial.slice(0, nl).replace(/\r/g, "");
             partial = partial.slice(nl + 1);
             lines.push({ t: elapsed(started), line });
-            if (STEP_LINE.test(line) || DONE_LINE.test(line)) last = line.trim().replace(/\s+/g, " ");
+            const step = STEP_LINE.exec(line);
+            if (step && !step[1]!.startsWith("pulumi:pulumi:Stack")) inFlight.set(`${step[1]!.replace(/^.*:/, "")} ${step[2]}`, Date.now());
+            const done = DONE_LINE.exec(line);
+            if (done) inFlight.delete(`${done[1]!.replace(/^.*:/, "")} ${done[2]}`);
         }
     };
     log(`${label}: started (pulumi ${args.join(" ")})`);
     sampleLoad();
     const heartbeat = setInterval(() => {
         sampleLoad();
-        log(`${label}: still running (${elapsed(started).toFixed(0)}s${last ? `; last: ${last}` : ""})`);
+        const steps = [...inFlight].map(([name, since]) => `${name} ${elapsed(since).toFixed(0)}s`);
+        log(`${label}: still running (${elapsed(started).toFixed(0)}s${steps.length ? `; in progress: ${steps.join(", ")}` : ""})`);
     }, HEARTBEAT_MS);
     let result: CliResult;
     try {
@@ -305,7 +310,7 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
         result,
         lines,
         firstOutput: lines.find((l) => l.line.trim() !== "")?.t,
-        stackRegistered: find(/\spulumi:pulumi:Stack\s/),
+        stackRegistered: find(STEP_LINE, (m) => m[1] === "pulumi:pulumi:Stack") ?? find(/\spulumi:pulumi:Stack\s+\S+\s+running\b/),
         firstProviderOp: find(STEP_LINE, (m) => m[1]!.startsWith("pulumi-nodejs:dynamic")),
     };
 }
@@ -485,6 +490,7 @@ interface Machine {
     node: string;
     pulumi: string;
     programHost: string;
+    revision: string;
     otherVmsAtStart: string[];
     loadAtStart: number[];
 }
@@ -538,6 +544,7 @@ function machineFacts(): Machine {
         node: process.version,
         pulumi: sh("pulumi version") || "unknown",
         programHost: sh("command -v pulumi-language-nodejs") && !process.env.AMARKTAI_FORCE_INLINE ? "Node.js language host (pulumi-language-nodejs)" : "served in-process by scripts/pulumi (inline program; no pulumi-language-nodejs)",
+        revision: `${sh("git rev-parse --short HEAD") || "unknown"}${sh("git status --porcelain --untracked-files=no") ? " with uncommitted changes in the working tree" : ""}`,
         otherVmsAtStart: otherVms,
         loadAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
     };
@@ -558,7 +565,7 @@ async function timeNode(code: string, times: number): Promise<number[]> {
 
 function accelText(m: Machine): string {
     const kind = /\bkvm\b/.test(m.accel) ? "KVM (hardware virtualisation)" : /\btcg\b/.test(m.accel) ? "QEMU software emulation (TCG)" : m.accel;
-    return `${kind}: -accel ${m.accel}, read from ${m.accelSource}; /dev/kvm ${m.kvmDevice ? "present" : "absent"} on this machine`;
+    return `${kind}: -accel ${m.accel}, read from ${m.accelSource}; /dev/kvm ${m.kvmDevice ? "exists on this machine but is not what the VMs use" : "absent on this machine"}`;
 }
 
 function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: number[], runs: RunResult[], calibration: Calibration | undefined, hosts: HostsCompareResult | undefined, error?: string): string {
@@ -574,6 +581,7 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
     p(`  test VMs         ${accelText(m)}`);
     p(`  guest            ${m.guest}`);
     p(`  toolchain        node ${m.node}, pulumi ${m.pulumi}; program ${m.programHost}`);
+    p(`  revision         ${m.revision}`);
     p(`  other load       ${m.otherVmsAtStart.length ? `other VMs running at start: ${m.otherVmsAtStart.join(", ")}` : "no other VMs running at start"}; ` +
         `1-min load average at start ${m.loadAtStart[0]}, during the operations ${stat(loadSamples, 1)}`);
     p();
@@ -643,6 +651,9 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
                 if (o.reloads !== 1) notes.push(`${where}: ${o.reloads} daemon-reloads (expected 1)`);
             }
             if (o.operation === "fresh up" && o.sessions !== 1) notes.push(`${where}: ${o.sessions} SSH sessions for one host (expected one pooled connection)`);
+            if (o.operation === "fresh up" && o.reloads !== 1) {
+                notes.push(`${where}: ${o.reloads} daemon-reloads (the activation runs one; the first \`systemctl enable\` of the unit makes systemd reload once more)`);
+            }
         }
     }
     if (hosts) {

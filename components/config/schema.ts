@@ -152,6 +152,19 @@ export const healthSchema = z
     })
     .strict();
 
+/** Rolling updates across hosts. */
+export const rolloutSchema = z
+    .object({
+        maxUnavailable: z
+            .number()
+            .int()
+            .min(1)
+            .max(100)
+            .default(1)
+            .describe("Hosts activated (restarted) at once, in host order; a batch starts only when the previous one is healthy, and a failed batch stops the rollout. Preparing hosts and staging files always run in parallel."),
+    })
+    .strict();
+
 /** A drop-in name: becomes the file name `NN-name.conf`. */
 const overrideName = /^[a-z0-9][a-z0-9-]{0,40}$/;
 
@@ -175,6 +188,7 @@ export const stackConfigSchema = z
         journald: journaldSchema.optional().describe("journald limits, written to `/etc/systemd/journald.conf.d/60-amarktai-infra.conf`; journald is restarted when they change."),
         env: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an env value")).default({}).describe("Plain (non-secret) `.env` entries, e.g. feature flags."),
         health: healthSchema.default(healthSchema.parse({})).describe("The health check run inside the host after every (re)start."),
+        rollout: rolloutSchema.default(rolloutSchema.parse({})).describe("How changes roll out across several hosts."),
         purgeOnDestroy: z.boolean().default(false).describe("On `pulumi destroy`, also remove the user, /var/amarktai and `.env` (default: keep data)."),
     })
     .strict();

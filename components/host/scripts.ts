@@ -3,7 +3,7 @@
  * is idempotent, runs under `set -euo pipefail`, quotes every value with
  * {@link shellQuote}, and never carries a secret: secret content comes on stdin.
  */
-import { shellQuote as q, shellWords } from "./shell";
+import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
 /** Where the library keeps its own state on a host (staged copies, backups, markers). */
 export const STATE_ROOT = "/var/lib/amarktai-infra";
@@ -56,7 +56,7 @@ export function stagingDir(serviceName: string): string {
     return `${STATE_ROOT}/${serviceName}/staged`;
 }
 
-const PRELUDE = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\"; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
+const PRELUDE = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\" || true; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
 
 /** A bash array literal with every element quoted. */
 function bashArray(name: string, values: readonly string[]): string {
@@ -127,6 +127,39 @@ export function prepareScript(spec: PrepareSpec): string {
         'log "host prepared"',
     ];
     return lines.join("\n") + "\n";
+}
+
+/** Python that prints one key's value from an env file, undoing the quoting `renderEnvLine` (and a hand-written .env) uses. */
+const READ_ENV_VALUE_PY = [
+    "import sys",
+    "path, wanted = sys.argv[1], sys.argv[2]",
+    "for line in open(path, encoding='utf-8'):",
+    "    line = line.rstrip('\\n')",
+    "    if not line.startswith(wanted + '='):",
+    "        continue",
+    "    value = line[len(wanted) + 1:]",
+    "    if len(value) >= 2 and value[0] == value[-1] == '\"':",
+    "        out, i, body = [], 0, value[1:-1]",
+    "        while i < len(body):",
+    "            if body[i] == '\\\\' and i + 1 < len(body) and body[i + 1] in '\"\\\\`$':",
+    "                out.append(body[i + 1])",
+    "                i += 2",
+    "            else:",
+    "                out.append(body[i])",
+    "                i += 1",
+    "        value = ''.join(out)",
+    "    elif len(value) >= 2 and value[0] == value[-1] == \"'\":",
+    "        value = value[1:-1]",
+    "    sys.stdout.write(value)",
+].join("\n");
+
+/**
+ * Prints the value of `name` in an env file (ours, or a hand-written one in
+ * the same `NAME=value` form); prints nothing when the file or the key is
+ * absent. The output is a secret: the caller never puts it in a message.
+ */
+export function readEnvValueScript(envFile: string, name: string): string {
+    return [...PRELUDE, `FILE=${q(envFile)}`, `NAME=${q(name)}`, '[ -f "$FILE" ] || exit 0', `python3 -c ${quoteScript(READ_ENV_VALUE_PY)} "$FILE" "$NAME"`].join("\n") + "\n";
 }
 
 /** Writes stdin to the staging copy of one managed file, atomically, readable by root only. */
@@ -222,12 +255,24 @@ export function activationScript(spec: ActivationSpec): string {
         bashArray("REMOVED_EFFECTS", spec.removed.map((f) => f.effect)),
         ...healthFunctions(spec),
         "START=$(date +%s)",
+        // Everything goes to a root-only log replayed at exit (stdout on success, stderr on failure), so a
+        // dropped connection (a broken pipe) cannot stop the activation half-way.
+        'verify_dir=""',
+        'RUNLOG=$(mktemp /run/amarktai-infra-activation.XXXXXX)',
+        'exec 3>&1 4>&2 >"$RUNLOG" 2>&1',
+        'finish() { local rc=$?; rm -rf "$verify_dir"; { if [ "$rc" -eq 0 ]; then cat "$RUNLOG" >&3; else cat "$RUNLOG" >&4; fi; } 2>/dev/null || true; rm -f "$RUNLOG"; exit "$rc"; }',
+        "trap finish EXIT",
         'exec 9>"/run/amarktai-infra-$SERVICE.lock"',
         "flock -w 600 9 || fail 'another activation is still running'",
-        'for i in "${!IDS[@]}"; do [ -f "$STAGE/${IDS[$i]}" ] || fail "staged copy of ${PATHS[$i]} is missing; run pulumi up again"; done',
+        // A file not readable by others (the .env) keeps no staged copy once it is live: no second copy of a secret.
+        'sensitive() { [ $(( 8#${MODES[$1]} & 4 )) -eq 0 ]; }',
+        'for i in "${!IDS[@]}"; do',
+        '  [ -f "$STAGE/${IDS[$i]}" ] && continue',
+        '  if sensitive "$i" && [ -f "${PATHS[$i]}" ]; then continue; fi',
+        '  fail "staged copy of ${PATHS[$i]} is missing; run pulumi up again"',
+        "done",
         // Verify the unit and its drop-ins together, under their real names, before anything goes live.
         'verify_dir=$(mktemp -d /run/amarktai-infra-verify.XXXXXX)',
-        'trap \'rm -rf "$verify_dir"\' EXIT',
         'mkdir -p "$verify_dir/$UNIT.d"',
         'unit_staged=""',
         'for i in "${!IDS[@]}"; do',
@@ -247,6 +292,7 @@ export function activationScript(spec: ActivationSpec): string {
         'changed=(); need_reload=""; need_restart=""; need_journald=""',
         'for i in "${!IDS[@]}"; do',
         '  p="${PATHS[$i]}"',
+        '  [ -f "$STAGE/${IDS[$i]}" ] || continue',
         '  if [ -f "$p" ] && cmp -s "$STAGE/${IDS[$i]}" "$p" && [ "$(stat -c \'%a %U %G\' "$p")" = "$(printf \'%o\' "$((8#${MODES[$i]}))") ${OWNERS[$i]} ${GROUPS_[$i]}" ]; then continue; fi',
         '  changed+=("$i")',
         '  case "${EFFECTS[$i]}" in systemd) need_reload=1; need_restart=1 ;; restart) need_restart=1 ;; journald) need_journald=1 ;; esac',
@@ -300,6 +346,7 @@ export function activationScript(spec: ActivationSpec): string {
         '  if ! systemctl restart "$UNIT" || ! wait_healthy; then',
         '    excerpt=$(journal_excerpt)',
         "    rollback",
+        '    rm -rf "$BACKUP"',
         '    printf \'%s did not become healthy; the previous files were restored.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$excerpt" >&2',
         "    exit 1",
         "  fi",
@@ -307,9 +354,25 @@ export function activationScript(spec: ActivationSpec): string {
         '  wait_healthy || { printf \'%s is not healthy.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$(journal_excerpt)" >&2; exit 1; }',
         "fi",
         'rm -rf "$BACKUP"',
+        'for i in "${!IDS[@]}"; do if sensitive "$i"; then rm -f "$STAGE/${IDS[$i]}"; fi; done',
         'log "$UNIT active and healthy (${#changed[@]} file(s) changed, ${#removing[@]} removed, restart: ${need_restart:-no})"',
     ];
     return lines.join("\n") + "\n";
+}
+
+/**
+ * Runs `script` as a transient systemd service and waits for it, so the work
+ * belongs to systemd, not to the SSH session: a dropped connection cannot
+ * stop it half-way (apt, a swap of files, a restart). Its exit code and
+ * output come back as if it had run in place.
+ */
+export function detachedScript(description: string, script: string): string {
+    return (
+        [
+            ...PRELUDE,
+            `exec systemd-run --quiet --wait --pipe --collect --service-type=exec --description=${q(`amarktai-infra: ${description}`)} -- /bin/bash -c ${quoteScript(script)}`,
+        ].join("\n") + "\n"
+    );
 }
 
 /** What removal needs: the files to remove (only if marked) and whether to purge data. */

@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID } from "crypto";
 import type * as pulumi from "@pulumi/pulumi";
-import { PrepareSpec, activationScript, parseManifestLine, prepareScript, removalScript, stageFileScript, unstageFileScript } from "../host/scripts";
+import { PrepareSpec, activationScript, detachedScript, parseManifestLine, prepareScript, readEnvValueScript, removalScript, stageFileScript, unstageFileScript } from "../host/scripts";
 import { MANAGED_MARKER } from "../systemd/service";
 import { sha256 } from "./hash";
 import { SshConnection, runAsRoot } from "./ssh";
@@ -19,25 +19,32 @@ export function stableJson(value: unknown): string {
     );
 }
 
-/** The connection without its key: what decides whether a resource changed or moved. */
-function connectionIdentity(c: SshConnection | undefined): unknown {
-    if (!c) return undefined;
-    return { host: c.host, port: c.port, user: c.user, hostKey: c.hostKey };
+/** Which machine a connection reaches: a different one means a replacement. */
+function machine(c: SshConnection | undefined): unknown {
+    return c ? { host: c.host, port: c.port } : undefined;
+}
+
+/** How a connection logs in, without its key: a change re-runs the operation on the same machine. */
+function login(c: SshConnection | undefined): unknown {
+    return c ? { host: c.host, port: c.port, user: c.user, hostKey: c.hostKey } : undefined;
 }
 
 /**
- * Compares old outputs with new inputs. Keys in `replaceOn` force a
- * replacement; the private key alone never counts as a change (rotating it
- * must not touch the host).
+ * Compares old outputs with new inputs. `connection` counts as changed when
+ * the login changes (user, pinned host key) and as a replacement only when
+ * the machine changes (address, port); the private key alone never counts
+ * (rotating it must not touch the host). Other keys in `replaceOn` force a
+ * replacement. Replacements delete first: old and new would share paths on
+ * the host.
  */
 export function diffProps(olds: Record<string, unknown>, news: Record<string, unknown>, compare: readonly string[], replaceOn: readonly string[] = []): pulumi.dynamic.DiffResult {
-    const differs = (k: string) =>
+    const differs = (k: string, forReplace: boolean) =>
         k === "connection"
-            ? stableJson(connectionIdentity(olds[k] as SshConnection)) !== stableJson(connectionIdentity(news[k] as SshConnection))
+            ? stableJson((forReplace ? machine : login)(olds[k] as SshConnection)) !== stableJson((forReplace ? machine : login)(news[k] as SshConnection))
             : stableJson(olds[k]) !== stableJson(news[k]);
-    const changed = compare.filter(differs);
-    const replaces = replaceOn.filter(differs);
-    return { changes: changed.length > 0 || replaces.length > 0, replaces };
+    const changed = compare.filter((k) => differs(k, false));
+    const replaces = replaceOn.filter((k) => differs(k, true));
+    return { changes: changed.length > 0 || replaces.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
 }
 
 
@@ -47,6 +54,23 @@ export function diffProps(olds: Record<string, unknown>, news: Record<string, un
 export interface HostPrepareInputs {
     connection: SshConnection;
     spec: PrepareSpec;
+    /** An env file whose existing JWT_SECRET is adopted (kept across destroy/up and from hand-made installs). */
+    adoptJwtFrom?: string;
+}
+
+/** Prepares the host, then reads the JWT_SECRET an existing .env already has ("" when none). */
+async function prepare(inputs: HostPrepareInputs): Promise<HostPrepareInputs & { adoptedJwtSecret: string }> {
+    await runAsRoot(inputs.connection, detachedScript("prepare the host", prepareScript(inputs.spec)), { what: "preparing the host" });
+    let adoptedJwtSecret = "";
+    if (inputs.adoptJwtFrom) {
+        try {
+            adoptedJwtSecret = (await runAsRoot(inputs.connection, readEnvValueScript(inputs.adoptJwtFrom, "JWT_SECRET"), { what: "reading the existing JWT_SECRET" })).stdout;
+        } catch {
+            // Never let a secret-bearing output reach an error message.
+            throw new Error(`could not read JWT_SECRET from ${inputs.adoptJwtFrom} on ${inputs.connection.host}`);
+        }
+    }
+    return { ...inputs, adoptedJwtSecret };
 }
 
 const hostPrepare: Provider = {
@@ -54,15 +78,13 @@ const hostPrepare: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        return diffProps(olds, news, ["connection", "spec"], ["connection"]);
+        return diffProps(olds, news, ["connection", "spec", "adoptJwtFrom"], ["connection"]);
     },
     async create(inputs: HostPrepareInputs) {
-        await runAsRoot(inputs.connection, prepareScript(inputs.spec), { what: "preparing the host" });
-        return { id: `${inputs.connection.host}:${inputs.connection.port}`, outs: inputs };
+        return { id: `${inputs.connection.host}:${inputs.connection.port}`, outs: await prepare(inputs) };
     },
     async update(_id, _olds, news: HostPrepareInputs) {
-        await runAsRoot(news.connection, prepareScript(news.spec), { what: "preparing the host" });
-        return { outs: news };
+        return { outs: await prepare(news) };
     },
     async delete() {
         // Data, the user and the venv are kept; purging is the activation's job when asked for.
@@ -139,7 +161,10 @@ async function activate(inputs: ServiceActivationInputs, previous?: ServiceActiv
     const unitName = `${inputs.service}.service`;
     await runAsRoot(
         inputs.connection,
-        activationScript({ serviceName: inputs.service, unitName, files, removed, marker: MANAGED_MARKER, healthUrl: inputs.health.url, healthTimeoutSec: inputs.health.timeoutSec }),
+        detachedScript(
+            `activate ${unitName}`,
+            activationScript({ serviceName: inputs.service, unitName, files, removed, marker: MANAGED_MARKER, healthUrl: inputs.health.url, healthTimeoutSec: inputs.health.timeoutSec }),
+        ),
         { what: `activating ${unitName}` },
     );
     return { ...inputs, activatedAt: new Date().toISOString() };

@@ -55,12 +55,19 @@ export type ConnectionInput = pulumi.Input<{ [K in keyof SshConnection]: pulumi.
 export interface HostPrepareArgs {
     connection: ConnectionInput;
     spec: pulumi.Input<PrepareSpec>;
+    /** An env file on the host whose JWT_SECRET, if any, is adopted (see {@link HostPrepare.adoptedJwtSecret}). */
+    adoptJwtFrom?: pulumi.Input<string>;
 }
 
 /** Prepares a host: prerequisites, the service user, directories, the venv and its requirements. */
 export class HostPrepare extends pulumi.dynamic.Resource {
+    /**
+     * The JWT_SECRET the host's env file already had when it was prepared ("" if none): adopting it keeps
+     * tokens valid when a hand-made install is taken over, and across `destroy` and `up`. Always secret.
+     */
+    declare readonly adoptedJwtSecret: pulumi.Output<string>;
     constructor(name: string, args: HostPrepareArgs, opts?: pulumi.CustomResourceOptions) {
-        super(providerStub("hostPrepare"), name, { ...args }, { ...opts, additionalSecretOutputs: ["connection"] }, MODULE, "HostPrepare");
+        super(providerStub("hostPrepare"), name, { ...args, adoptedJwtSecret: undefined }, { ...opts, additionalSecretOutputs: ["connection", "adoptedJwtSecret"] }, MODULE, "HostPrepare");
     }
 }
 

@@ -138,3 +138,11 @@ test("a configured JWT_SECRET is used instead of the generated one", async () =>
     const env = registered.find((r) => r.name === "jwt-given-vm-env")!;
     assert.match(String(plain(env.inputs.content)), /^JWT_SECRET=from-config$/m);
 });
+
+test("rollout batches: each host's activation waits for the previous batch", async () => {
+    const { previousBatch } = await import("../../components/service");
+    const acts = ["a1", "a2", "a3", "a4", "a5"];
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 1)), [[], ["a1"], ["a2"], ["a3"], ["a4"]]);
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 2)), [[], [], ["a1", "a2"], ["a1", "a2"], ["a3", "a4"]]);
+    assert.deepEqual([0, 1, 2].map((i) => previousBatch(acts, i, 10)), [[], [], []]);
+});

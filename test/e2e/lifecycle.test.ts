@@ -165,7 +165,7 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
         "+ ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 3 --log-level info",
     ]);
     assert.match(preview.stdout, /Resources:\n\s+~ 2 to update\n/);
-    assertGolden("preview/one-override-change.txt", normalizePreview(preview.stdout, stack.name));
+    assertGolden("preview/one-override-change.txt", normalizePreview(preview.stdout, stack.name, vm.port));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
@@ -190,7 +190,7 @@ test("changing only an env value restarts the service without a daemon-reload", 
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     assert.deepEqual(changedLines(preview.stdout), ["- ENABLE_TRADING=false", "+ ENABLE_TRADING=true"], "a flag change shows its old and new value");
-    assertGolden("preview/flag-change.txt", normalizePreview(preview.stdout, stack.name));
+    assertGolden("preview/flag-change.txt", normalizePreview(preview.stdout, stack.name, vm.port));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
@@ -212,7 +212,7 @@ test("changing a secret shows which key changed, never its value, and restarts t
     for (const secret of [OPENAI_API_KEY, newKey, MONGO_URL]) {
         assert.ok(!(preview.stdout + preview.stderr).includes(secret), "a secret value appeared in the preview");
     }
-    assertGolden("preview/secret-change.txt", normalizePreview(preview.stdout, stack.name));
+    assertGolden("preview/secret-change.txt", normalizePreview(preview.stdout, stack.name, vm.port));
     const before = counters();
     assert.equal((await stack.up()).code, 0);
     assert.equal(counters().starts - before.starts, 1);

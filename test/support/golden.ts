@@ -8,15 +8,14 @@ import * as fs from "fs";
 import * as path from "path";
 import { REPO } from "./vm";
 
-/** Replaces what changes from run to run with stable placeholders. */
-export function normalizePreview(text: string, stackName: string): string {
+/** Replaces what changes from run to run (stack name, the VM's SSH port, keys, hashes, timings) with placeholders. */
+export function normalizePreview(text: string, stackName: string, sshPort: number): string {
     return text
         .split(stackName)
         .join("<stack>")
         .replace(/ssh-ed25519 [A-Za-z0-9+/=]+/g, "ssh-ed25519 <host-key>")
-        .replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:<port>")
-        .replace(/^(\s*port\s*): \d+$/gm, "$1: <port>")
         .replace(/"[0-9a-f]{16}"/g, '"<hash>"')
+        .replace(new RegExp(`\\b${sshPort}\\b`, "g"), "<ssh-port>")
         .replace(/\[secret [0-9a-f]{12}\]/g, "[secret <fingerprint>]")
         .replace(/^Duration: .*$/gm, "Duration: <t>")
         .replace(/[ \t]+$/gm, "")

@@ -27,20 +27,30 @@ export function startVm(name: string): VmInfo {
     return { name, ...info };
 }
 
+/** Waits until the VM answers SSH again (after a reboot), up to `timeoutMs`. */
+export async function waitForSsh(vm: VmInfo, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        if (vmSsh(vm, "systemctl is-system-running --wait >/dev/null 2>&1; true").code === 0) return;
+        await new Promise((r) => setTimeout(r, 3000));
+    }
+    throw new Error(`VM ${vm.name} did not answer SSH within ${timeoutMs / 1000}s`);
+}
+
 /** Stops a VM (kills its QEMU by pid) and deletes its overlay. */
 export function stopVm(name: string): void {
     spawnSync("bash", [VM_SH, "stop", name], { stdio: "inherit" });
 }
 
 /** Runs a shell command line in the guest (as ubuntu, or root) and returns its result. */
-export function vmSsh(vm: VmInfo, command: string, options: { root?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+export function vmSsh(vm: VmInfo, command: string, options: { root?: boolean; input?: string } = {}): { code: number; stdout: string; stderr: string } {
     const args = [VM_SH, "ssh", vm.name, ...(options.root ? ["--root"] : []), "--", command];
-    const r = spawnSync("bash", args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    const r = spawnSync("bash", args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, input: options.input ?? "" });
     return { code: r.status ?? 255, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Like {@link vmSsh} but throws unless the command succeeds; returns stdout. */
-export function vmRun(vm: VmInfo, command: string, options: { root?: boolean } = {}): string {
+export function vmRun(vm: VmInfo, command: string, options: { root?: boolean; input?: string } = {}): string {
     const r = vmSsh(vm, command, options);
     if (r.code !== 0) {
         throw new Error(`in the VM, \`${command}\` exited ${r.code}:\n${r.stderr}${r.stdout}`);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "child_process";
-import { activationScript, fileIdForPath, prepareScript, quoteScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components";
+import { activationScript, detachedScript, fileIdForPath, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components";
 import { planServiceFiles } from "../../components/files";
 import { MANAGED_MARKER } from "../../components/systemd";
 import { testConfig } from "../support/config";
@@ -46,6 +46,8 @@ const SCRIPTS: [string, string][] = [
             healthTimeoutSec: 60,
         }),
     ],
+    ["detached", detachedScript("activate amarktai-api.service", "echo 'it''s'\nexit 0\n")],
+    ["read env value", readEnvValueScript("/var/amarktai/app/backend/.env", "JWT_SECRET")],
     ["removal", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER })],
     ["removal with purge", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, purge: { paths: ["/var/amarktai/app"], user: "amarktai", group: "amarktai" } })],
 ];
@@ -93,4 +95,22 @@ test("a managed file survives the round trip through its manifest line", async (
     assert.throws(() => parseManifestLine("/x 644 root:root systemd"), /not a managed-file line/);
     assert.throws(() => parseManifestLine("/x 0644 root:root reboot"), /not a managed-file line/);
     assert.throws(() => parseManifestLine("relative 0644 root:root systemd"), /not a managed-file line/);
+});
+
+test("readEnvValueScript reads back exactly what renderEnvLine wrote", async () => {
+    const fs = await import("fs");
+    const os = await import("os");
+    const path = await import("path");
+    const { renderEnvFile } = await import("../../components/systemd");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "envread-"));
+    try {
+        const values: Record<string, string> = { JWT_SECRET: `a"b'c$d\`e\\f # g  `, OTHER: "x" };
+        fs.writeFileSync(path.join(dir, ".env"), renderEnvFile(values));
+        const script = readEnvValueScript(path.join(dir, ".env"), "JWT_SECRET").replace("umask 077", "umask 077");
+        const out = execFileSync("bash", ["-c", script], { encoding: "utf8" });
+        assert.equal(out, values.JWT_SECRET);
+        assert.equal(execFileSync("bash", ["-c", readEnvValueScript(path.join(dir, "missing"), "JWT_SECRET")], { encoding: "utf8" }), "");
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 });
