@@ -274,7 +274,7 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
     const lines: TimedLine[] = [];
     let partial = "";
     const started = Date.now();
-    /** Steps started and not yet finished, by resource name, with their start time. */
+    /** Provider steps started and not yet finished (components only finish at the end), with their start time. */
     const inFlight = new Map<string, number>();
     const onOutput = (chunk: string) => {
         partial += chunk;
@@ -284,7 +284,7 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
             partial = partial.slice(nl + 1);
             lines.push({ t: elapsed(started), line });
             const step = STEP_LINE.exec(line);
-            if (step && !step[1]!.startsWith("pulumi:pulumi:Stack")) inFlight.set(`${step[1]!.replace(/^.*:/, "")} ${step[2]}`, Date.now());
+            if (step && step[1]!.startsWith("pulumi-nodejs:dynamic")) inFlight.set(`${step[1]!.replace(/^.*:/, "")} ${step[2]}`, Date.now());
             const done = DONE_LINE.exec(line);
             if (done) inFlight.delete(`${done[1]!.replace(/^.*:/, "")} ${done[2]}`);
         }
@@ -360,13 +360,21 @@ async function measure(vm: VmInfo, stack: TestStack, label: string, operation: O
     return { op, after, output: cli.result.stdout + cli.result.stderr };
 }
 
+/** The CLI's first diagnostic (`error: …` and the two lines after it), for a one-line summary. */
+function firstDiagnostic(output: string): string {
+    const lines = output.split("\n");
+    const i = lines.findIndex((l) => /^\s+error: /.test(l));
+    return i < 0 ? "" : lines.slice(i, i + 3).map((l) => l.trim()).join(" | ");
+}
+
 function mustSucceed(label: string, m: { op: OperationResult; output: string }): void {
     if (m.op.exitCode !== 0) {
-        throw new Error(`${label}: ${m.op.operation} exited ${m.op.exitCode}:\n${m.output.split("\n").slice(-60).join("\n")}`);
+        throw new Error(`${label}: ${m.op.operation} exited ${m.op.exitCode}: ${firstDiagnostic(m.output)}\n${m.output.split("\n").slice(-60).join("\n")}`);
     }
 }
 
-async function benchRun(run: number, runs: number, calibrate: boolean): Promise<{ result: RunResult; calibration?: Calibration }> {
+/** One run; appends its record to `results` before the first operation so that a failed run still reports what it measured. */
+async function benchRun(run: number, runs: number, calibrate: boolean, results: RunResult[]): Promise<Calibration | undefined> {
     const label = `run ${run}/${runs}`;
     const name = `bench-${process.pid}-r${run}`;
     log(`${label}: starting VM ${name}`);
@@ -374,6 +382,8 @@ async function benchRun(run: number, runs: number, calibrate: boolean): Promise<
     try {
         const vm = await startVm(name);
         log(`${label}: VM ${name} ready in ${vm.startSeconds.toFixed(1)}s`);
+        const operations: OperationResult[] = [];
+        results.push({ run, vm: name, vmStartSeconds: vm.startSeconds, operations });
         let calibration: Calibration | undefined;
         let counters = await readCounters(vm);
         if (calibrate) {
@@ -385,12 +395,11 @@ async function benchRun(run: number, runs: number, calibrate: boolean): Promise<
         }
         log(`${label}: creating the stack`);
         stack = await newStack([{ name: "vm1", vm }]);
-        const operations: OperationResult[] = [];
 
         // 1. fresh up → healthy
         const fresh = await measure(vm, stack, label, "fresh up", ["up", "--yes", "--skip-preview"], counters);
-        mustSucceed(label, fresh);
         operations.push(fresh.op);
+        mustSucceed(label, fresh);
         await checkHealthy(vm);
         log(`${label}: /health answers 200 in the VM`);
         counters = await readCounters(vm); // the health check was a session of its own
@@ -404,12 +413,12 @@ async function benchRun(run: number, runs: number, calibrate: boolean): Promise<
         // 3. one override
         await stack.setConfig({ overrides: { workers: { workers: 2 } } });
         const override = await measure(vm, stack, label, "one-override up", ["up", "--yes", "--skip-preview"], noop.after);
-        mustSucceed(label, override);
         operations.push(override.op);
+        mustSucceed(label, override);
         await checkHealthy(vm, /--workers 2\b/);
         log(`${label}: /health answers 200 with --workers 2`);
 
-        return { result: { run, vm: name, vmStartSeconds: vm.startSeconds, operations }, calibration };
+        return calibration;
     } finally {
         dropStack(stack);
         stopVm(name);
@@ -587,8 +596,9 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
     p();
 
     const n = runs.length;
+    const complete = runs.filter((r) => r.operations.length === OPERATIONS.length).length;
     const ops = (name: OperationName) => runs.map((r) => r.operations.find((o) => o.operation === name)).filter((o): o is OperationResult => o !== undefined);
-    p(`Per operation: median (min–max) over ${n} run${n === 1 ? "" : "s"}${n < opts.runs ? ` (of ${opts.runs} requested)` : ""}; each run on a fresh VM with a new stack`);
+    p(`Per operation: median (min–max) over ${n} run${n === 1 ? "" : "s"}${complete < opts.runs ? ` (${complete} complete, ${opts.runs} requested)` : ""}; each run on a fresh VM with a new stack`);
     p("  wall = CLI process start to exit; host counts from the VM's journal (SSH sessions exclude the counting session)");
     p();
     const rows = OPERATIONS.map((name) => {
@@ -637,33 +647,38 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
         p();
     }
 
-    const notes: string[] = [];
+    // Per-operation findings, grouped across runs: "runs 1, 2, fresh up: …".
+    const byFinding = new Map<string, number[]>();
+    const finding = (run: number, text: string) => byFinding.set(text, [...(byFinding.get(text) ?? []), run]);
     for (const r of runs) {
         for (const o of r.operations) {
-            const where = `run ${r.run}, ${o.operation}`;
-            if (o.exitCode !== 0) notes.push(`${where}: the CLI exited ${o.exitCode}${o.operation.startsWith("no-op") ? " (--expect-no-changes: it found changes)" : ""}`);
+            const f = (text: string) => finding(r.run, `${o.operation}: ${text}`);
+            if (o.exitCode !== 0) f(`the CLI exited ${o.exitCode}${o.operation.startsWith("no-op") ? " (--expect-no-changes: it found changes)" : ""}`);
             if (o.operation.startsWith("no-op") && (o.sessions || o.commands || o.restarts || o.reloads)) {
-                notes.push(`${where}: a no-op touched the host: ${o.sessions} session(s), ${o.commands} command(s), ${o.restarts} start(s), ${o.reloads} reload(s)`);
+                f(`a no-op touched the host: ${o.sessions} session(s), ${o.commands} command(s), ${o.restarts} start(s), ${o.reloads} reload(s)`);
             }
             if (o.operation === "one-override up") {
-                if (o.sessions > 3) notes.push(`${where}: ${o.sessions} SSH sessions (more than 3)`);
-                if (o.restarts !== 1) notes.push(`${where}: ${o.restarts} service starts (expected 1)`);
-                if (o.reloads !== 1) notes.push(`${where}: ${o.reloads} daemon-reloads (expected 1)`);
+                if (o.sessions > 3) f(`${o.sessions} SSH sessions (more than 3)`);
+                if (o.restarts !== 1) f(`${o.restarts} service starts (expected 1)`);
+                if (o.reloads !== 1) f(`${o.reloads} daemon-reloads (expected 1)`);
             }
-            if (o.operation === "fresh up" && o.sessions !== 1) notes.push(`${where}: ${o.sessions} SSH sessions for one host (expected one pooled connection)`);
+            if (o.operation === "fresh up" && o.sessions !== 1) f(`${o.sessions} SSH sessions for one host (expected one pooled connection)`);
             if (o.operation === "fresh up" && o.reloads !== 1) {
-                notes.push(`${where}: ${o.reloads} daemon-reloads (the activation runs one; the first \`systemctl enable\` of the unit makes systemd reload once more)`);
+                f(`${o.reloads} daemon-reloads, not 1 (the activation runs one; the first \`systemctl enable\` of the unit makes systemd reload once more)`);
             }
         }
     }
+    const notes = [...byFinding].map(([text, rs]) => `run${rs.length > 1 ? "s" : ""} ${rs.join(", ")}, ${text}`);
     if (hosts) {
         for (const h of hosts.perHost) if (h.sessions !== 1) notes.push(`hosts compare, ${h.host}: ${h.sessions} SSH sessions (expected 1)`);
+        const reloads = [...new Set(hosts.perHost.map((h) => h.reloads))];
+        if (reloads.some((x) => x !== 1)) notes.push(`hosts compare: ${reloads.join("/")} daemon-reloads per host in the 3-host fresh up (as in the 1-host fresh up)`);
     }
     if (calibration && (calibration.sessions !== 1 || calibration.commands !== 0)) {
         notes.push(`counter check: the counting session added ${calibration.sessions} sessions and ${calibration.commands} commands (expected 1 and 0): the figures above are off by that`);
     }
     if (m.otherVmsAtStart.length) notes.push(`other VMs were running on this machine at the start (${m.otherVmsAtStart.join(", ")}); wall times include that contention`);
-    if (error) notes.push(`the benchmark FAILED: ${error.split("\n")[0]}`);
+    if (error) notes.push(`the benchmark FAILED: ${error.split("\n")[0]} (details on stderr)`);
     p("Observations");
     for (const note of notes.length ? notes : ["nothing unexpected in the counts"]) p(`  - ${note}`);
     return out.join("\n") + "\n";
@@ -699,12 +714,12 @@ async function main(): Promise<number> {
     let error: string | undefined;
     try {
         for (let r = 1; r <= opts.runs; r++) {
-            const { result, calibration: c } = await benchRun(r, opts.runs, r === 1);
-            runs.push(result);
+            const c = await benchRun(r, opts.runs, r === 1, runs);
             calibration ??= c;
         }
         if (opts.hostsCompare) {
             const fresh = runs.map((r) => r.operations[0]!.seconds);
+            // (every run got here complete: a failed operation stops the benchmark)
             const source = runs.length === 1
                 ? "the fresh up of run 1 above: one stack, one host vm1, fresh VM"
                 : `median of the ${runs.length} fresh ups above: each one stack, one host vm1, fresh VM`;

@@ -86,18 +86,35 @@ function collect(s: JsonSchema, prefix: string, required: boolean, secret: boole
     }
 }
 
-/** Every config key, plain then secret, with type, default and description. */
-export function configKeyDocs(): ConfigKeyDoc[] {
-    const out: ConfigKeyDoc[] = [];
-    for (const [schema, secret] of [
+/** A top-level config key with its JSON Schema. */
+interface TopLevelKey {
+    readonly name: string;
+    readonly schema: JsonSchema;
+    readonly required: boolean;
+    readonly secret: boolean;
+}
+
+/** The top-level keys of the plain schema, then of the secret one, in schema order. */
+function topLevelKeys(): TopLevelKey[] {
+    const out: TopLevelKey[] = [];
+    for (const [zodSchema, secret] of [
         [stackConfigSchema, false],
         [secretConfigSchema, true],
     ] as const) {
-        const root = jsonSchema(schema);
-        const req = new Set(root.required ?? []);
-        for (const [name, child] of Object.entries(root.properties ?? {})) {
-            collect(child, name, req.has(name) && child.default === undefined, secret, out);
+        const root = jsonSchema(zodSchema);
+        const required = new Set(root.required ?? []);
+        for (const [name, schema] of Object.entries(root.properties ?? {})) {
+            out.push({ name, schema, required: required.has(name) && schema.default === undefined, secret });
         }
+    }
+    return out;
+}
+
+/** Every config key, plain then secret, with type, default and description. */
+export function configKeyDocs(): ConfigKeyDoc[] {
+    const out: ConfigKeyDoc[] = [];
+    for (const key of topLevelKeys()) {
+        collect(key.schema, key.name, key.required, key.secret, out);
     }
     return out;
 }
@@ -118,23 +135,16 @@ export function configReferenceMarkdown(): string {
  */
 export function projectConfigBlock(namespace: string): string {
     const lines = ["config:"];
-    for (const [schema, secret] of [
-        [stackConfigSchema, false],
-        [secretConfigSchema, true],
-    ] as const) {
-        const root = jsonSchema(schema);
-        const required = new Set(root.required ?? []);
-        for (const [name, child] of Object.entries(root.properties ?? {})) {
-            // Pulumi treats a declared key without a default as required: leave optional keys without one out.
-            if (child.default === undefined && !required.has(name)) continue;
-            lines.push(`  ${namespace}:${name}:`);
-            lines.push(`    description: ${JSON.stringify((secret ? "(secret: set with --secret) " : "") + (child.description ?? ""))}`);
-            const scalar = child.type === "string" || child.type === "integer" || child.type === "boolean";
-            if (child.default !== undefined && scalar) {
-                lines.push(`    type: ${child.type}`, `    default: ${JSON.stringify(child.default)}`);
-            } else if (child.default !== undefined) {
-                lines.push(`    value: ${JSON.stringify(child.default)}`);
-            }
+    for (const { name, schema, required, secret } of topLevelKeys()) {
+        // Pulumi treats a declared key without a default as required: leave optional keys without one out.
+        if (schema.default === undefined && !required) continue;
+        lines.push(`  ${namespace}:${name}:`);
+        lines.push(`    description: ${JSON.stringify((secret ? "(secret: set with --secret) " : "") + (schema.description ?? ""))}`);
+        const scalar = schema.type === "string" || schema.type === "integer" || schema.type === "boolean";
+        if (schema.default !== undefined && scalar) {
+            lines.push(`    type: ${schema.type}`, `    default: ${JSON.stringify(schema.default)}`);
+        } else if (schema.default !== undefined) {
+            lines.push(`    value: ${JSON.stringify(schema.default)}`);
         }
     }
     return lines.join("\n") + "\n";

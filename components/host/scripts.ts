@@ -364,13 +364,15 @@ export function activationScript(spec: ActivationSpec): string {
  * Runs `script` as a transient systemd service and waits for it, so the work
  * belongs to systemd, not to the SSH session: a dropped connection cannot
  * stop it half-way (apt, a swap of files, a restart). Its exit code and
- * output come back as if it had run in place.
+ * output come back as if it had run in place. `--expand-environment=no`
+ * (systemd 254+; Ubuntu 24.04 has 255) keeps systemd from expanding `$…`
+ * in the script.
  */
 export function detachedScript(description: string, script: string): string {
     return (
         [
             ...PRELUDE,
-            `exec systemd-run --quiet --wait --pipe --collect --service-type=exec --description=${q(`amarktai-infra: ${description}`)} -- /bin/bash -c ${quoteScript(script)}`,
+            `exec systemd-run --quiet --wait --pipe --collect --service-type=exec --expand-environment=no --description=${q(`amarktai-infra: ${description}`)} -- /bin/bash -c ${quoteScript(script)}`,
         ].join("\n") + "\n"
     );
 }

@@ -192,11 +192,14 @@ export async function execRaw(c: SshConnection, command: string, stdin?: string)
                 const errOut: Buffer[] = [];
                 stream.on("data", (d: Buffer) => out.push(d));
                 stream.stderr.on("data", (d: Buffer) => errOut.push(d));
-                stream.on("close", (code: number | null, signal?: string) => {
+                stream.on("close", (code: number | null | undefined, signal?: string) => {
+                    const lost = code === null || code === undefined;
                     resolve({
                         code: code ?? (signal ? 128 : 255),
                         stdout: Buffer.concat(out).toString("utf8"),
-                        stderr: Buffer.concat(errOut).toString("utf8") + (code === null && !signal ? "\n(the connection closed before the command finished)" : ""),
+                        stderr:
+                            Buffer.concat(errOut).toString("utf8") +
+                            (lost && !signal ? "\nthe SSH connection closed before the command finished; the host finishes the step on its own: run `pulumi up` again" : ""),
                     });
                 });
                 stream.end(stdin ?? "");

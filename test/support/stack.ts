@@ -58,8 +58,10 @@ export class TestStack {
 
     /** Runs `scripts/pulumi ARGS --stack NAME --config-file FILE` (stack flags added for commands that take them). */
     run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; onOutput?: (chunk: string) => void } = {}): Promise<CliResult> {
+        // `stack …` subcommands take no --config-file; `stack init` names its stack itself.
         const isInit = args[0] === "stack" && args[1] === "init";
-        const full = [...args, "--non-interactive", ...(isInit ? [] : ["--stack", this.name, "--config-file", this.configFile])];
+        const stackFlags = isInit ? [] : args[0] === "stack" ? ["--stack", this.name] : ["--stack", this.name, "--config-file", this.configFile];
+        const full = [...args, "--non-interactive", ...stackFlags];
         const started = Date.now();
         return new Promise((resolve, reject) => {
             const child = spawn(path.join(REPO, "scripts", "pulumi"), full, { cwd: REPO, env: { ...this.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
