@@ -141,8 +141,20 @@ function table(header: string[], rows: string[][]): string {
 }
 
 const loadSamples: number[] = [];
+/** VMs not started by this benchmark (other people's) seen on the machine while it ran: they share the CPU. */
+const otherVmsSeen = new Set<string>();
+
+function otherVms(): string[] {
+    const r = spawnSync("bash", [VM_SH, "list"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return (r.stdout ?? "")
+        .split("\n")
+        .map((l) => l.split(" ")[0] ?? "")
+        .filter((n) => n !== "" && !n.startsWith(`bench-${process.pid}-`));
+}
+
 function sampleLoad(): void {
     loadSamples.push(os.loadavg()[0]!);
+    for (const name of otherVms()) otherVmsSeen.add(name);
 }
 
 // ------------------------------------------------------------------ VMs
@@ -436,7 +448,7 @@ interface HostsCompareResult {
     vmStartSeconds: number;
     exitCode: number;
     firstProviderOp?: number;
-    perHost: ({ host: string; activatedAt?: number } & HostDelta)[];
+    perHost: ({ host: string; prepared?: number; staged?: number; activationStarted?: number; activated?: number } & HostDelta)[];
     steps: TimedLine[];
 }
 
@@ -463,8 +475,16 @@ async function hostsCompare(oneHostSeconds: number, oneHostSource: string): Prom
         log("hosts compare: /health answers 200 in all 3 VMs");
         const perHost = vms.map((_vm, i) => {
             const host = `vm${i + 1}`;
-            const activated = cli.lines.find((l) => DONE_LINE.test(l.line) && l.line.includes(`-${host}-activation `));
-            return { host, activatedAt: activated?.t, ...hostDelta(before[i]!, after[i]!) };
+            const at = (re: RegExp, kind: string) => cli.lines.filter((l) => re.test(l.line) && l.line.includes(`:${kind} amarktai-api-${host}-`)).map((l) => l.t);
+            const last = (xs: number[]) => (xs.length ? Math.max(...xs) : undefined);
+            return {
+                host,
+                prepared: last(at(DONE_LINE, "HostPrepare")),
+                staged: last(at(DONE_LINE, "HostFile")),
+                activationStarted: last(at(STEP_LINE, "ServiceActivation")),
+                activated: last(at(DONE_LINE, "ServiceActivation")),
+                ...hostDelta(before[i]!, after[i]!),
+            };
         });
         const threeHostSeconds = cli.result.seconds;
         return {
@@ -537,10 +557,7 @@ function machineFacts(): Machine {
         accelSource = `the image's recorded QEMU arguments (vm/${path.basename(paths.image_dir!)}/qemu-args)`;
         guest = `${after("-smp") ?? "?"} vCPU, ${after("-m") ?? "?"} MiB, -cpu ${after("-cpu") ?? "?"}`;
     }
-    const otherVms = sh(`bash ${JSON.stringify(VM_SH)} list`)
-        .split("\n")
-        .map((l) => l.split(" ")[0] ?? "")
-        .filter((n) => n !== "" && !n.startsWith(`bench-${process.pid}-`));
+    const others = otherVms();
     return {
         nproc: Number(sh("nproc")) || os.cpus().length,
         cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
@@ -554,7 +571,7 @@ function machineFacts(): Machine {
         pulumi: sh("pulumi version") || "unknown",
         programHost: sh("command -v pulumi-language-nodejs") && !process.env.AMARKTAI_FORCE_INLINE ? "Node.js language host (pulumi-language-nodejs)" : "served in-process by scripts/pulumi (inline program; no pulumi-language-nodejs)",
         revision: `${sh("git rev-parse --short HEAD") || "unknown"}${sh("git status --porcelain --untracked-files=no") ? " with uncommitted changes in the working tree" : ""}`,
-        otherVmsAtStart: otherVms,
+        otherVmsAtStart: others,
         loadAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
     };
 }
@@ -592,7 +609,8 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
     p(`  toolchain        node ${m.node}, pulumi ${m.pulumi}; program ${m.programHost}`);
     p(`  revision         ${m.revision}`);
     p(`  other load       ${m.otherVmsAtStart.length ? `other VMs running at start: ${m.otherVmsAtStart.join(", ")}` : "no other VMs running at start"}; ` +
-        `1-min load average at start ${m.loadAtStart[0]}, during the operations ${stat(loadSamples, 1)}`);
+        `seen during the operations: ${otherVmsSeen.size ? [...otherVmsSeen].join(", ") : "none"}`);
+    p(`  load average     1-min ${m.loadAtStart[0]} at start; sampled during the operations (every ${HEARTBEAT_MS / 1000}s and at each start/end): ${stat(loadSamples, 1)}`);
     p();
 
     const n = runs.length;
@@ -637,8 +655,12 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
         p(`  1 host    ${hosts.oneHostSeconds.toFixed(1)} s   (${hosts.oneHostSource})`);
         p(`  3 hosts   ${hosts.threeHostSeconds.toFixed(1)} s   (VMs vm1..vm3 started in parallel in ${hosts.vmStartSeconds.toFixed(1)}s, not included; first provider step at ${hosts.firstProviderOp?.toFixed(1) ?? "—"} s)`);
         p(`  ratio     ${hosts.ratio.toFixed(2)} (3-host time / 1-host time)`);
+        const f = (x?: number) => x?.toFixed(1) ?? "—";
+        p("    (seconds from the up's start, from the CLI's step lines)");
         for (const h of hosts.perHost) {
-            p(`    ${h.host}: activation done at ${h.activatedAt?.toFixed(1) ?? "—"} s; ${h.sessions} SSH session(s), ${h.commands} remote commands, ${h.restarts} start(s), ${h.reloads} daemon-reload(s)`);
+            const idle = h.staged !== undefined && h.activationStarted !== undefined ? ` (waited ${Math.max(0, h.activationStarted - h.staged).toFixed(1)} s after staging)` : "";
+            p(`    ${h.host}: prepared ${f(h.prepared)}, files staged ${f(h.staged)}, activation ${f(h.activationStarted)}–${f(h.activated)}${idle}; ` +
+                `${h.sessions} SSH session(s), ${h.commands} remote commands, ${h.restarts} start(s), ${h.reloads} daemon-reload(s)`);
         }
         p(`  the 3 VMs share this machine's ${m.nproc} cores, each emulating ${m.guest.split(",")[0]}, so the ratio includes CPU contention between the guests`);
         p();
@@ -670,14 +692,20 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
     }
     const notes = [...byFinding].map(([text, rs]) => `run${rs.length > 1 ? "s" : ""} ${rs.join(", ")}, ${text}`);
     if (hosts) {
-        for (const h of hosts.perHost) if (h.sessions !== 1) notes.push(`hosts compare, ${h.host}: ${h.sessions} SSH sessions (expected 1)`);
+        for (const h of hosts.perHost) {
+            if (h.sessions !== 1) {
+                const idle = h.staged !== undefined && h.activationStarted !== undefined ? `; it waited ${Math.max(0, h.activationStarted - h.staged).toFixed(1)} s between staging and activation` : "";
+                notes.push(`hosts compare, ${h.host}: ${h.sessions} SSH sessions (expected 1)${idle}`);
+            }
+        }
         const reloads = [...new Set(hosts.perHost.map((h) => h.reloads))];
         if (reloads.some((x) => x !== 1)) notes.push(`hosts compare: ${reloads.join("/")} daemon-reloads per host in the 3-host fresh up (as in the 1-host fresh up)`);
     }
     if (calibration && (calibration.sessions !== 1 || calibration.commands !== 0)) {
         notes.push(`counter check: the counting session added ${calibration.sessions} sessions and ${calibration.commands} commands (expected 1 and 0): the figures above are off by that`);
     }
-    if (m.otherVmsAtStart.length) notes.push(`other VMs were running on this machine at the start (${m.otherVmsAtStart.join(", ")}); wall times include that contention`);
+    const others = new Set([...m.otherVmsAtStart, ...otherVmsSeen]);
+    if (others.size) notes.push(`other VMs ran on this machine during the benchmark (${[...others].join(", ")}); wall times include that contention`);
     if (error) notes.push(`the benchmark FAILED: ${error.split("\n")[0]} (details on stderr)`);
     p("Observations");
     for (const note of notes.length ? notes : ["nothing unexpected in the counts"]) p(`  - ${note}`);
@@ -685,6 +713,30 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
 }
 
 // ------------------------------------------------------------------ main
+
+/** This process's descendants (the CLI runs it started), by pid from /proc, deepest first. */
+function descendants(root: number): number[] {
+    const children = new Map<number, number[]>();
+    for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+            children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+        } catch {
+            // the process exited meanwhile
+        }
+    }
+    const out: number[] = [];
+    const walk = (pid: number) => {
+        for (const c of children.get(pid) ?? []) {
+            walk(c);
+            out.push(c);
+        }
+    };
+    walk(root);
+    return out;
+}
 
 function cleanupAll(): void {
     for (const s of [...liveStacks]) dropStack(s);
@@ -695,7 +747,19 @@ async function main(): Promise<number> {
     const opts = parseArgs(process.argv.slice(2));
     for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
         process.on(sig, () => {
-            log(`${sig}: stopping the benchmark's VMs (${[...startedVms].join(", ") || "none"})`);
+            log(`${sig}: stopping the benchmark's CLI runs and VMs (${[...startedVms].join(", ") || "none"})`);
+            const pids = descendants(process.pid);
+            for (const pid of pids) {
+                try {
+                    process.kill(pid, "SIGTERM");
+                } catch {
+                    // already gone
+                }
+            }
+            // Let them exit (a cancelled update still writes its state) before the stack directories go.
+            const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+            const deadline = Date.now() + 10_000;
+            while (Date.now() < deadline && pids.some((pid) => { try { return alive(pid); } catch { return false; } })) spawnSync("sleep", ["0.2"]);
             cleanupAll();
             process.exit(code);
         });
@@ -734,7 +798,7 @@ async function main(): Promise<number> {
 
     process.stdout.write(report(opts, machine, importMs, bareNodeMs, runs, calibration, hosts, error));
     if (opts.json) {
-        fs.writeFileSync(opts.json, JSON.stringify({ options: opts, machine, loadSamples, programLoadMs: importMs, bareNodeMs, calibration, runs, hostsCompare: hosts, error }, null, 2) + "\n");
+        fs.writeFileSync(opts.json, JSON.stringify({ options: opts, machine, loadSamples, otherVmsSeen: [...otherVmsSeen], programLoadMs: importMs, bareNodeMs, calibration, runs, hostsCompare: hosts, error }, null, 2) + "\n");
         log(`raw results written to ${opts.json}`);
     }
     return error ? 1 : 0;

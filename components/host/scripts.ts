@@ -336,10 +336,10 @@ export function activationScript(spec: ActivationSpec): string {
         '  if [ -n "$need_journald" ]; then systemctl restart systemd-journald || true; fi',
         '  if systemctl cat "$UNIT" >/dev/null 2>&1; then systemctl restart "$UNIT" || true; wait_healthy || log "the previous version is not healthy either"; fi',
         "}",
+        // Enable without enable's own reload (--no-reload): the one daemon-reload below covers it.
+        'if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then systemctl enable --no-reload --quiet "$UNIT"; need_reload=1; fi',
         'if [ -n "$need_reload" ]; then log "systemctl daemon-reload"; systemctl daemon-reload; fi',
         'if [ -n "$need_journald" ]; then log "restarting systemd-journald"; systemctl restart systemd-journald; fi',
-        // `systemctl enable` reloads systemd when it changes anything: only call it when needed.
-        'systemctl is-enabled --quiet "$UNIT" 2>/dev/null || systemctl enable --quiet "$UNIT"',
         'if [ -z "$need_restart" ] && ! systemctl is-active --quiet "$UNIT"; then need_restart=1; fi',
         'if [ -n "$need_restart" ]; then',
         '  log "restarting $UNIT"',

@@ -59,8 +59,11 @@ export function describeTarget(c: Pick<SshConnection, "user" | "host" | "port">)
 
 /** sshd allows 10 sessions per connection by default (MaxSessions); stay below it. */
 const MAX_CHANNELS_PER_CONNECTION = 8;
-/** A pooled connection closes after this long without a command. */
-const IDLE_CLOSE_MS = 15_000;
+/**
+ * A pooled connection closes after this long without a command. Long enough
+ * that a host waiting for its rollout batch keeps its one connection.
+ */
+const IDLE_CLOSE_MS = 10 * 60_000;
 
 interface Pooled {
     client: Promise<Client>;
