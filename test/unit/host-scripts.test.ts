@@ -106,7 +106,7 @@ test("readEnvValueScript reads back exactly what renderEnvLine wrote", async () 
     try {
         const values: Record<string, string> = { JWT_SECRET: `a"b'c$d\`e\\f # g  `, OTHER: "x" };
         fs.writeFileSync(path.join(dir, ".env"), renderEnvFile(values));
-        const script = readEnvValueScript(path.join(dir, ".env"), "JWT_SECRET").replace("umask 077", "umask 077");
+        const script = readEnvValueScript(path.join(dir, ".env"), "JWT_SECRET");
         const out = execFileSync("bash", ["-c", script], { encoding: "utf8" });
         assert.equal(out, values.JWT_SECRET);
         assert.equal(execFileSync("bash", ["-c", readEnvValueScript(path.join(dir, "missing"), "JWT_SECRET")], { encoding: "utf8" }), "");
