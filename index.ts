@@ -1,4 +1,4 @@
-// The stack program run by `pulumi up` / `pulumi preview`: see components/program.ts.
-import { main } from "./components/program";
+// The stack program run by `pulumi up` / `pulumi preview`: see components/pulumi/program.ts.
+import { main } from "./components/pulumi/program";
 
 export = main();

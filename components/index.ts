@@ -2,13 +2,10 @@
  * amarktai-infra: run a Python (uvicorn) API as a hardened systemd service
  * with Pulumi, over SSH. The Amarktai Network API is the first preset: the
  * config schema's defaults are its service notes.
+ *
+ * The public API: the component, config loading and the config and output
+ * types. Everything else is internal and may change between releases.
  */
-export * from "./config";
-export * from "./systemd";
-export * from "./host/shell";
-export * from "./host/scripts";
-export * from "./files";
-export * from "./service";
-export * from "./transport/resources";
-export { SshConnection, runAsRoot, closeAllConnections, RemoteCommandError } from "./transport/ssh";
-export { main } from "./program";
+export { SystemdService, SystemdServiceArgs, HostOutputs } from "./pulumi/service";
+export { loadConfig, ConfigError, StackConfig, SecretConfig, HostConfig, OverrideConfig, stackConfigSchema, secretConfigSchema } from "./config";
+export { AppSourceFile, readAppSource, planService, ServicePlan } from "./plan";

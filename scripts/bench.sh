@@ -2,7 +2,7 @@
 # Benchmark of deployments against fresh test VMs: wall time, SSH sessions,
 # remote commands, restarts and daemon-reloads per operation, program startup,
 # and one stack with 1 host vs 3 hosts. Installs and builds what is missing,
-# makes sure the VM image exists, then runs dist/scripts/bench.js.
+# makes sure the VM image exists, then runs dist/tools/bench.js.
 #   scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-compare] [--json FILE]
 # The report goes to stdout; progress (and the setup's output) to stderr.
 set -euo pipefail
@@ -14,7 +14,7 @@ bash "$AMARKTAI_REPO/scripts/setup.sh" >&2
 source "$AMARKTAI_REPO/scripts/lib/env.sh"
 
 amarktai_step "test VM image (built once, then cached)" >&2
-bash "$AMARKTAI_REPO/scripts/vm/build-image.sh" >&2
+bash "$AMARKTAI_REPO/tools/vm/build-image.sh" >&2
 
 # Not cd'ing: a relative --json FILE is taken from the caller's directory.
-exec node "$AMARKTAI_REPO/dist/scripts/bench.js" "$@"
+exec node "$AMARKTAI_REPO/dist/tools/bench.js" "$@"

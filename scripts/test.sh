@@ -44,18 +44,25 @@ if [ "${#files[@]}" -eq 0 ]; then
   files=(dist/test/unit/*.test.js dist/test/component/*.test.js)
   if [ -z "$fast" ]; then
     amarktai_step "test VM image (built once, then cached)"
-    bash scripts/vm/build-image.sh
+    bash tools/vm/build-image.sh
     files+=(dist/test/e2e/*.test.js)
   fi
 fi
 
 amarktai_step "running ${#files[@]} test files"
+# Every VM this run starts is listed here (tools/vm.ts), so cleanup stops only this run's VMs,
+# never another run's or the local stack's.
+AMARKTAI_TEST_VM_LIST="$(mktemp)"
+export AMARKTAI_TEST_VM_LIST
+stop_own_vms() {
+  while read -r name; do
+    [ -n "$name" ] && bash tools/vm/vm.sh stop "$name" >/dev/null 2>&1 || true
+  done < "$AMARKTAI_TEST_VM_LIST"
+  rm -f "$AMARKTAI_TEST_VM_LIST"
+}
+trap stop_own_vms EXIT
 # One file at a time: each e2e file runs its own VM, and this machine has two cores.
 status=0
 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
-# The e2e tests stop their VMs themselves; stop any a crashed test left behind (only test VMs, e2e-*).
-bash scripts/vm/vm.sh list 2>/dev/null | while read -r name _; do
-  case "$name" in e2e-*) bash scripts/vm/vm.sh stop "$name" >/dev/null 2>&1 || true ;; esac
-done
 amarktai_step "tests finished (exit $status)"
 exit "$status"

@@ -15,7 +15,7 @@ TEMPLATE="Pulumi.local.yaml"
 CONFIG_FILE=".pulumi-state/Pulumi.$STACK.yaml"
 
 if [ "${1:-}" = "--stop" ]; then
-  bash scripts/vm/vm.sh stop "$VM_NAME"
+  bash tools/vm/vm.sh stop "$VM_NAME"
   exit 0
 fi
 if [ "${1:-}" = "--" ]; then shift; fi
@@ -26,10 +26,10 @@ bash scripts/setup.sh
 source scripts/lib/env.sh
 
 amarktai_step "test VM '$VM_NAME'"
-if ! bash scripts/vm/vm.sh info "$VM_NAME" >/dev/null 2>&1; then
-  bash scripts/vm/vm.sh start "$VM_NAME" >/dev/null
+if ! bash tools/vm/vm.sh info "$VM_NAME" >/dev/null 2>&1; then
+  bash tools/vm/vm.sh start "$VM_NAME" >/dev/null
 fi
-info="$(bash scripts/vm/vm.sh info "$VM_NAME")"
+info="$(bash tools/vm/vm.sh info "$VM_NAME")"
 field() { node -e 'const i = JSON.parse(process.argv[1]); process.stdout.write(String(i[process.argv[2]]))' "$info" "$1"; }
 
 amarktai_step "stack '$STACK' (config: $CONFIG_FILE, made from $TEMPLATE)"
@@ -54,7 +54,7 @@ amarktai_step "pulumi up"
 scripts/pulumi up --yes "${cfg[@]}" "$@"
 
 amarktai_step "checking the service inside the VM"
-status="$(bash scripts/vm/vm.sh ssh "$VM_NAME" -- "systemctl is-active amarktai-api; curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health")"
+status="$(bash tools/vm/vm.sh ssh "$VM_NAME" -- "systemctl is-active amarktai-api; curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health")"
 echo "$status"
 if [ "$(printf '%s\n' "$status" | tail -n 1)" != "200" ]; then
   echo "error: /health did not answer 200" >&2
@@ -63,7 +63,7 @@ fi
 cat <<EOT
 
 amarktai-api.service is active and /health answers 200 inside the VM '$VM_NAME'
-(ssh: scripts/vm/vm.sh ssh $VM_NAME; port $(field port) on 127.0.0.1).
+(ssh: tools/vm/vm.sh ssh $VM_NAME; port $(field port) on 127.0.0.1).
   preview a change:  scripts/pulumi preview --diff ${cfg[*]}
   stop the VM:       scripts/up-local.sh --stop
 EOT

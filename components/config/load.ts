@@ -3,6 +3,7 @@
  * validated spec, with errors that name the config key.
  */
 import { z } from "zod";
+import { hostName } from "../model";
 import { SecretConfig, StackConfig, secretConfigSchema, stackConfigSchema } from "./schema";
 
 /** A configuration error: its message lists every bad key with what is allowed. */
@@ -95,7 +96,7 @@ export function loadConfig(rawByKey: Readonly<Record<string, string | undefined>
         }
         const names = new Set<string>();
         plainResult.data.hosts.forEach((h, i) => {
-            const name = h.name ?? h.address;
+            const name = hostName(h);
             if (names.has(name)) {
                 problems.push(`${namespace}:hosts[${i}].name: '${name}' is used by another host; give each host a unique name`);
             }

@@ -4,12 +4,11 @@
  * Docs and the `config:` block of `Pulumi.yaml` are checked against it.
  */
 import { z } from "zod";
-
-const CONTROL = /[\u0000-\u001f\u007f]/;
+import { CONTROL_CHARS } from "../model";
 
 /** A single-line string: no newline, no control character. */
 const line = (what: string) =>
-    z.string().refine((v) => !CONTROL.test(v), { message: `${what} must not contain newlines or control characters` });
+    z.string().refine((v) => !CONTROL_CHARS.test(v), { message: `${what} must not contain newlines or control characters` });
 
 /** An absolute path made of safe characters (no whitespace, quotes, `$`, `%` or `..` segments). */
 const absolutePath = z

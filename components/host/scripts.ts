@@ -3,76 +3,28 @@
  * is idempotent, runs under `set -euo pipefail`, quotes every value with
  * {@link shellQuote}, and never carries a secret: secret content comes on stdin.
  */
+import { FileEffect, HostAction, ManagedFile, PrepareSpec, PurgeSpec, backupDir, fileIdForPath, serviceStateDir, stagingDir, triggers } from "../model";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
-/** Where the library keeps its own state on a host (staged copies, backups, markers). */
-export const STATE_ROOT = "/var/lib/amarktai-infra";
-
-/** What a managed file's change requires. */
-export type FileEffect =
-    /** A unit file or drop-in: daemon-reload, then restart the service. */
-    | "systemd"
-    /** Read by the service at start (.env, app code): restart the service. */
-    | "restart"
-    /** journald configuration: restart systemd-journald. */
-    | "journald";
-
-/** A file owned by the library on a host. */
-export interface ManagedFile {
-    /** Stable id; also the staged copy's file name. */
-    readonly id: string;
-    /** Absolute path on the host. */
-    readonly path: string;
-    /** Octal mode, e.g. `0644`. */
-    readonly mode: string;
-    readonly owner: string;
-    readonly group: string;
-    readonly effect: FileEffect;
-}
-
-const EFFECTS: readonly FileEffect[] = ["systemd", "restart", "journald"];
-
-/** A managed file as one readable line: `PATH MODE OWNER:GROUP EFFECT` (what previews show). */
-export function formatManifestLine(f: Omit<ManagedFile, "id">): string {
-    return `${f.path} ${f.mode} ${f.owner}:${f.group} ${f.effect}`;
-}
-
-/** Parses a line written by {@link formatManifestLine}. */
-export function parseManifestLine(line: string): ManagedFile {
-    const m = /^(\/\S+) ([0-7]{4}) ([a-z_][a-z0-9_-]*):([a-z_][a-z0-9_-]*) (\S+)$/.exec(line);
-    if (!m || !EFFECTS.includes(m[5] as FileEffect)) {
-        throw new Error(`not a managed-file line: ${JSON.stringify(line)}`);
-    }
-    return { id: fileIdForPath(m[1]!), path: m[1]!, mode: m[2]!, owner: m[3]!, group: m[4]!, effect: m[5] as FileEffect };
-}
-
-/** The id of a managed file: its path with `/` turned into `__`. */
-export function fileIdForPath(path: string): string {
-    return path.replace(/^\/+/, "").replace(/\//g, "__");
-}
-
-/** The staging directory of one service on a host. */
-export function stagingDir(serviceName: string): string {
-    return `${STATE_ROOT}/${serviceName}/staged`;
-}
-
 const PRELUDE = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\" || true; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
+
+/** `1` when a change to a file of kind `effect` triggers `action`, else `0` (a flag for the generated scripts). */
+function flag(effect: FileEffect, action: HostAction): string {
+    return triggers(effect, action) ? "1" : "0";
+}
+
+/** The `<prefix>RELOADS`, `<prefix>RESTARTS` and `<prefix>JOURNALDS` flag arrays of `files`, from {@link triggers}. */
+function triggerArrays(prefix: string, files: readonly Pick<ManagedFile, "effect">[]): string[] {
+    return [
+        bashArray(`${prefix}RELOADS`, files.map((f) => flag(f.effect, "daemon-reload"))),
+        bashArray(`${prefix}RESTARTS`, files.map((f) => flag(f.effect, "restart-service"))),
+        bashArray(`${prefix}JOURNALDS`, files.map((f) => flag(f.effect, "restart-journald"))),
+    ];
+}
 
 /** A bash array literal with every element quoted. */
 function bashArray(name: string, values: readonly string[]): string {
     return `${name}=(${shellWords(values)})`;
-}
-
-/** The host preparation: OS and prerequisite checks, python3-venv, the service user, directories, the venv and its requirements. */
-export interface PrepareSpec {
-    readonly user: string;
-    readonly group: string;
-    /** Directories to create, with owner and mode, parents first. */
-    readonly directories: readonly { path: string; owner: string; group: string; mode: string }[];
-    /** The virtualenv directory. */
-    readonly venv: string;
-    /** pip requirement specifiers for the venv. */
-    readonly requirements: readonly string[];
 }
 
 /** Prepares a host: checks prerequisites (systemd as PID 1, python3, Debian/Ubuntu), installs python3-venv when missing, creates the user, directories and venv, and installs requirements when they changed. */
@@ -163,13 +115,13 @@ export function readEnvValueScript(envFile: string, name: string): string {
 }
 
 /** Writes stdin to the staging copy of one managed file, atomically, readable by root only. */
-export function stageFileScript(serviceName: string, file: Pick<ManagedFile, "id">): string {
+export function stageFileScript(serviceName: string, file: Pick<ManagedFile, "path">): string {
     const dir = stagingDir(serviceName);
     return (
         [
             ...PRELUDE,
             `DIR=${q(dir)}`,
-            `ID=${q(file.id)}`,
+            `ID=${q(fileIdForPath(file.path))}`,
             'install -d -m 0700 -o root -g root "$DIR"',
             // umask 077: the copy is 0600 root from its first byte, whatever it holds.
             'tmp=$(mktemp "$DIR/.incoming.XXXXXX")',
@@ -180,8 +132,8 @@ export function stageFileScript(serviceName: string, file: Pick<ManagedFile, "id
 }
 
 /** Removes the staging copy of one managed file (the live file is the activation's business). */
-export function unstageFileScript(serviceName: string, file: Pick<ManagedFile, "id">): string {
-    return [...PRELUDE, `rm -f ${q(`${stagingDir(serviceName)}/${file.id}`)}`].join("\n") + "\n";
+export function unstageFileScript(serviceName: string, file: Pick<ManagedFile, "path">): string {
+    return [...PRELUDE, `rm -f ${q(`${stagingDir(serviceName)}/${fileIdForPath(file.path)}`)}`].join("\n") + "\n";
 }
 
 /** What the activation needs to know. */
@@ -243,16 +195,19 @@ export function activationScript(spec: ActivationSpec): string {
         "trap '' HUP PIPE",
         `SERVICE=${q(spec.serviceName)}`,
         `STAGE=${q(stagingDir(spec.serviceName))}`,
-        `BACKUP=${q(`${STATE_ROOT}/${spec.serviceName}/backup`)}`,
+        `BACKUP=${q(backupDir(spec.serviceName))}`,
         `MARKER=${q(`# ${spec.marker}`)}`,
-        bashArray("IDS", spec.files.map((f) => f.id)),
+        bashArray("IDS", spec.files.map((f) => fileIdForPath(f.path))),
         bashArray("PATHS", spec.files.map((f) => f.path)),
         bashArray("MODES", spec.files.map((f) => f.mode)),
         bashArray("OWNERS", spec.files.map((f) => f.owner)),
         bashArray("GROUPS_", spec.files.map((f) => f.group)),
         bashArray("EFFECTS", spec.files.map((f) => f.effect)),
         bashArray("REMOVED_PATHS", spec.removed.map((f) => f.path)),
-        bashArray("REMOVED_EFFECTS", spec.removed.map((f) => f.effect)),
+        bashArray("REMOVED_IDS", spec.removed.map((f) => fileIdForPath(f.path))),
+        // What a change to each file triggers (model/triggers.ts), one 0/1 flag per file and action.
+        ...triggerArrays("", spec.files),
+        ...triggerArrays("REMOVED_", spec.removed),
         ...healthFunctions(spec),
         "START=$(date +%s)",
         // Everything goes to a root-only log replayed at exit (stdout on success, stderr on failure), so a
@@ -290,12 +245,15 @@ export function activationScript(spec: ActivationSpec): string {
         "fi",
         // Work out what changes.
         'changed=(); need_reload=""; need_restart=""; need_journald=""',
+        // Set need_* for what changing (removing) file $1 triggers.
+        'note_change() { [ "${RELOADS[$1]}" = 1 ] && need_reload=1; [ "${RESTARTS[$1]}" = 1 ] && need_restart=1; [ "${JOURNALDS[$1]}" = 1 ] && need_journald=1; return 0; }',
+        'note_removal() { [ "${REMOVED_RELOADS[$1]}" = 1 ] && need_reload=1; [ "${REMOVED_RESTARTS[$1]}" = 1 ] && need_restart=1; [ "${REMOVED_JOURNALDS[$1]}" = 1 ] && need_journald=1; return 0; }',
         'for i in "${!IDS[@]}"; do',
         '  p="${PATHS[$i]}"',
         '  [ -f "$STAGE/${IDS[$i]}" ] || continue',
         '  if [ -f "$p" ] && cmp -s "$STAGE/${IDS[$i]}" "$p" && [ "$(stat -c \'%a %U %G\' "$p")" = "$(printf \'%o\' "$((8#${MODES[$i]}))") ${OWNERS[$i]} ${GROUPS_[$i]}" ]; then continue; fi',
         '  changed+=("$i")',
-        '  case "${EFFECTS[$i]}" in systemd) need_reload=1; need_restart=1 ;; restart) need_restart=1 ;; journald) need_journald=1 ;; esac',
+        '  note_change "$i"',
         "done",
         "removing=()",
         'for i in "${!REMOVED_PATHS[@]}"; do',
@@ -303,18 +261,18 @@ export function activationScript(spec: ActivationSpec): string {
         '  [ -f "$p" ] || continue',
         '  if [ "$(head -n 1 "$p")" != "$MARKER" ]; then log "leaving $p alone: not written by amarktai-infra"; continue; fi',
         '  removing+=("$i")',
-        '  case "${REMOVED_EFFECTS[$i]}" in systemd) need_reload=1; need_restart=1 ;; restart) need_restart=1 ;; journald) need_journald=1 ;; esac',
+        '  note_removal "$i"',
         "done",
         // Back up what is about to change, so a failed start can be undone.
         'rm -rf "$BACKUP"; install -d -m 0700 "$BACKUP"',
         ': > "$BACKUP/absent"',
+        // backup PATH ID: keeps a copy under the file's id (see model/files.ts), or records that it was absent.
         "backup() {",
-        '  local p="$1" name',
-        '  name=$(printf \'%s\' "$p" | sed \'s#^/##; s#/#__#g\')',
+        '  local p="$1" name="$2"',
         '  if [ -e "$p" ]; then cp -a "$p" "$BACKUP/$name"; printf \'%s\\t%s\\n\' "$name" "$p" >> "$BACKUP/present"; else printf \'%s\\n\' "$p" >> "$BACKUP/absent"; fi',
         "}",
-        'for i in "${changed[@]}"; do backup "${PATHS[$i]}"; done',
-        'for i in "${removing[@]}"; do backup "${REMOVED_PATHS[$i]}"; done',
+        'for i in "${changed[@]}"; do backup "${PATHS[$i]}" "${IDS[$i]}"; done',
+        'for i in "${removing[@]}"; do backup "${REMOVED_PATHS[$i]}" "${REMOVED_IDS[$i]}"; done',
         // Swap in: write next to the target, set mode and owner, then rename over it.
         'for i in "${changed[@]}"; do',
         '  p="${PATHS[$i]}"',
@@ -385,7 +343,7 @@ export interface RemovalSpec {
     readonly files: readonly Pick<ManagedFile, "path" | "effect">[];
     readonly marker: string;
     /** When set, also remove these data paths and the user and group. */
-    readonly purge?: { readonly paths: readonly string[]; readonly user: string; readonly group: string };
+    readonly purge?: PurgeSpec;
 }
 
 /** Stops and disables the service, removes the systemd files it owns, reloads, and (only with purge) removes data and the user. */
@@ -396,7 +354,7 @@ export function removalScript(spec: RemovalSpec): string {
         `UNIT=${q(spec.unitName)}`,
         `MARKER=${q(`# ${spec.marker}`)}`,
         bashArray("PATHS", spec.files.map((f) => f.path)),
-        bashArray("EFFECTS", spec.files.map((f) => f.effect)),
+        bashArray("JOURNALDS", spec.files.map((f) => flag(f.effect, "restart-journald"))),
         'if systemctl cat "$UNIT" >/dev/null 2>&1; then log "stopping and disabling $UNIT"; systemctl disable --now --quiet "$UNIT" || true; fi',
         'journald=""',
         'for i in "${!PATHS[@]}"; do',
@@ -404,13 +362,13 @@ export function removalScript(spec: RemovalSpec): string {
         '  [ -f "$p" ] || continue',
         '  if [ "$(head -n 1 "$p")" != "$MARKER" ]; then log "leaving $p alone: not written by amarktai-infra"; continue; fi',
         '  rm -f "$p"; log "removed $p"',
-        '  [ "${EFFECTS[$i]}" = journald ] && journald=1',
+        '  [ "${JOURNALDS[$i]}" = 1 ] && journald=1',
         "done",
         'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
         "systemctl daemon-reload",
         'systemctl reset-failed "$UNIT" 2>/dev/null || true',
         'if [ -n "$journald" ]; then systemctl restart systemd-journald; fi',
-        `rm -rf ${q(`${STATE_ROOT}/${spec.serviceName}`)}`,
+        `rm -rf ${q(serviceStateDir(spec.serviceName))}`,
     ];
     if (spec.purge) {
         lines.push(

@@ -3,8 +3,7 @@
  * interpolated into a generated script goes through {@link shellQuote}.
  */
 
-/** Characters that can never be carried safely inside a shell word we generate. */
-const FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+import { CONTROL_CHARS_EXCEPT_TAB, CONTROL_CHARS_EXCEPT_TAB_NEWLINE } from "../model";
 
 /**
  * Quotes `value` as a single POSIX shell word: wrapped in single quotes, with
@@ -13,7 +12,7 @@ const FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
  * path, a unit name or a user name.
  */
 export function shellQuote(value: string): string {
-    if (FORBIDDEN.test(value)) {
+    if (CONTROL_CHARS_EXCEPT_TAB.test(value)) {
         throw new Error(`refusing to quote a value with a control character or newline: ${JSON.stringify(value)}`);
     }
     return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -25,7 +24,7 @@ export function shellQuote(value: string): string {
  * still refuses NUL and the other control characters.
  */
 export function quoteScript(script: string): string {
-    if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(script)) {
+    if (CONTROL_CHARS_EXCEPT_TAB_NEWLINE.test(script)) {
         throw new Error("refusing to send a script with control characters other than newline and tab");
     }
     return `'${script.replace(/'/g, `'\\''`)}'`;

@@ -4,17 +4,16 @@
  * `\` before `"`, `\`, `` ` `` and `$`, so it reaches the service byte for byte.
  */
 import { ENV_NAME } from "../config/schema";
-import { MANAGED_MARKER } from "./service";
+import { CONTROL_CHARS, MANAGED_MARKER } from "../model";
 
 const PLAIN_VALUE = /^[A-Za-z0-9_@%+=:,./-]*$/;
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Renders one `NAME=value` line. Refuses invalid names and values with newlines or control characters, without echoing the value. */
 export function renderEnvLine(name: string, value: string): string {
     if (!ENV_NAME.test(name)) {
         throw new Error(`.env key ${JSON.stringify(name)} is not a valid environment variable name`);
     }
-    if (CONTROL.test(value)) {
+    if (CONTROL_CHARS.test(value)) {
         throw new Error(`.env value of ${name} must not contain newlines or control characters`);
     }
     if (PLAIN_VALUE.test(value)) {

@@ -4,11 +4,11 @@
  * command lines, and nothing may contain a newline or a control character.
  */
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
+import { CONTROL_CHARS } from "../model";
 
 /** Throws when `value` has a newline or another control character; `what` names the value in the message. */
 export function assertNoControlCharacters(value: string, what: string): void {
-    if (CONTROL.test(value)) {
+    if (CONTROL_CHARS.test(value)) {
         throw new Error(`${what} must not contain newlines or control characters (got ${JSON.stringify(value)})`);
     }
 }

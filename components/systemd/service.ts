@@ -4,13 +4,12 @@
  * drop-in per named override, and the journald drop-in.
  */
 import { OverrideConfig, StackConfig } from "../config";
+import { MANAGED_MARKER } from "../model";
 import { renderCommandLine, renderEnvironmentAssignment, renderPath } from "./escape";
 import { notesHardening, strictHardeningExtras } from "./hardening";
 import { Directive, IniFile, group, installDirective as i, journalDirective as j, section, serviceDirective as s, unitDirective as u } from "./model";
 import { renderIniFile } from "./render";
 
-/** The first line of every file this project writes; activation only ever removes files that carry it. */
-export const MANAGED_MARKER = "Managed by amarktai-infra: do not edit here, change the stack config and run `pulumi up`.";
 
 /** A file to put on the host: where, and its exact text. */
 export interface RenderedFile {

@@ -30,7 +30,7 @@ before(() => {
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 
 async function build() {
-    const { SystemdService } = await import("../../components/service");
+    const { SystemdService } = await import("../../components/pulumi/service");
     const { testConfig, TEST_HOST } = await import("../support/config");
     const config = testConfig({
         hosts: [TEST_HOST, { ...TEST_HOST, name: "vm2", port: 2223 }],
@@ -86,16 +86,16 @@ test("the unit's staged content is the rendered unit text and the drop-in's is t
     assert.match(String(plain(workers.inputs.content)), /--workers 4/);
 });
 
-test("the activation lists every managed file as a readable line, with the hashes that trigger it", async () => {
+test("the activation lists every managed file by path with its mode, owner and kind, with the hashes that trigger it", async () => {
     const activation = registered.find((r) => r.name === "amarktai-api-vm-activation")!;
-    assert.deepEqual(plain(activation.inputs.files), [
-        "/etc/systemd/system/amarktai-api.service 0644 root:root systemd",
-        "/etc/systemd/system/amarktai-api.service.d/10-workers.conf 0644 root:root systemd",
-        "/etc/systemd/system/amarktai-api.service.d/20-memory.conf 0644 root:root systemd",
-        "/etc/systemd/journald.conf.d/60-amarktai-infra.conf 0644 root:root journald",
-        "/var/amarktai/app/backend/.env 0640 root:amarktai restart",
-        "/var/amarktai/app/backend/server.py 0644 amarktai:amarktai restart",
-    ]);
+    assert.deepEqual(plain(activation.inputs.files), {
+        "/etc/systemd/system/amarktai-api.service": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
+        "/etc/systemd/system/amarktai-api.service.d/10-workers.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
+        "/etc/systemd/system/amarktai-api.service.d/20-memory.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
+        "/etc/systemd/journald.conf.d/60-amarktai-infra.conf": { mode: "0644", owner: "root", group: "root", effect: "journald" },
+        "/var/amarktai/app/backend/.env": { mode: "0640", owner: "root", group: "amarktai", effect: "restart" },
+        "/var/amarktai/app/backend/server.py": { mode: "0644", owner: "amarktai", group: "amarktai", effect: "restart" },
+    });
     assert.deepEqual(plain(activation.inputs.health), { url: "http://127.0.0.1:8000/health", timeoutSec: 90 });
     const hashes = plain(activation.inputs.contentHashes) as Record<string, string>;
     assert.equal(Object.keys(hashes).length, 6);
@@ -131,7 +131,7 @@ test("the .env's reviewer view is plain text: flags as they are, secrets as fing
 
 test("a configured JWT_SECRET is used instead of the generated one", async () => {
     registered.length = 0;
-    const { SystemdService } = await import("../../components/service");
+    const { SystemdService } = await import("../../components/pulumi/service");
     const { testConfig } = await import("../support/config");
     const s = new SystemdService("jwt-given", { config: testConfig(), sshPrivateKey: pulumi.secret(KEY), secretEnv: pulumi.secret({ JWT_SECRET: "from-config" }) });
     await value(s.hosts[0]!.activatedAt);
@@ -140,7 +140,7 @@ test("a configured JWT_SECRET is used instead of the generated one", async () =>
 });
 
 test("rollout batches: each host's activation waits for the previous batch", async () => {
-    const { previousBatch } = await import("../../components/service");
+    const { previousBatch } = await import("../../components/pulumi/service");
     const acts = ["a1", "a2", "a3", "a4", "a5"];
     assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 1)), [[], ["a1"], ["a2"], ["a3"], ["a4"]]);
     assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 2)), [[], [], ["a1", "a2"], ["a1", "a2"], ["a3", "a4"]]);

@@ -11,8 +11,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { assertGolden, changedLines, normalizePreview } from "../support/golden";
-import { TestStack } from "../support/stack";
-import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../support/vm";
+import { TestStack } from "../../tools/stack";
+import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
 
 const MINUTE = 60_000;
 const OPENAI_API_KEY = `sk-test-${Date.now()}-$(touch /tmp/pwned)'"\`;`;

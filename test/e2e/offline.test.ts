@@ -9,7 +9,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { REPO } from "../support/vm";
+import { REPO } from "../../tools/vm";
 
 function offline(script: string, env: NodeJS.ProcessEnv): { code: number; out: string } {
     const r = spawnSync("unshare", ["--net", "--", "bash", "-c", `ip link set lo up 2>/dev/null || true; ${script}`], { cwd: REPO, env, encoding: "utf8" });

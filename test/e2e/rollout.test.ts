@@ -5,8 +5,8 @@
  */
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { TestStack } from "../support/stack";
-import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../support/vm";
+import { TestStack } from "../../tools/stack";
+import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
 
 const MINUTE = 60_000;
 let vms: VmInfo[] = [];

@@ -9,8 +9,8 @@ import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { createHash } from "crypto";
 import * as net from "net";
-import { TestStack } from "../support/stack";
-import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh, waitForSsh } from "../support/vm";
+import { TestStack } from "../../tools/stack";
+import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh, waitForSsh } from "../../tools/vm";
 
 const MINUTE = 60_000;
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex");

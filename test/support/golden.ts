@@ -6,7 +6,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
-import { REPO } from "./vm";
+import { REPO } from "../../tools/vm";
 
 /** Replaces what changes from run to run (stack name, the VM's SSH port, keys, hashes, timings) with placeholders. */
 export function normalizePreview(text: string, stackName: string, sshPort: number): string {

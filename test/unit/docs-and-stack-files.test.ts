@@ -3,8 +3,9 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { PLAIN_KEYS, configKeyDocs, stackConfigSchema } from "../../components/config";
-import { expectedProjectFile, expectedReadme } from "../../scripts/gen-docs";
+import { PLAIN_KEYS, stackConfigSchema } from "../../components/config";
+import { configKeyDocs } from "../../components/config/docs";
+import { expectedProjectFile, expectedReadme } from "../../tools/gen-docs";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");

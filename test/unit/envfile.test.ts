@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { MANAGED_MARKER, renderEnvFile, renderEnvLine } from "../../components/systemd";
+import { MANAGED_MARKER } from "../../components/model";
+import { renderEnvFile, renderEnvLine } from "../../components/systemd";
 
 test("plain values are written bare", () => {
     assert.equal(renderEnvLine("ENABLE_TRADING", "false"), "ENABLE_TRADING=false");
@@ -27,7 +28,7 @@ test("the file starts with the marker and lists entries sorted by name", () => {
 });
 
 test("the reviewer view shows plain values and a fingerprint that changes exactly when a secret changes", async () => {
-    const { envFileView } = await import("../../components/files");
+    const { envFileView } = await import("../../components/plan");
     const a = envFileView({ FLAG: "on" }, { TOKEN: "s3cret" }, "key-1");
     assert.match(a, /^FLAG=on\nTOKEN=\[secret [0-9a-f]{12}\]\n$/);
     assert.ok(!a.includes("s3cret"));

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "child_process";
-import { activationScript, detachedScript, fileIdForPath, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components";
-import { planServiceFiles } from "../../components/files";
-import { MANAGED_MARKER } from "../../components/systemd";
+import { activationScript, detachedScript, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components/host";
+import { MANAGED_MARKER, fileIdForPath } from "../../components/model";
+import { planService } from "../../components/plan";
 import { testConfig } from "../support/config";
 
 const HOSTILE = ["plain", "with space", "it's", `"double"`, "$(touch /tmp/pwned)", "`id`", "a;b|c&d", "back\\slash", "*?[glob]", "~user", "tab\there", "", "-n"];
@@ -27,7 +27,7 @@ test("quoteScript keeps a multi-line script intact for bash -c", () => {
 });
 
 const config = testConfig({ overrides: { workers: { workers: 4 } }, journald: { systemMaxUse: "1G" } });
-const plan = planServiceFiles(config, [{ relativePath: "server.py", content: "app = None\n" }]);
+const plan = planService(config, [{ relativePath: "server.py", content: "app = None\n" }]);
 const files = plan.files.map((f) => f.file);
 
 const SCRIPTS: [string, string][] = [
@@ -76,9 +76,18 @@ test("hostile values in a spec stay quoted in the generated script", () => {
 });
 
 test("file ids are derived from paths and unique per path", () => {
-    assert.equal(fileIdForPath("/etc/systemd/system/amarktai-api.service"), "etc__systemd__system__amarktai-api.service");
-    const ids = new Set(files.map((f) => f.id));
+    assert.equal(fileIdForPath("/etc/systemd/system/amarktai-api.service"), "etc_2fsystemd_2fsystem_2famarktai-api.service");
+    const ids = new Set(files.map((f) => fileIdForPath(f.path)));
     assert.equal(ids.size, files.length);
+});
+
+test("file ids cannot collide: paths that differ only in / versus __ get different ids", () => {
+    const paths = ["/a/b.py", "/a__b.py", "/a_/b.py", "/a/_b.py", "/a_2fb.py", "/a_5f2fb.py"];
+    const ids = paths.map(fileIdForPath);
+    assert.equal(new Set(ids).size, paths.length, ids.join(" "));
+    const long = `/var/amarktai/app/backend/${"d/".repeat(120)}x.py`;
+    assert.match(fileIdForPath(long), /^%[0-9a-f]{64}$/);
+    assert.ok(fileIdForPath(long).length <= 255);
 });
 
 test("no generated script reads a secret from its command line: staging takes content on stdin", () => {
@@ -87,14 +96,28 @@ test("no generated script reads a secret from its command line: staging takes co
     assert.match(stage, /^umask 077$/m);
 });
 
-test("a managed file survives the round trip through its manifest line", async () => {
-    const { formatManifestLine, parseManifestLine } = await import("../../components/host/scripts");
+test("state written by release 0.1.0 (one line per managed file) reads back as today's files", async () => {
+    const { legacyManagedFile, activationFilesOf } = await import("../../components/pulumi/providers/legacy");
     for (const f of files) {
-        assert.deepEqual(parseManifestLine(formatManifestLine(f)), f);
+        assert.deepEqual(legacyManagedFile(`${f.path} ${f.mode} ${f.owner}:${f.group} ${f.effect}`), f);
     }
-    assert.throws(() => parseManifestLine("/x 644 root:root systemd"), /not a managed-file line/);
-    assert.throws(() => parseManifestLine("/x 0644 root:root reboot"), /not a managed-file line/);
-    assert.throws(() => parseManifestLine("relative 0644 root:root systemd"), /not a managed-file line/);
+    assert.deepEqual(activationFilesOf(files.map((f) => `${f.path} ${f.mode} ${f.owner}:${f.group} ${f.effect}`)), files);
+    assert.throws(() => legacyManagedFile("/x 644 root:root systemd"), /unreadable file entry/);
+    assert.throws(() => legacyManagedFile("/x 0644 root:root reboot"), /unreadable file entry/);
+    assert.throws(() => legacyManagedFile("relative 0644 root:root systemd"), /unreadable file entry/);
+});
+
+test("what a change triggers is data: the activation's flags follow EFFECT_TRIGGERS", async () => {
+    const { EFFECT_TRIGGERS } = await import("../../components/model");
+    assert.deepEqual(EFFECT_TRIGGERS.systemd, ["daemon-reload", "restart-service"]);
+    assert.deepEqual(EFFECT_TRIGGERS.restart, ["restart-service"]);
+    assert.deepEqual(EFFECT_TRIGGERS.journald, ["restart-journald"]);
+    const script = activationScript({ serviceName: "s", unitName: "s.service", files, removed: [], marker: MANAGED_MARKER, healthUrl: "http://127.0.0.1:1/", healthTimeoutSec: 1 });
+    const array = (name: string) => new RegExp(`^${name}=\\((.*)\\)$`, "m").exec(script)![1]!.split(" ").map((w) => w.replace(/'/g, ""));
+    assert.deepEqual(array("RELOADS"), files.map((f) => (f.effect === "systemd" ? "1" : "0")));
+    assert.deepEqual(array("RESTARTS"), files.map((f) => (f.effect === "journald" ? "0" : "1")));
+    assert.deepEqual(array("JOURNALDS"), files.map((f) => (f.effect === "journald" ? "1" : "0")));
+    assert.doesNotMatch(script, /case "\$\{EFFECTS/);
 });
 
 test("readEnvValueScript reads back exactly what renderEnvLine wrote", async () => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { renderHostFiles } from "../../components/files";
+import { renderHostFiles } from "../../components/plan";
 import { testConfig } from "../support/config";
 
 test("render lists every file the stack puts on a host, with mode and owner", () => {

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { MANAGED_MARKER, renderSystemdFiles } from "../../components/systemd";
+import { MANAGED_MARKER } from "../../components/model";
+import { renderSystemdFiles } from "../../components/systemd";
 import { testConfig } from "../support/config";
 
 const body = (text: string) => text.split("\n").filter((l) => !l.startsWith("#")).join("\n").trim();

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
-import { MANAGED_MARKER, parseIniDirectives, renderSystemdFiles } from "../../components/systemd";
+import { MANAGED_MARKER } from "../../components/model";
+import { parseIniDirectives, renderSystemdFiles } from "../../components/systemd";
 import { testConfig } from "../support/config";
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, "..", "..", "..", "test", "fixtures", name), "utf8");

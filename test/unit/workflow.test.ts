@@ -121,9 +121,9 @@ const PULUMI_SECRETS_ENV = {
 
 test("actionlint, with shellcheck on every run: step, passes on the workflow", () => {
     // The first run installs actionlint with `go install` (about a minute on a cold cache).
-    const run = spawnSync("bash", ["scripts/actionlint.sh"], { cwd: REPO, encoding: "utf8", timeout: 10 * 60 * 1000 });
+    const run = spawnSync("bash", ["tools/actionlint.sh"], { cwd: REPO, encoding: "utf8", timeout: 10 * 60 * 1000 });
     const output = `${run.stdout}${run.stderr}${run.error ? String(run.error) : ""}`;
-    assert.equal(run.status, 0, `scripts/actionlint.sh failed:\n${output}`);
+    assert.equal(run.status, 0, `tools/actionlint.sh failed:\n${output}`);
     assert.match(run.stderr, /with shellcheck/, `shellcheck is not on PATH, so run: steps went unchecked:\n${output}`);
 });
 

@@ -1,5 +1,5 @@
 /**
- * Test VMs: thin wrappers around scripts/vm/vm.sh (QEMU guests restored from
+ * Test VMs: thin wrappers around tools/vm/vm.sh (QEMU guests restored from
  * a booted snapshot). Every VM a test starts is stopped by its pid.
  */
 import { execFileSync, spawnSync } from "child_process";
@@ -7,8 +7,8 @@ import * as fs from "fs";
 import * as path from "path";
 
 /** The repository root. */
-export const REPO = path.resolve(__dirname, "..", "..", "..");
-const VM_SH = path.join(REPO, "scripts", "vm", "vm.sh");
+export const REPO = path.resolve(__dirname, "..", "..");
+const VM_SH = path.join(REPO, "tools", "vm", "vm.sh");
 
 /** How to reach a running test VM. */
 export interface VmInfo {
@@ -22,6 +22,8 @@ export interface VmInfo {
 
 /** Starts (restores) a fresh VM and returns its connection details. */
 export function startVm(name: string): VmInfo {
+    // Recorded before it starts, so the test command can stop exactly the VMs its own run started.
+    if (process.env.AMARKTAI_TEST_VM_LIST) fs.appendFileSync(process.env.AMARKTAI_TEST_VM_LIST, `${name}\n`);
     execFileSync("bash", [VM_SH, "start", name], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
     const info = JSON.parse(execFileSync("bash", [VM_SH, "info", name], { encoding: "utf8" })) as Omit<VmInfo, "name">;
     return { name, ...info };

@@ -1,12 +1,14 @@
 /**
- * The full list of files one service puts on a host, as plain data: what goes
- * where, with which mode and owner, and what a change to it requires.
+ * Everything one service puts on a host, as plain data computed from the
+ * validated config: the files (what goes where, with which mode and owner,
+ * and what a change to it requires), the host preparation (user,
+ * directories, venv), what a purge removes, and the health URL.
  */
 import { createHmac } from "crypto";
-import { StackConfig } from "./config";
-import { ManagedFile, fileIdForPath } from "./host/scripts";
-import { renderEnvFile } from "./systemd/envfile";
-import { MANAGED_MARKER, RenderedSystemdFiles, renderSystemdFiles } from "./systemd/service";
+import { StackConfig } from "../config";
+import { MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec } from "../model";
+import { RenderedSystemdFiles, renderEnvFile, renderSystemdFiles } from "../systemd";
+import { AppSourceFile } from "./app-source";
 
 /** A managed file with its content (or, for secret files, a function of the secret values). */
 export interface PlannedFile {
@@ -17,27 +19,49 @@ export interface PlannedFile {
     readonly text?: string;
 }
 
-/** One file of the app's source to copy into the working directory. */
-export interface AppSourceFile {
-    /** Path relative to the working directory, with `/` separators and no `..`. */
-    readonly relativePath: string;
-    readonly content: string;
-}
-
 /** Everything the service puts on a host. The `.env` text is rendered later from the secret values. */
 export interface ServicePlan {
+    readonly serviceName: string;
+    /** `<serviceName>.service`. */
+    readonly unitName: string;
     readonly systemd: RenderedSystemdFiles;
     readonly files: readonly PlannedFile[];
     /** The `.env` entry of {@link files} (its text is rendered from secrets). */
     readonly envFile: ManagedFile;
+    /** The host preparation: user, directories, venv and requirements. */
+    readonly prepare: PrepareSpec;
+    /** What `pulumi destroy` also removes, when `purgeOnDestroy` is on. */
+    readonly purge?: PurgeSpec;
+    /** The URL probed inside the host after every (re)start. */
+    readonly healthUrl: string;
+    /** How long a (re)start may take to become healthy, in seconds. */
+    readonly healthTimeoutSec: number;
 }
 
 function managed(path: string, mode: string, owner: string, group: string, effect: ManagedFile["effect"]): ManagedFile {
-    return { id: fileIdForPath(path), path, mode, owner, group, effect };
+    return { path, mode, owner, group, effect };
 }
 
-/** Plans every file of the service from the validated config and the app's source files. */
-export function planServiceFiles(config: StackConfig, appFiles: readonly AppSourceFile[] = []): ServicePlan {
+/** The host preparation for the config: the user, the notes' directories with their owners and modes, the venv. */
+export function planPrepare(config: StackConfig): PrepareSpec {
+    const dir = (path: string, mode: string) => ({ path, owner: config.user, group: config.group, mode });
+    return {
+        user: config.user,
+        group: config.group,
+        directories: [dir(config.paths.app, "0755"), dir(config.paths.workingDirectory, "0755"), dir(config.paths.venv, "0755"), dir(config.paths.logs, "0750")],
+        venv: config.paths.venv,
+        requirements: config.app.requirements,
+    };
+}
+
+/** The health URL probed inside the host: the app's bind address and port, and `health.path`. */
+export function healthUrl(config: StackConfig): string {
+    const host = config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost;
+    return `http://${host}:${config.app.port}${config.health.path}`;
+}
+
+/** Plans everything the service puts on a host from the validated config and the app's source files. */
+export function planService(config: StackConfig, appFiles: readonly AppSourceFile[] = []): ServicePlan {
     const systemd = renderSystemdFiles(config);
     const files: PlannedFile[] = [{ label: "unit", file: managed(systemd.unit.path, "0644", "root", "root", "systemd"), text: systemd.unit.text }];
     for (const d of systemd.dropIns) {
@@ -55,7 +79,20 @@ export function planServiceFiles(config: StackConfig, appFiles: readonly AppSour
         }
         files.push({ label: `app-${f.relativePath}`, file: managed(`${config.paths.workingDirectory}/${f.relativePath}`, "0644", config.user, config.group, "restart"), text: f.content });
     }
-    return { systemd, files, envFile };
+    const purge: PurgeSpec | undefined = config.purgeOnDestroy
+        ? { paths: [config.paths.envFile, config.paths.app, config.paths.venv, config.paths.logs], user: config.user, group: config.group }
+        : undefined;
+    return {
+        serviceName: config.serviceName,
+        unitName: systemd.unitName,
+        systemd,
+        files,
+        envFile,
+        prepare: planPrepare(config),
+        ...(purge ? { purge } : {}),
+        healthUrl: healthUrl(config),
+        healthTimeoutSec: config.health.timeoutSec,
+    };
 }
 
 /** Renders the `.env` from the plain entries and the secret ones (secret entries win). */
@@ -98,7 +135,7 @@ export interface RenderedHostFile {
  * SSH, no Pulumi engine.
  */
 export function renderHostFiles(config: StackConfig, secretEnvKeys: readonly string[], appFiles: readonly AppSourceFile[] = []): RenderedHostFile[] {
-    const plan = planServiceFiles(config, appFiles);
+    const plan = planService(config, appFiles);
     const secrets: Record<string, string> = Object.fromEntries(secretEnvKeys.map((k) => [k, ""]));
     if (!secretEnvKeys.includes("JWT_SECRET")) secrets.JWT_SECRET = "";
     let envText = envFileView(config.env, secrets);

@@ -14,7 +14,7 @@
  * stack with three hosts against the one-host figure.
  *
  * Usage (scripts/bench.sh installs and builds everything first):
- *   node dist/scripts/bench.js [--runs N] [--no-hosts-compare] [--json FILE]
+ *   node dist/tools/bench.js [--runs N] [--no-hosts-compare] [--json FILE]
  *
  * The report goes to stdout, progress to stderr. Every VM it starts is named
  * `bench-<pid>-…` and stopped by name when the benchmark ends or is
@@ -24,10 +24,10 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { CliResult, TestStack } from "../test/support/stack";
-import { REPO, VmInfo, vmPrivateKey } from "../test/support/vm";
+import { CliResult, TestStack } from "./stack";
+import { REPO, VmInfo, vmPrivateKey } from "./vm";
 
-const VM_SH = path.join(REPO, "scripts", "vm", "vm.sh");
+const VM_SH = path.join(REPO, "tools", "vm", "vm.sh");
 const UNIT = "amarktai-api.service";
 const HEALTH_URL = "http://127.0.0.1:8000/health";
 const T0 = Date.now();
@@ -646,7 +646,7 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
     p(`    fresh up           ${stat(fresh.map((o) => o.firstProviderOp), 1)} s   (first output ${stat(fresh.map((o) => o.firstOutput), 1)} s, stack registered ${stat(fresh.map((o) => o.stackRegistered), 1)} s)`);
     p(`    one-override up    ${stat(override.map((o) => o.firstProviderOp), 1)} s   (first output ${stat(override.map((o) => o.firstOutput), 1)} s, stack registered ${stat(override.map((o) => o.stackRegistered), 1)} s)`);
     p(`  for comparison, a whole no-op preview (program run and every diff, nothing sent to a host): ${stat(preview.map((o) => o.seconds), 1)} s`);
-    p(`  program module load, node -e 'require("./dist/components/program")', median of ${importMs.length}: ${median(importMs).toFixed(0)} ms ` +
+    p(`  program module load, node -e 'require("./dist/components/pulumi/program")', median of ${importMs.length}: ${median(importMs).toFixed(0)} ms ` +
         `(min–max ${Math.min(...importMs).toFixed(0)}–${Math.max(...importMs).toFixed(0)}); bare \`node -e 0\`: ${median(bareNodeMs).toFixed(0)} ms`);
     p();
 
@@ -770,7 +770,7 @@ async function main(): Promise<number> {
 
     log("timing the program's module load (5 times)");
     const bareNodeMs = await timeNode("0", 5);
-    const importMs = await timeNode('require("./dist/components/program")', 5);
+    const importMs = await timeNode('require("./dist/components/pulumi/program")', 5);
 
     const runs: RunResult[] = [];
     let calibration: Calibration | undefined;

@@ -6,7 +6,7 @@
  * installed; everything else (engine, state, diff display, providers) is the
  * stock CLI.
  *
- * Usage: node dist/scripts/pulumi-inline.js <pulumi arguments…>
+ * Usage: node dist/scripts/lib/pulumi-inline.js <pulumi arguments…>
  */
 import { spawn } from "child_process";
 import * as path from "path";
@@ -28,7 +28,7 @@ async function run(args: string[]): Promise<number> {
     const { LanguageServer } = require("@pulumi/pulumi/automation/server");
     const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb");
     const { grpcChannelOptions } = require("@pulumi/pulumi/runtime/settings");
-    const { main } = require("../components/program");
+    const { main } = require("../../components/pulumi/program");
 
     const server = new grpc.Server({ ...grpcChannelOptions });
     const languageServer = new LanguageServer(async () => main());

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables are used by the scripts sourcing this file
-# Shared helpers for scripts/vm/build-image.sh and scripts/vm/vm.sh.
+# Shared helpers for tools/vm/build-image.sh and tools/vm/vm.sh.
 # Sourced, never executed. Everything here must stay shellcheck-clean.
 
 # Bump to force a rebuild of the cached image (a new directory is used).

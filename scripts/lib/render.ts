@@ -11,10 +11,9 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { ConfigError, loadConfig } from "../components/config";
-import { renderHostFiles } from "../components/files";
-import { hostName } from "../components/service";
-import { readAppSource } from "../components/program";
+import { ConfigError, loadConfig } from "../../components/config";
+import { hostName } from "../../components/model";
+import { planPrepare, readAppSource, renderHostFiles } from "../../components/plan";
 
 const NS = "amarktai-infra";
 

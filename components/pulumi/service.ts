@@ -3,11 +3,11 @@
  * hardened systemd service on one or more hosts over SSH.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { HostConfig, StackConfig } from "./config";
-import { AppSourceFile, envFileText, envFileView, planServiceFiles } from "./files";
-import { formatManifestLine } from "./host/scripts";
-import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./transport/resources";
-import { sha256 } from "./transport/hash";
+import { HostConfig, StackConfig } from "../config";
+import { hostName, sha256 } from "../model";
+import { AppSourceFile, envFileText, envFileView, planService } from "../plan";
+import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
+import type { ActivationFile } from "./providers/service-activation";
 
 /** A short content hash for change detection (64 bits: plenty to notice a change, short in previews). */
 function shortHash(text: string): string {
@@ -42,11 +42,6 @@ export function previousBatch<T>(activations: readonly T[], index: number, batch
     return batch === 0 ? [] : activations.slice((batch - 1) * batchSize, batch * batchSize);
 }
 
-/** The name a host goes by in resource names. */
-export function hostName(h: HostConfig): string {
-    return h.name ?? h.address;
-}
-
 /**
  * Runs the configured API as `<serviceName>.service` on every host: prepares
  * the host, stages each file (unit, drop-ins, journald drop-in, `.env`, app
@@ -62,7 +57,7 @@ export class SystemdService extends pulumi.ComponentResource {
     constructor(name: string, args: SystemdServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("amarktai:index:SystemdService", name, {}, opts);
         const { config } = args;
-        const plan = planServiceFiles(config, args.appFiles);
+        const plan = planService(config, args.appFiles);
         this.unitText = plan.systemd.unit.text;
 
         const privateKey = pulumi.secret(pulumi.output(args.sshPrivateKey));
@@ -74,18 +69,7 @@ export class SystemdService extends pulumi.ComponentResource {
                 `${name}-${hname}-prepare`,
                 {
                     connection,
-                    spec: {
-                        user: config.user,
-                        group: config.group,
-                        directories: [
-                            { path: config.paths.app, owner: config.user, group: config.group, mode: "0755" },
-                            { path: config.paths.workingDirectory, owner: config.user, group: config.group, mode: "0755" },
-                            { path: config.paths.venv, owner: config.user, group: config.group, mode: "0755" },
-                            { path: config.paths.logs, owner: config.user, group: config.group, mode: "0750" },
-                        ],
-                        venv: config.paths.venv,
-                        requirements: config.app.requirements,
-                    },
+                    spec: plan.prepare,
                     adoptJwtFrom: config.paths.envFile,
                 },
                 { parent: this },
@@ -105,7 +89,10 @@ export class SystemdService extends pulumi.ComponentResource {
         const fingerprintKey = new RandomSecret(`${name}-env-fingerprint-key`, { bytes: 32 }, { parent: this });
         const envView = pulumi.unsecret(pulumi.all([allSecretEnv, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
 
-        const healthUrl = `http://${config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost}:${config.app.port}${config.health.path}`;
+        const healthUrl = plan.healthUrl;
+        const activationFiles: Record<string, ActivationFile> = Object.fromEntries(
+            plan.files.map(({ file: { path, ...rest } }) => [path, rest]),
+        );
 
         // Rolling update: the activations of batch k wait for every activation of batch k-1 (host order).
         const batchSize = config.rollout.maxUnavailable;
@@ -122,7 +109,7 @@ export class SystemdService extends pulumi.ComponentResource {
                 const view = isEnv ? { view: envView } : {};
                 return new HostFile(
                     `${name}-${hname}-${pf.label}`,
-                    { connection, service: config.serviceName, file: formatManifestLine(pf.file), content, ...view },
+                    { connection, service: config.serviceName, file: pf.file, content, ...view },
                     { parent: this, dependsOn: [prepare] },
                 );
             });
@@ -131,12 +118,10 @@ export class SystemdService extends pulumi.ComponentResource {
                 {
                     connection,
                     service: config.serviceName,
-                    files: plan.files.map((f) => formatManifestLine(f.file)),
+                    files: activationFiles,
                     contentHashes,
-                    health: { url: healthUrl, timeoutSec: config.health.timeoutSec },
-                    ...(config.purgeOnDestroy
-                        ? { purge: { paths: [config.paths.envFile, config.paths.app, config.paths.venv, config.paths.logs], user: config.user, group: config.group } }
-                        : {}),
+                    health: { url: healthUrl, timeoutSec: plan.healthTimeoutSec },
+                    ...(plan.purge ? { purge: plan.purge } : {}),
                 },
                 { parent: this, dependsOn: [prepare, ...staged, ...previousBatch(activations, index, batchSize)] },
             );

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Disposable test VMs (Debian 13 guests under QEMU/TCG) restored in seconds
-# from the RAM snapshot made by scripts/vm/build-image.sh.
+# from the RAM snapshot made by tools/vm/build-image.sh.
 #
 # Usage:
 #   vm.sh start NAME [--cold]      start VM NAME (restore; --cold: full boot),
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/vm/lib.sh
+# shellcheck source=tools/vm/lib.sh
 source "${SCRIPT_DIR}/lib.sh"
 
 usage() {

@@ -2,7 +2,7 @@
 # Lints the GitHub Actions workflows (.github/workflows/*.yml) with actionlint.
 # actionlint also runs shellcheck on every `run:` step when shellcheck is on PATH.
 #
-#   scripts/actionlint.sh [ACTIONLINT_ARGS...]    e.g. scripts/actionlint.sh -verbose
+#   tools/actionlint.sh [ACTIONLINT_ARGS...]    e.g. tools/actionlint.sh -verbose
 #
 # actionlint is installed once at the pinned version with `go install` (from the
 # Go module proxy; needs Go) into $AMARKTAI_CACHE_DIR/actionlint-VERSION/bin,

@@ -1,8 +1,8 @@
 /**
  * Regenerates, from the config schema, the README's configuration reference
  * (between its markers) and the `config:` block of Pulumi.yaml.
- *   node dist/scripts/gen-docs.js          rewrite both
- *   node dist/scripts/gen-docs.js --check  exit 1 if either is out of date
+ *   node dist/tools/gen-docs.js          rewrite both
+ *   node dist/tools/gen-docs.js --check  exit 1 if either is out of date
  */
 import * as fs from "fs";
 import * as path from "path";

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds, once, the cached test-VM image used by scripts/vm/vm.sh:
+# Builds, once, the cached test-VM image used by tools/vm/vm.sh:
 #   * a Debian 13 (trixie) rootfs (debootstrap, minbase + systemd, sshd,
 #     python3 without python3-venv, like an Ubuntu 24.04 cloud host),
 #   * a pristine qcow2 base image plus the kernel and initrd taken from it,
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/vm/lib.sh
+# shellcheck source=tools/vm/lib.sh
 source "${SCRIPT_DIR}/lib.sh"
 
 SUITE=trixie

@@ -1,0 +1,4 @@
+// host: pure generators of every shell script sent to a host, and the one quoting function they use.
+// May import model only; never Pulumi, never the network.
+export * from "./shell";
+export * from "./scripts";

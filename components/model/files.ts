@@ -1,0 +1,65 @@
+/**
+ * The files a service owns on a host, as plain data: where each goes, with
+ * which mode and owner, and what kind of file it is (which decides what a
+ * change to it triggers, see `triggers.ts`).
+ */
+import { sha256 } from "./hash";
+
+/** Where the library keeps its own state on a host (staged copies, backups). Root-only. */
+export const STATE_ROOT = "/var/lib/amarktai-infra";
+
+/** The first line of every file this library writes; nothing without it is ever removed. */
+export const MANAGED_MARKER = "Managed by amarktai-infra: do not edit here, change the stack config and run `pulumi up`.";
+
+/** What kind of file a managed file is; {@link EFFECT_TRIGGERS} says what a change to each kind requires. */
+export type FileEffect =
+    /** A unit file or drop-in. */
+    | "systemd"
+    /** Read by the service at start (.env, app code). */
+    | "restart"
+    /** journald configuration. */
+    | "journald";
+
+/** Every {@link FileEffect}. */
+export const FILE_EFFECTS: readonly FileEffect[] = ["systemd", "restart", "journald"];
+
+/** A file owned by the library on a host. */
+export interface ManagedFile {
+    /** Absolute path on the host. */
+    readonly path: string;
+    /** Octal mode, e.g. `0644`. */
+    readonly mode: string;
+    readonly owner: string;
+    readonly group: string;
+    readonly effect: FileEffect;
+}
+
+/** The library's state directory for one service on a host. */
+export function serviceStateDir(serviceName: string): string {
+    return `${STATE_ROOT}/${serviceName}`;
+}
+
+/** The staging directory of one service on a host. */
+export function stagingDir(serviceName: string): string {
+    return `${serviceStateDir(serviceName)}/staged`;
+}
+
+/** Where an activation keeps the previous files until the new ones are healthy. */
+export function backupDir(serviceName: string): string {
+    return `${serviceStateDir(serviceName)}/backup`;
+}
+
+/** Longest id kept readable; longer paths get a hash id (file names are limited to 255 bytes). */
+const MAX_READABLE_ID = 200;
+
+/**
+ * The name of a managed file's staged copy and backup. Injective: `_` is
+ * written `_5f` and `/` is written `_2f`, so two paths never share an id
+ * (`/a__b.py` and `/a/b.py` differ). Paths whose readable id would be too
+ * long for a file name use `%` + their SHA-256, a character no readable id
+ * contains.
+ */
+export function fileIdForPath(path: string): string {
+    const readable = path.replace(/^\//, "").replace(/_/g, "_5f").replace(/\//g, "_2f");
+    return readable.length <= MAX_READABLE_ID ? readable : `%${sha256(path)}`;
+}
