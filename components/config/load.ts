@@ -102,6 +102,19 @@ export function loadConfig(rawByKey: Readonly<Record<string, string | undefined>
             }
             names.add(name);
         });
+        // A machine is who its host key says it is: two entries with one key would fight over one service.
+        const byKey = new Map<string, number>();
+        plainResult.data.hosts.forEach((h, i) => {
+            const key = h.hostKey.trim().split(/\s+/).slice(0, 2).join(" ");
+            const first = byKey.get(key);
+            if (first !== undefined) {
+                problems.push(
+                    `${namespace}:hosts[${i}].hostKey: hosts[${i}] ('${hostName(h)}') and hosts[${first}] ('${hostName(plainResult.data.hosts[first]!)}') have the same host key, so they reach one machine; keep one entry (change its address, port or name instead)`,
+                );
+            } else {
+                byKey.set(key, i);
+            }
+        });
     }
     if (problems.length > 0 || !plainResult.success || !secretResult.success) {
         throw new ConfigError(problems);

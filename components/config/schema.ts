@@ -64,11 +64,11 @@ const publicKey = z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|3
 /** One target host. */
 export const hostSchema = z
     .object({
-        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: "must be letters, digits, . _ - (a resource name)" }).optional().describe("A short name for the host, used in resource names; defaults to the address."),
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: "must be letters, digits, . _ - (a resource name)" }).optional().describe("A short name for the host, shown in outputs; defaults to the address. Resource names come from the host key, so renaming a host (or changing its address, port or user) updates in place and reinstalls nothing."),
         address: z.string().regex(/^[A-Za-z0-9.:_-]+$/, { message: "must be an IP address or DNS name" }).describe("The address SSH connects to (IP or DNS name)."),
         port: z.number().int().min(1).max(65535).default(22).describe("The SSH port."),
         user: accountName.default("ubuntu").describe("The SSH user: an ordinary sudo user (`ubuntu` on cloud images) or `root`."),
-        hostKey: publicKey.describe("The host's SSH public key, pinned: a host that presents another key is refused before any command runs."),
+        hostKey: publicKey.describe("The host's SSH public key, pinned: a host that presents another key is refused before any command runs. It identifies the machine: two entries with one key are refused."),
     })
     .strict();
 

@@ -3,7 +3,7 @@
  * is idempotent, runs under `set -euo pipefail`, quotes every value with
  * {@link shellQuote}, and never carries a secret: secret content comes on stdin.
  */
-import { FileEffect, HostAction, ManagedFile, PrepareSpec, PurgeSpec, backupDir, fileIdForPath, serviceStateDir, stagingDir, triggers } from "../model";
+import { FileEffect, HostAction, ManagedFile, PrepareSpec, PurgeSpec, backupDir, fileIdForPath, ownerRecordPath, serviceStateDir, stagingDir, triggers } from "../model";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
 const PRELUDE = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\" || true; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
@@ -114,6 +114,37 @@ export function readEnvValueScript(envFile: string, name: string): string {
     return [...PRELUDE, `FILE=${q(envFile)}`, `NAME=${q(name)}`, '[ -f "$FILE" ] || exit 0', `python3 -c ${quoteScript(READ_ENV_VALUE_PY)} "$FILE" "$NAME"`].join("\n") + "\n";
 }
 
+/** Who owns a service on a host (see `ownerRecordPath`): the owning resource and its activation count. */
+export interface Ownership {
+    /** `<project>/<stack>/<resource>`; "" for state written before owners were recorded. */
+    readonly owner: string;
+    /** The owner's activation count; 0 when unknown. */
+    readonly generation: number;
+}
+
+/**
+ * Shell lines that exit 0 (doing nothing more) when the host's owner record
+ * names another owner or a newer generation than `ownership`: a stale
+ * resource's delete must never remove what a newer one wrote. No record: the
+ * caller proceeds.
+ */
+function ownershipGuard(serviceName: string, ownership: Ownership, what: string): string[] {
+    return [
+        `OWNER_RECORD=${q(ownerRecordPath(serviceName))}`,
+        `MY_OWNER=${q(ownership.owner)}`,
+        `MY_GENERATION=${q(String(ownership.generation))}`,
+        'if [ -f "$OWNER_RECORD" ] && [ ! -L "$OWNER_RECORD" ]; then',
+        '  rec_owner=""; rec_gen=0',
+        '  read -r rec_owner rec_gen < "$OWNER_RECORD" || true',
+        '  case "$rec_gen" in ""|*[!0-9]*) rec_gen=0 ;; esac',
+        '  if [ "$rec_owner" != "$MY_OWNER" ] || [ "$rec_gen" -gt "$MY_GENERATION" ]; then',
+        `    log ${q(`leaving ${what} alone: `)}"owned by \${rec_owner:-an unknown owner} (generation $rec_gen)"`,
+        "    exit 0",
+        "  fi",
+        "fi",
+    ];
+}
+
 /** Writes stdin to the staging copy of one managed file, atomically, readable by root only. */
 export function stageFileScript(serviceName: string, file: Pick<ManagedFile, "path">): string {
     const dir = stagingDir(serviceName);
@@ -131,9 +162,12 @@ export function stageFileScript(serviceName: string, file: Pick<ManagedFile, "pa
     );
 }
 
-/** Removes the staging copy of one managed file (the live file is the activation's business). */
-export function unstageFileScript(serviceName: string, file: Pick<ManagedFile, "path">): string {
-    return [...PRELUDE, `rm -f ${q(`${stagingDir(serviceName)}/${fileIdForPath(file.path)}`)}`].join("\n") + "\n";
+/**
+ * Removes the staging copy of one managed file (the live file is the
+ * activation's business), unless the service now belongs to another owner.
+ */
+export function unstageFileScript(serviceName: string, file: Pick<ManagedFile, "path">, ownership: Ownership = { owner: "", generation: Number.MAX_SAFE_INTEGER }): string {
+    return [...PRELUDE, ...ownershipGuard(serviceName, ownership, `the staged copy of ${file.path}`), `rm -f ${q(`${stagingDir(serviceName)}/${fileIdForPath(file.path)}`)}`].join("\n") + "\n";
 }
 
 /** What the activation needs to know. */
@@ -151,6 +185,8 @@ export interface ActivationSpec {
     readonly healthUrl: string;
     /** How long to wait for active + healthy, in seconds. */
     readonly healthTimeoutSec: number;
+    /** Recorded on the host once the service is healthy: from then on it owns the service. */
+    readonly ownership?: Ownership;
 }
 
 /** Shared shell functions for activation and rollback: health probing and the journal excerpt. */
@@ -313,9 +349,21 @@ export function activationScript(spec: ActivationSpec): string {
         "fi",
         'rm -rf "$BACKUP"',
         'for i in "${!IDS[@]}"; do if sensitive "$i"; then rm -f "$STAGE/${IDS[$i]}"; fi; done',
+        ...ownerRecordLines(spec),
         'log "$UNIT active and healthy (${#changed[@]} file(s) changed, ${#removing[@]} removed, restart: ${need_restart:-no})"',
     ];
     return lines.join("\n") + "\n";
+}
+
+/** Records the activation's owner and generation on the host (root-only, written atomically). */
+function ownerRecordLines(spec: ActivationSpec): string[] {
+    if (!spec.ownership) return [];
+    const record = ownerRecordPath(spec.serviceName);
+    return [
+        `install -d -m 0700 -o root -g root ${q(serviceStateDir(spec.serviceName))}`,
+        `printf '%s %s\\n' ${q(spec.ownership.owner)} ${q(String(spec.ownership.generation))} > ${q(`${record}.tmp`)}`,
+        `mv -f ${q(`${record}.tmp`)} ${q(record)}`,
+    ];
 }
 
 /**
@@ -344,6 +392,8 @@ export interface RemovalSpec {
     readonly marker: string;
     /** When set, also remove these data paths and the user and group. */
     readonly purge?: PurgeSpec;
+    /** The removing resource: nothing is removed when the host's owner record names another owner or a newer generation. */
+    readonly ownership?: Ownership;
 }
 
 /** Stops and disables the service, removes the systemd files it owns, reloads, and (only with purge) removes data and the user. */
@@ -355,6 +405,7 @@ export function removalScript(spec: RemovalSpec): string {
         `MARKER=${q(`# ${spec.marker}`)}`,
         bashArray("PATHS", spec.files.map((f) => f.path)),
         bashArray("JOURNALDS", spec.files.map((f) => flag(f.effect, "restart-journald"))),
+        ...ownershipGuard(spec.serviceName, spec.ownership ?? { owner: "", generation: Number.MAX_SAFE_INTEGER }, spec.unitName),
         'if systemctl cat "$UNIT" >/dev/null 2>&1; then log "stopping and disabling $UNIT"; systemctl disable --now --quiet "$UNIT" || true; fi',
         'journald=""',
         'for i in "${!PATHS[@]}"; do',

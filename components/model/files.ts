@@ -44,6 +44,16 @@ export function stagingDir(serviceName: string): string {
     return `${serviceStateDir(serviceName)}/staged`;
 }
 
+/**
+ * The record of who owns a service on a host: one line `OWNER GENERATION`
+ * (the owning stack's resource and its activation count). A resource's
+ * delete removes nothing when the record names another owner or a newer
+ * generation, so a stale resource can never remove what a newer one wrote.
+ */
+export function ownerRecordPath(serviceName: string): string {
+    return `${serviceStateDir(serviceName)}/owner`;
+}
+
 /** Where an activation keeps the previous files until the new ones are healthy. */
 export function backupDir(serviceName: string): string {
     return `${serviceStateDir(serviceName)}/backup`;

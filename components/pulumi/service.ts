@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { HostConfig, StackConfig } from "../config";
-import { hostName, sha256 } from "../model";
+import { hostKeyFingerprint, hostName, sha256 } from "../model";
 import { AppSourceFile, envFileText, envFileView, planService } from "../plan";
 import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
 import type { ActivationFile } from "./providers/service-activation";
@@ -36,6 +36,23 @@ export interface HostOutputs {
     readonly activatedAt: pulumi.Output<string>;
 }
 
+/**
+ * The resource names of one service on one host: `<component>-<host key
+ * fingerprint>-<part>`. Only the pinned host key identifies the machine, so
+ * renaming a host or changing its address, port or login keeps every name;
+ * `aliases` adopt the names earlier releases used (`<component>-<host
+ * name>-<part>`), so their state migrates without a delete or a create.
+ */
+export function hostResourceNaming(component: string, host: Pick<HostConfig, "name" | "address" | "hostKey">): { stem: string; name(part: string): string; opts(part: string): pulumi.CustomResourceOptions } {
+    const stem = `${component}-${hostKeyFingerprint(host.hostKey)}`;
+    const legacy = `${component}-${hostName(host)}`;
+    return {
+        stem,
+        name: (part) => `${stem}-${part}`,
+        opts: (part) => (legacy === stem ? {} : { aliases: [{ name: `${legacy}-${part}` }] }),
+    };
+}
+
 /** The activations of the batch before the one host `index` is in (batches of `batchSize`, in host order). */
 export function previousBatch<T>(activations: readonly T[], index: number, batchSize: number): T[] {
     const batch = Math.floor(index / batchSize);
@@ -62,17 +79,19 @@ export class SystemdService extends pulumi.ComponentResource {
 
         const privateKey = pulumi.secret(pulumi.output(args.sshPrivateKey));
         const connectionOf = (host: HostConfig) => ({ host: host.address, port: host.port, user: host.user, hostKey: host.hostKey, privateKey });
-        const prepares = config.hosts.map((host) => {
-            const hname = hostName(host);
-            const connection = connectionOf(host);
+        const naming = config.hosts.map((host) => hostResourceNaming(name, host));
+        // Who owns the service on each host: recorded there by the activation, checked by every delete.
+        const ownerOf = (index: number) => `${pulumi.getProject()}/${pulumi.getStack()}/${naming[index]!.stem}`;
+        const prepares = config.hosts.map((host, index) => {
+            const n = naming[index]!;
             return new HostPrepare(
-                `${name}-${hname}-prepare`,
+                n.name("prepare"),
                 {
-                    connection,
+                    connection: connectionOf(host),
                     spec: plan.prepare,
                     adoptJwtFrom: config.paths.envFile,
                 },
-                { parent: this },
+                { parent: this, ...n.opts("prepare") },
             );
         });
 
@@ -99,6 +118,8 @@ export class SystemdService extends pulumi.ComponentResource {
         const activations: ServiceActivation[] = [];
         this.hosts = config.hosts.map((host, index) => {
             const hname = hostName(host);
+            const n = naming[index]!;
+            const owner = ownerOf(index);
             const connection = connectionOf(host);
             const prepare = prepares[index]!;
             const contentHashes: Record<string, pulumi.Input<string>> = {};
@@ -108,13 +129,13 @@ export class SystemdService extends pulumi.ComponentResource {
                 contentHashes[pf.file.path] = isEnv ? pulumi.secret(envText.apply(shortHash)) : shortHash(pf.text ?? "");
                 const view = isEnv ? { view: envView } : {};
                 return new HostFile(
-                    `${name}-${hname}-${pf.label}`,
-                    { connection, service: config.serviceName, file: pf.file, content, ...view },
-                    { parent: this, dependsOn: [prepare] },
+                    n.name(pf.label),
+                    { connection, service: config.serviceName, file: pf.file, content, ...view, owner },
+                    { parent: this, dependsOn: [prepare], ...n.opts(pf.label) },
                 );
             });
             const activation = new ServiceActivation(
-                `${name}-${hname}-activation`,
+                n.name("activation"),
                 {
                     connection,
                     service: config.serviceName,
@@ -122,8 +143,9 @@ export class SystemdService extends pulumi.ComponentResource {
                     contentHashes,
                     health: { url: healthUrl, timeoutSec: plan.healthTimeoutSec },
                     ...(plan.purge ? { purge: plan.purge } : {}),
+                    owner,
                 },
-                { parent: this, dependsOn: [prepare, ...staged, ...previousBatch(activations, index, batchSize)] },
+                { parent: this, dependsOn: [prepare, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
             );
             activations.push(activation);
             return { name: hname, address: host.address, healthUrl, activatedAt: activation.activatedAt };

@@ -1,6 +1,8 @@
 import { test, before } from "node:test";
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
+import { hostKeyFingerprint } from "../../components/model";
+import { TEST_HOST } from "../support/config";
 
 interface Registered {
     type: string;
@@ -27,13 +29,21 @@ before(() => {
     );
 });
 
+/** A second machine's host key (each host entry must reach its own machine). */
+const SECOND_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn5ZQ0x1mB5dJ3uVxKq0bQ9v2cHh8fYk3mW7tLpR2sA";
+
+/** The name of a host's resource: `<component>-<host key fingerprint>-<part>` (the first test host unless `hostKey` says otherwise). */
+function hostResource(component: string, part: string, hostKey: string = TEST_HOST.hostKey): string {
+    return `${component}-${hostKeyFingerprint(hostKey)}-${part}`;
+}
+
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 
 async function build() {
     const { SystemdService } = await import("../../components/pulumi/service");
     const { testConfig, TEST_HOST } = await import("../support/config");
     const config = testConfig({
-        hosts: [TEST_HOST, { ...TEST_HOST, name: "vm2", port: 2223 }],
+        hosts: [TEST_HOST, { ...TEST_HOST, name: "vm2", port: 2223, hostKey: SECOND_HOST_KEY }],
         overrides: { workers: { workers: 4 }, memory: { memoryMax: "2G" } },
         journald: { systemMaxUse: "1G" },
         env: { ENABLE_TRADING: "false" },
@@ -67,9 +77,10 @@ test("each host gets a prepare step, one staged file per managed file, and one a
     const service = await build();
     await value(pulumi.all(service.hosts.map((h) => h.activatedAt)));
     const names = registered.map((r) => `${r.type.split(":").pop()} ${r.name}`).sort();
-    for (const host of ["vm", "vm2"]) {
+    for (const hostKey of [TEST_HOST.hostKey, SECOND_HOST_KEY]) {
         for (const label of ["prepare", "unit", "dropin-workers", "dropin-memory", "journald", "env", "app-server.py", "activation"]) {
-            assert.ok(names.some((n) => n.endsWith(` amarktai-api-${host}-${label}`)), `missing ${host}-${label} in\n${names.join("\n")}`);
+            const wanted = hostResource("amarktai-api", label, hostKey);
+            assert.ok(names.some((n) => n.endsWith(` ${wanted}`)), `missing ${wanted} in\n${names.join("\n")}`);
         }
     }
     assert.deepEqual(
@@ -80,14 +91,14 @@ test("each host gets a prepare step, one staged file per managed file, and one a
 });
 
 test("the unit's staged content is the rendered unit text and the drop-in's is the drop-in text", async () => {
-    const unit = registered.find((r) => r.name === "amarktai-api-vm-unit")!;
+    const unit = registered.find((r) => r.name === hostResource("amarktai-api", "unit"))!;
     assert.match(String(plain(unit.inputs.content)), /^ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app/m);
-    const workers = registered.find((r) => r.name === "amarktai-api-vm-dropin-workers")!;
+    const workers = registered.find((r) => r.name === hostResource("amarktai-api", "dropin-workers"))!;
     assert.match(String(plain(workers.inputs.content)), /--workers 4/);
 });
 
 test("the activation lists every managed file by path with its mode, owner and kind, with the hashes that trigger it", async () => {
-    const activation = registered.find((r) => r.name === "amarktai-api-vm-activation")!;
+    const activation = registered.find((r) => r.name === hostResource("amarktai-api", "activation"))!;
     assert.deepEqual(plain(activation.inputs.files), {
         "/etc/systemd/system/amarktai-api.service": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
         "/etc/systemd/system/amarktai-api.service.d/10-workers.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
@@ -104,23 +115,23 @@ test("the activation lists every managed file by path with its mode, owner and k
 });
 
 test("the .env content, the hashes that include it and the SSH connection are secrets; the unit text is not", async () => {
-    const env = registered.find((r) => r.name === "amarktai-api-vm-env")!;
+    const env = registered.find((r) => r.name === hostResource("amarktai-api", "env"))!;
     assert.ok(isSecretInput(env.inputs.content), ".env content must be secret");
     const envText = String(plain(env.inputs.content));
     assert.match(envText, /^ENABLE_TRADING=false$/m);
     assert.match(envText, /^OPENAI_API_KEY=sk-test-123$/m);
     assert.match(envText, /^JWT_SECRET=generated-by-mock$/m, "JWT_SECRET generated when not set");
-    const unit = registered.find((r) => r.name === "amarktai-api-vm-unit")!;
+    const unit = registered.find((r) => r.name === hostResource("amarktai-api", "unit"))!;
     assert.ok(!isSecretInput(unit.inputs.content), "unit text must stay readable in previews");
     for (const r of registered.filter((r) => r.type.includes("dynamic/amarktai:Host") || r.type.endsWith(":ServiceActivation"))) {
         assert.ok(isSecretInput(r.inputs.connection), `${r.name}: the connection (with the private key) must be secret`);
     }
-    const activation = registered.find((r) => r.name === "amarktai-api-vm-activation")!;
+    const activation = registered.find((r) => r.name === hostResource("amarktai-api", "activation"))!;
     assert.ok(isSecretInput(activation.inputs.contentHashes), "hashes derived from the .env are secret");
 });
 
 test("the .env's reviewer view is plain text: flags as they are, secrets as fingerprints only", async () => {
-    const env = registered.find((r) => r.name === "amarktai-api-vm-env")!;
+    const env = registered.find((r) => r.name === hostResource("amarktai-api", "env"))!;
     assert.ok(!isSecretInput(env.inputs.view), "the view must be readable in previews");
     const view = String(env.inputs.view);
     assert.match(view, /^ENABLE_TRADING=false$/m);
@@ -135,7 +146,7 @@ test("a configured JWT_SECRET is used instead of the generated one", async () =>
     const { testConfig } = await import("../support/config");
     const s = new SystemdService("jwt-given", { config: testConfig(), sshPrivateKey: pulumi.secret(KEY), secretEnv: pulumi.secret({ JWT_SECRET: "from-config" }) });
     await value(s.hosts[0]!.activatedAt);
-    const env = registered.find((r) => r.name === "jwt-given-vm-env")!;
+    const env = registered.find((r) => r.name === hostResource("jwt-given", "env"))!;
     assert.match(String(plain(env.inputs.content)), /^JWT_SECRET=from-config$/m);
 });
 
@@ -145,4 +156,24 @@ test("rollout batches: each host's activation waits for the previous batch", asy
     assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 1)), [[], ["a1"], ["a2"], ["a3"], ["a4"]]);
     assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 2)), [[], [], ["a1", "a2"], ["a1", "a2"], ["a3", "a4"]]);
     assert.deepEqual([0, 1, 2].map((i) => previousBatch(acts, i, 10)), [[], [], []]);
+});
+
+test("resource names come from the host key alone: renaming a host or changing its address, port or login keeps them, and aliases adopt the old names", async () => {
+    const { hostResourceNaming } = await import("../../components/pulumi/service");
+    const before = hostResourceNaming("amarktai-api", TEST_HOST);
+    const after = hostResourceNaming("amarktai-api", { ...TEST_HOST, name: "renamed", address: "10.0.0.9" });
+    assert.equal(after.name("unit"), before.name("unit"));
+    assert.equal(before.name("unit"), `amarktai-api-${hostKeyFingerprint(TEST_HOST.hostKey)}-unit`);
+    assert.deepEqual(before.opts("unit"), { aliases: [{ name: "amarktai-api-vm-unit" }] }, "state written under the host's name migrates");
+    assert.deepEqual(hostResourceNaming("amarktai-api", { address: "10.0.0.9", hostKey: TEST_HOST.hostKey }).opts("env"), { aliases: [{ name: "amarktai-api-10.0.0.9-env" }] });
+    assert.notEqual(hostResourceNaming("amarktai-api", { ...TEST_HOST, hostKey: SECOND_HOST_KEY }).name("unit"), before.name("unit"), "another machine, another name");
+});
+
+test("every file and the activation name the same owner: project, stack and the host's resource stem", async () => {
+    registered.length = 0;
+    await value(pulumi.all((await build()).hosts.map((h) => h.activatedAt)));
+    const stem = hostResource("amarktai-api", "").replace(/-$/, "");
+    const owned = registered.filter((r) => r.name.startsWith(`${stem}-`) && !r.name.endsWith("-prepare"));
+    assert.ok(owned.length >= 3);
+    for (const r of owned) assert.equal(r.inputs.owner, `amarktai-infra/test/${stem}`, r.name);
 });

@@ -6,11 +6,15 @@
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
+import { hostKeyFingerprint } from "../../components/model";
 import { REPO } from "../../tools/vm";
 
 /** Replaces what changes from run to run (stack name, the VM's SSH port, keys, hashes, timings) with placeholders. */
 export function normalizePreview(text: string, stackName: string, sshPort: number): string {
-    return text
+    // Resource names and ids carry the host key's fingerprint: the same placeholder for every run.
+    const fingerprints = [...new Set(text.match(/ssh-ed25519 [A-Za-z0-9+/=]+/g) ?? [])].map(hostKeyFingerprint);
+    return fingerprints
+        .reduce((t, fp) => t.split(fp).join("<host>"), text)
         .split(stackName)
         .join("<stack>")
         .replace(/ssh-ed25519 [A-Za-z0-9+/=]+/g, "ssh-ed25519 <host-key>")

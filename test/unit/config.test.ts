@@ -64,6 +64,7 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["host key not a key", { hosts: [{ ...TEST_HOST, hostKey: "AAAA" }] }, `${NS}:hosts[0].hostKey`, /ssh-keyscan/],
     ["SSH user with a space", { hosts: [{ ...TEST_HOST, user: "bad user" }] }, `${NS}:hosts[0].user`, /user\/group name/],
     ["duplicate host names", { hosts: [TEST_HOST, TEST_HOST] }, `${NS}:hosts[1].name`, /unique/],
+    ["two entries reaching one machine (same host key)", { hosts: [TEST_HOST, { ...TEST_HOST, name: "vm-again", address: "vm.example" }] }, `${NS}:hosts[1].hostKey`, /hosts\[1\] \('vm-again'\) and hosts\[0\] \('vm'\).*same host key/],
     ["unknown host key", { hosts: [{ ...TEST_HOST, colour: "blue" }] }, `${NS}:hosts[0]`, /unknown key\(s\) 'colour'/],
     ["service name with a slash", { serviceName: "a/b" }, `${NS}:serviceName`, /lowercase/],
     ["description with a newline", { description: "a\nb" }, `${NS}:description`, /newlines/],

@@ -49,6 +49,21 @@ const SCRIPTS: [string, string][] = [
     ["detached", detachedScript("activate amarktai-api.service", "echo 'it''s'\nexit 0\n")],
     ["read env value", readEnvValueScript("/var/amarktai/app/backend/.env", "JWT_SECRET")],
     ["removal", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER })],
+    ["unstage by an owner", unstageFileScript("amarktai-api", files[0]!, { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 3 })],
+    [
+        "activation recording its owner",
+        activationScript({
+            serviceName: "amarktai-api",
+            unitName: "amarktai-api.service",
+            files,
+            removed: [],
+            marker: MANAGED_MARKER,
+            healthUrl: "http://127.0.0.1:8000/health",
+            healthTimeoutSec: 60,
+            ownership: { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 4 },
+        }),
+    ],
+    ["removal by an owner", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, ownership: { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 4 } })],
     ["removal with purge", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, purge: { paths: ["/var/amarktai/app"], user: "amarktai", group: "amarktai" } })],
 ];
 
@@ -136,4 +151,30 @@ test("readEnvValueScript reads back exactly what renderEnvLine wrote", async () 
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
+});
+
+test("a stale resource's delete leaves what the service's current owner staged; the owner's own delete removes it", () => {
+    const fs = require("fs") as typeof import("fs");
+    const os = require("os") as typeof import("os");
+    const path = require("path") as typeof import("path");
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "owner-guard-"));
+    const staged = path.join(root, "amarktai-api", "staged", fileIdForPath(files[0]!.path));
+    fs.mkdirSync(path.dirname(staged), { recursive: true });
+    fs.writeFileSync(path.join(root, "amarktai-api", "owner"), "amarktai-infra/prod/amarktai-api-new 3\n");
+    // The same script with the state root moved into the temporary directory.
+    const run = (owner: string, generation: number) => {
+        fs.writeFileSync(staged, "unit\n");
+        const script = unstageFileScript("amarktai-api", files[0]!, { owner, generation }).split("/var/lib/amarktai-infra").join(root);
+        const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return { kept: fs.existsSync(staged), log: r.stdout };
+    };
+    const stale = run("amarktai-infra/prod/amarktai-api-old", Number.MAX_SAFE_INTEGER);
+    assert.equal(stale.kept, true, "another owner's delete removed nothing");
+    assert.match(stale.log, /owned by amarktai-infra\/prod\/amarktai-api-new \(generation 3\)/);
+    assert.equal(run("amarktai-infra/prod/amarktai-api-new", 2).kept, true, "an older generation of the same owner removes nothing");
+    assert.equal(run("amarktai-infra/prod/amarktai-api-new", 3).kept, false, "the owner's delete removes its staged copy");
+    fs.rmSync(path.join(root, "amarktai-api", "owner"));
+    assert.equal(run("", Number.MAX_SAFE_INTEGER).kept, false, "no record (state from before owners): removed as before");
+    fs.rmSync(root, { recursive: true, force: true });
 });

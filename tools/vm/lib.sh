@@ -130,9 +130,32 @@ vm_image_ready() {
 
 # "ssh-ed25519 AAAA..." without the comment.
 vm_host_key() {
-  local kt key _rest
-  read -r kt key _rest <"${VM_HOST_KEY_FILE}"
+  local kt key _rest file="${1:-${VM_HOST_KEY_FILE}}"
+  [[ -s "${file}" ]] || file="${VM_HOST_KEY_FILE}"
+  read -r kt key _rest <"${file}"
   printf '%s %s\n' "${kt}" "${key}"
+}
+
+# Gives the running VM in DIR (sshd on PORT) its own ed25519 host key, like a
+# fresh cloud VM: every VM restored from one snapshot would otherwise present
+# the image's key, and the library treats one key as one machine. The key is
+# generated here, sent on stdin, and pinned in DIR/known_hosts; sshd reads
+# host keys per connection, so the next session presents it.
+vm_rekey() {
+  local dir="$1" port="$2" key="$1/ssh_host_ed25519_key"
+  rm -f "${key}" "${key}.pub"
+  ssh-keygen -q -t ed25519 -N '' -C '' -f "${key}"
+  vm_ssh_opts "${port}" "${dir}/known_hosts"
+  timeout 60 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 \
+    "sudo -n bash -c 'set -e; umask 077; cat > /etc/ssh/ssh_host_ed25519_key.new; ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key.new > /etc/ssh/ssh_host_ed25519_key.pub.new; chmod 0644 /etc/ssh/ssh_host_ed25519_key.pub.new; mv -f /etc/ssh/ssh_host_ed25519_key.pub.new /etc/ssh/ssh_host_ed25519_key.pub; mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key; systemctl reload ssh 2>/dev/null || true'" <"${key}" >/dev/null 2>&1 || return 1
+  printf '[127.0.0.1]:%s %s\n' "${port}" "$(vm_host_key "${key}.pub")" >"${dir}/known_hosts"
+  # sshd restarts on reload: wait until it answers with the new key.
+  local i
+  for ((i = 0; i < 60; i++)); do
+    timeout 30 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 true </dev/null >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 1
 }
 
 # Is PID alive and a QEMU process whose command line mentions MARKER?

@@ -167,6 +167,7 @@ cmd_start() {
     state="$(timeout 600 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 'systemctl is-system-running --wait' </dev/null 2>/dev/null || true)"
     vm_log "VM ${name}: system state '${state:-unknown}'"
   fi
+  vm_rekey "${dir}" "${port}" || { vm_dump_failure "${dir}"; cmd_stop "${name}" >/dev/null 2>&1 || true; vm_die "VM ${name}: could not give it its own host key"; }
   local _ok guest_epoch addr skew
   read -r _ok guest_epoch addr <<<"${result}"
   skew="$(awk -v g="${guest_epoch}" -v h="${EPOCHREALTIME/,/.}" 'BEGIN { printf "%.2f", h - g }')"
@@ -248,7 +249,7 @@ cmd_info() {
   dir="$(vm_dir "${name}")"
   port="$(vm_port "${name}")"
   printf '{ "host": "127.0.0.1", "port": %s, "user": "ubuntu", "privateKeyPath": %s, "hostKey": %s, "knownHostsPath": %s }\n' \
-    "${port}" "$(json_str "${VM_PRIVATE_KEY}")" "$(json_str "$(vm_host_key)")" \
+    "${port}" "$(json_str "${VM_PRIVATE_KEY}")" "$(json_str "$(vm_host_key "${dir}/ssh_host_ed25519_key.pub")")" \
     "$(json_str "${dir}/known_hosts")"
 }
 

@@ -1,9 +1,10 @@
 /** How the providers compare old state with new inputs. */
 import type * as pulumi from "@pulumi/pulumi";
+import { STATE_SCHEMA_VERSION } from "../../model";
 import type { SshConnection } from "../../transport";
 
 /** The provider methods every resource of the library implements. */
-export type Provider = Required<Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "update" | "delete">>;
+export type Provider = Required<Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "update" | "delete" | "read">>;
 
 /** A JSON text with sorted object keys, for comparing plain values. */
 export function stableJson(value: unknown): string {
@@ -12,30 +13,43 @@ export function stableJson(value: unknown): string {
     );
 }
 
-/** Which machine a connection reaches: a different one means a replacement. */
-function machine(c: SshConnection | undefined): unknown {
-    return c ? { host: c.host, port: c.port } : undefined;
-}
-
-/** How a connection logs in, without its key: a change re-runs the operation on the same machine. */
+/** How a connection reaches and logs in to its machine, without the private key. */
 function login(c: SshConnection | undefined): unknown {
     return c ? { host: c.host, port: c.port, user: c.user, hostKey: c.hostKey } : undefined;
 }
 
+/** Whether `key` differs between old state and new inputs (`connection` by its login only: rotating the private key alone never counts). */
+function differs(olds: Record<string, unknown>, news: Record<string, unknown>, key: string): boolean {
+    return key === "connection"
+        ? stableJson(login(olds[key] as SshConnection)) !== stableJson(login(news[key] as SshConnection))
+        : stableJson(olds[key]) !== stableJson(news[key]);
+}
+
+/** Whether state was written by an older release of the library (it is migrated by an update). */
+export function isOlderState(olds: Record<string, unknown>): boolean {
+    return olds["schemaVersion"] !== STATE_SCHEMA_VERSION;
+}
+
 /**
- * Compares old outputs with new inputs. `connection` counts as changed when
- * the login changes (user, pinned host key) and as a replacement only when
- * the machine changes (address, port); the private key alone never counts
- * (rotating it must not touch the host). Other keys in `replaceOn` force a
- * replacement. Replacements delete first: old and new would share paths on
- * the host.
+ * Compares old outputs with new inputs. A machine is identified by its
+ * pinned host key, which is part of the resource's name: a changed address,
+ * port or login is an in-place update (see {@link hostWorkNeeded}), never a
+ * replacement. Keys in `replaceOn` (e.g. the service name: another unit on
+ * the host) force a replacement, deleting first since old and new would
+ * share paths. State written by an older release is always an update, which
+ * migrates it.
  */
 export function diffProps(olds: Record<string, unknown>, news: Record<string, unknown>, compare: readonly string[], replaceOn: readonly string[] = []): pulumi.dynamic.DiffResult {
-    const differs = (k: string, forReplace: boolean) =>
-        k === "connection"
-            ? stableJson((forReplace ? machine : login)(olds[k] as SshConnection)) !== stableJson((forReplace ? machine : login)(news[k] as SshConnection))
-            : stableJson(olds[k]) !== stableJson(news[k]);
-    const changed = compare.filter((k) => differs(k, false));
-    const replaces = replaceOn.filter((k) => differs(k, true));
-    return { changes: changed.length > 0 || replaces.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
+    const changed = compare.filter((k) => differs(olds, news, k));
+    const replaces = replaceOn.filter((k) => differs(olds, news, k));
+    return { changes: changed.length > 0 || replaces.length > 0 || isOlderState(olds), replaces, deleteBeforeReplace: replaces.length > 0 };
+}
+
+/**
+ * Whether an update must work on the host: something besides the connection
+ * changed. Changing only the address, port or login user (or migrating older
+ * state) records the new state and touches nothing on the host.
+ */
+export function hostWorkNeeded(olds: Record<string, unknown>, news: Record<string, unknown>, compare: readonly string[]): boolean {
+    return compare.some((k) => k !== "connection" && differs(olds, news, k));
 }

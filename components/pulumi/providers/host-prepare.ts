@@ -1,8 +1,8 @@
 /** The HostPrepare provider: prerequisites, the service user, directories, the venv and its requirements. */
 import { detachedScript, prepareScript, readEnvValueScript } from "../../host";
-import { PrepareSpec } from "../../model";
+import { PrepareSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
-import { Provider, diffProps } from "./diff";
+import { Provider, diffProps, hostWorkNeeded } from "./diff";
 
 /** Inputs of a HostPrepare resource. */
 export interface HostPrepareInputs {
@@ -12,8 +12,14 @@ export interface HostPrepareInputs {
     adoptJwtFrom?: string;
 }
 
+/** What a HostPrepare keeps in state. */
+type HostPrepareOutputs = HostPrepareInputs & { adoptedJwtSecret: string; schemaVersion: number };
+
+/** What a HostPrepare's diff compares. */
+const COMPARED = ["connection", "spec", "adoptJwtFrom"] as const;
+
 /** Prepares the host, then reads the JWT_SECRET an existing .env already has ("" when none). */
-async function prepare(inputs: HostPrepareInputs): Promise<HostPrepareInputs & { adoptedJwtSecret: string }> {
+async function prepare(inputs: HostPrepareInputs): Promise<HostPrepareOutputs> {
     await runAsRoot(inputs.connection, detachedScript("prepare the host", prepareScript(inputs.spec)), { what: "preparing the host" });
     let adoptedJwtSecret = "";
     if (inputs.adoptJwtFrom) {
@@ -24,7 +30,7 @@ async function prepare(inputs: HostPrepareInputs): Promise<HostPrepareInputs & {
             throw new Error(`could not read JWT_SECRET from ${inputs.adoptJwtFrom} on ${inputs.connection.host}`);
         }
     }
-    return { ...inputs, adoptedJwtSecret };
+    return { ...inputs, adoptedJwtSecret, schemaVersion: STATE_SCHEMA_VERSION };
 }
 
 export const hostPrepare: Provider = {
@@ -32,15 +38,22 @@ export const hostPrepare: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        return diffProps(olds, news, ["connection", "spec", "adoptJwtFrom"], ["connection"]);
+        return diffProps(olds, news, COMPARED);
     },
     async create(inputs: HostPrepareInputs) {
-        return { id: `${inputs.connection.host}:${inputs.connection.port}`, outs: await prepare(inputs) };
+        return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/prepare`, outs: await prepare(inputs) };
     },
-    async update(_id, _olds, news: HostPrepareInputs) {
+    async update(_id, olds: HostPrepareOutputs, news: HostPrepareInputs) {
+        // A new address, port or login only (or older state): nothing to redo on the host.
+        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
+            return { outs: { ...news, adoptedJwtSecret: olds.adoptedJwtSecret ?? "", schemaVersion: STATE_SCHEMA_VERSION } };
+        }
         return { outs: await prepare(news) };
     },
     async delete() {
         // Data, the user and the venv are kept; purging is the activation's job when asked for.
+    },
+    async read(id, props) {
+        return { id, props };
     },
 };

@@ -1,5 +1,6 @@
 /** The RandomSecret provider: random bytes generated once and kept, encrypted, in the state. */
 import { randomBytes, randomUUID } from "crypto";
+import { STATE_SCHEMA_VERSION } from "../../model";
 import { Provider, diffProps } from "./diff";
 
 /** Inputs of a RandomSecret resource. */
@@ -20,12 +21,16 @@ export const randomSecret: Provider = {
         return diffProps(olds, news, ["bytes"], ["bytes"]);
     },
     async create(inputs: RandomSecretInputs) {
-        return { id: randomUUID(), outs: { bytes: inputs.bytes, value: randomBytes(inputs.bytes).toString("base64url") } };
+        return { id: randomUUID(), outs: { bytes: inputs.bytes, value: randomBytes(inputs.bytes).toString("base64url"), schemaVersion: STATE_SCHEMA_VERSION } };
     },
     async update(_id, olds) {
-        return { outs: olds };
+        // Only a migration of older state reaches here (a new size replaces): the value is kept.
+        return { outs: { ...olds, schemaVersion: STATE_SCHEMA_VERSION } };
     },
     async delete() {
         // Nothing outside the state.
+    },
+    async read(id, props) {
+        return { id, props };
     },
 };

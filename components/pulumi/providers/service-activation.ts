@@ -1,8 +1,8 @@
 /** The ServiceActivation provider: verify, swap in, reload once, restart at most once, health-check, roll back. */
 import { activationScript, detachedScript, removalScript } from "../../host";
-import { MANAGED_MARKER, ManagedFile, PurgeSpec } from "../../model";
+import { MANAGED_MARKER, ManagedFile, PurgeSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
-import { Provider, diffProps } from "./diff";
+import { Provider, diffProps, hostWorkNeeded } from "./diff";
 import { activationFilesOf } from "./legacy";
 
 /** The activation's view of a managed file, keyed by its path (so adding one file previews as one `+` line). */
@@ -21,22 +21,45 @@ export interface ServiceActivationInputs {
     health: { url: string; timeoutSec: number };
     /** Set only when `pulumi destroy` should also remove data and the user. */
     purge?: PurgeSpec;
+    /** `<project>/<stack>/<resource>`: recorded on the host as the service's owner (absent in older state). */
+    owner?: string;
 }
 
-async function activate(inputs: ServiceActivationInputs, previous?: ServiceActivationInputs): Promise<ServiceActivationInputs & { activatedAt: string }> {
+/** What an activation keeps in state. */
+export interface ServiceActivationOutputs extends ServiceActivationInputs {
+    activatedAt: string;
+    /** How many activations this resource ran; recorded on the host with the owner. */
+    generation?: number;
+    schemaVersion?: number;
+}
+
+/** What an activation's diff compares. */
+const COMPARED = ["connection", "files", "contentHashes", "health", "purge", "owner"] as const;
+
+async function activate(inputs: ServiceActivationInputs, previous?: ServiceActivationOutputs): Promise<ServiceActivationOutputs> {
     const files = activationFilesOf(inputs.files);
     const livePaths = new Set(files.map((f) => f.path));
     const removed = activationFilesOf(previous?.files).filter((f) => !livePaths.has(f.path));
     const unitName = `${inputs.service}.service`;
+    const generation = (previous?.generation ?? 0) + 1;
     await runAsRoot(
         inputs.connection,
         detachedScript(
             `activate ${unitName}`,
-            activationScript({ serviceName: inputs.service, unitName, files, removed, marker: MANAGED_MARKER, healthUrl: inputs.health.url, healthTimeoutSec: inputs.health.timeoutSec }),
+            activationScript({
+                serviceName: inputs.service,
+                unitName,
+                files,
+                removed,
+                marker: MANAGED_MARKER,
+                healthUrl: inputs.health.url,
+                healthTimeoutSec: inputs.health.timeoutSec,
+                ...(inputs.owner ? { ownership: { owner: inputs.owner, generation } } : {}),
+            }),
         ),
         { what: `activating ${unitName}` },
     );
-    return { ...inputs, activatedAt: new Date().toISOString() };
+    return { ...inputs, activatedAt: new Date().toISOString(), generation, schemaVersion: STATE_SCHEMA_VERSION };
 }
 
 export const serviceActivation: Provider = {
@@ -44,20 +67,31 @@ export const serviceActivation: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        return diffProps(olds, news, ["connection", "files", "contentHashes", "health", "purge"], ["connection", "service"]);
+        return diffProps(olds, news, COMPARED, ["service"]);
     },
     async create(inputs: ServiceActivationInputs) {
-        return { id: `${inputs.connection.host}:${inputs.connection.port}/${inputs.service}.service`, outs: await activate(inputs) };
+        return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/${inputs.service}.service`, outs: await activate(inputs) };
     },
-    async update(_id, olds: ServiceActivationInputs, news: ServiceActivationInputs) {
+    async update(_id, olds: ServiceActivationOutputs, news: ServiceActivationInputs) {
+        // A new address, port or login only: record it; nothing on the host changes. (A new owner, as when
+        // state from an older release is migrated, runs the activation once: it records the owner on the host.)
+        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
+            return { outs: { ...news, activatedAt: olds.activatedAt, generation: olds.generation ?? 0, schemaVersion: STATE_SCHEMA_VERSION } };
+        }
         return { outs: await activate(news, olds) };
     },
-    async delete(_id, props: ServiceActivationInputs) {
+    async delete(_id, props: ServiceActivationOutputs) {
         const unitName = `${props.service}.service`;
         // The unit, its drop-ins and the journald drop-in go; the .env and app files are data and stay (unless purging).
         const files = activationFilesOf(props.files).filter((f) => f.effect === "systemd" || f.effect === "journald");
-        await runAsRoot(props.connection, removalScript({ serviceName: props.service, unitName, files, marker: MANAGED_MARKER, ...(props.purge ? { purge: props.purge } : {}) }), {
-            what: `removing ${unitName}`,
-        });
+        const ownership = props.owner ? { owner: props.owner, generation: props.generation ?? 0 } : undefined;
+        await runAsRoot(
+            props.connection,
+            removalScript({ serviceName: props.service, unitName, files, marker: MANAGED_MARKER, ...(props.purge ? { purge: props.purge } : {}), ...(ownership ? { ownership } : {}) }),
+            { what: `removing ${unitName}` },
+        );
+    },
+    async read(id, props) {
+        return { id, props };
     },
 };

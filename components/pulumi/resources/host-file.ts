@@ -12,6 +12,8 @@ export interface HostFileArgs extends HostArgs {
     content: pulumi.Input<string>;
     /** For secret files: a redacted text for reviewers (shown in previews instead of the hidden content). */
     view?: pulumi.Input<string>;
+    /** The service's owner on the host (see ServiceActivation's `owner`): the staged copy is only removed by its owner. */
+    owner?: pulumi.Input<string>;
 }
 
 /** One managed file, staged on the host (content on stdin); the activation puts it live. */

@@ -54,6 +54,7 @@ function stubOf(kind: string): pulumi.dynamic.ResourceProvider {
         create: (inputs) => loadProviders()[kind]!.create(inputs),
         update: (id, olds, news) => loadProviders()[kind]!.update!(id, olds, news),
         delete: (id, props) => loadProviders()[kind]!.delete!(id, props),
+        read: (id, props) => loadProviders()[kind]!.read!(id, props),
     };
 }
 

@@ -14,6 +14,8 @@ export interface ServiceActivationArgs extends HostArgs {
     health: pulumi.Input<{ url: string; timeoutSec: number }>;
     /** Only when `pulumi destroy` should also remove data and the user. */
     purge?: pulumi.Input<PurgeSpec>;
+    /** `<project>/<stack>/<resource>`: recorded on the host as the service's owner; a delete by anyone else removes nothing. */
+    owner?: pulumi.Input<string>;
 }
 
 /** Verifies, swaps in, reloads, restarts and health-checks one service on one host; rolls back on failure. */
