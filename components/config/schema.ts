@@ -118,7 +118,15 @@ export const restartSchema = z
 /** One named drop-in (`systemctl edit`): every key is optional and only what is set is written. */
 export const overrideSchema = z
     .object({
-        order: z.number().int().min(0).max(99).optional().describe("The two-digit order prefix of the file name (`NN-name.conf`); defaults by position: 10, 20, …"),
+        order: z
+            .number()
+            .int()
+            .min(0)
+            .max(99)
+            .optional()
+            .describe(
+                "The drop-in's place: the two-digit prefix of its file name (`NN-name.conf`); systemd applies drop-ins in this order and a later one wins. Required once there is more than one override (Pulumi hands the program config objects with their keys sorted, so the order they are written in is lost); each override needs its own. A single override defaults to 10.",
+            ),
         workers: z.number().int().min(1).max(64).optional().describe("uvicorn `--workers`; rewrites `ExecStart=` (reset, then the new command)."),
         logLevel: z.enum(LOG_LEVELS).optional().describe("uvicorn `--log-level`; rewrites `ExecStart=`."),
         memoryMax: byteSize.optional().describe("`MemoryMax=`, e.g. `2G`."),
@@ -164,6 +172,37 @@ export const rolloutSchema = z
     })
     .strict();
 
+/**
+ * Refuses overrides whose order would be ambiguous: several overrides without
+ * `order` (Pulumi sorts object keys, so the stack file's order cannot be
+ * used), or two with the same `order` (the winner would depend on the name).
+ */
+function checkOverrideOrders(overrides: Record<string, { order?: number | undefined }>, ctx: z.core.$RefinementCtx): void {
+    const names = Object.keys(overrides).sort();
+    if (names.length < 2) return;
+    const byOrder = new Map<number, string>();
+    for (const name of names) {
+        const order = overrides[name]!.order;
+        if (order === undefined) {
+            ctx.addIssue({
+                code: "custom",
+                path: [name, "order"],
+                message: `required when there is more than one override: Pulumi hands the program config objects sorted by key, so the order they are written in is lost; give each override its own order (e.g. 10, 20, 30; a later one wins)`,
+            });
+            continue;
+        }
+        const other = byOrder.get(order);
+        if (other !== undefined) {
+            ctx.addIssue({
+                code: "custom",
+                path: [name, "order"],
+                message: `${order} is also the order of '${other}'; give each override its own order, so which one wins does not depend on its name`,
+            });
+        }
+        byOrder.set(order, name);
+    }
+}
+
 /** A drop-in name: becomes the file name `NN-name.conf`. */
 const overrideName = /^[a-z0-9][a-z0-9-]{0,40}$/;
 
@@ -183,7 +222,9 @@ export const stackConfigSchema = z
         hardening: z.enum(HARDENING_PROFILES).default("notes").describe("The hardening profile."),
         overrides: z
             .record(z.string().regex(overrideName, { message: "must be lowercase letters, digits and - (a file name, no '/' or '..')" }), overrideSchema)
-            .default({}).describe("Named drop-ins, in order."),
+            .default({})
+            .superRefine(checkOverrideOrders)
+            .describe("Named drop-ins (what `systemctl edit` writes), one file `NN-name.conf` each, applied in their `order`."),
         journald: journaldSchema.optional().describe("journald limits, written to `/etc/systemd/journald.conf.d/60-amarktai-infra.conf`; journald is restarted when they change."),
         env: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an env value")).default({}).describe("Plain (non-secret) `.env` entries, e.g. feature flags."),
         health: healthSchema.default(healthSchema.parse({})).describe("The health check run inside the host after every (re)start."),

@@ -99,10 +99,18 @@ export interface OrderedOverride {
     readonly override: OverrideConfig;
 }
 
-/** Orders overrides as systemd applies their files: by `NN` prefix, then name. */
+/** The order of an override that does not set one (only allowed when it is the only override). */
+export const DEFAULT_OVERRIDE_ORDER = 10;
+
+/**
+ * Orders overrides as systemd applies their files: by `order` (the `NN`
+ * prefix), never by where they appear in the config object, whose key order
+ * Pulumi does not keep. The schema refuses several overrides without `order`
+ * and duplicate orders; the name only breaks ties the schema already refused.
+ */
 export function orderOverrides(overrides: Readonly<Record<string, OverrideConfig>>): OrderedOverride[] {
     return Object.entries(overrides)
-        .map(([name, override], index) => ({ name, override, order: override.order ?? Math.min(10 * (index + 1), 99) }))
+        .map(([name, override]) => ({ name, override, order: override.order ?? DEFAULT_OVERRIDE_ORDER }))
         .sort((a, b) => a.order - b.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 

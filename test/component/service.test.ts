@@ -44,7 +44,7 @@ async function build() {
     const { testConfig, TEST_HOST } = await import("../support/config");
     const config = testConfig({
         hosts: [TEST_HOST, { ...TEST_HOST, name: "vm2", port: 2223, hostKey: SECOND_HOST_KEY }],
-        overrides: { workers: { workers: 4 }, memory: { memoryMax: "2G" } },
+        overrides: { workers: { order: 10, workers: 4 }, memory: { order: 20, memoryMax: "2G" } },
         journald: { systemMaxUse: "1G" },
         env: { ENABLE_TRADING: "false" },
     });

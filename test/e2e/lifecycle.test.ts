@@ -1,7 +1,7 @@
 /**
  * The whole life of the service on a real VM, driven by the real Pulumi CLI:
- * fresh `up` to healthy, no-op `up`, one override added/changed/removed, an
- * env-only change, a failing change rolled back, bad config refused, and
+ * fresh `up` to healthy, no-op `up`, one override added/changed, three applied
+ * in their order and removed, an env-only change, a failing change rolled back, bad config refused, and
  * `destroy` keeping the data. Steps run in order on one VM.
  */
 import { after, before, test } from "node:test";
@@ -10,6 +10,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as YAML from "yaml";
 import { assertGolden, changedLines, normalizePreview } from "../support/golden";
 import { TestStack } from "../../tools/stack";
 import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
@@ -175,11 +176,34 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
     assert.match(show("ExecStart"), /--workers 3 /);
 });
 
-test("removing the override removes its file from the host", { timeout: 10 * MINUTE }, async () => {
+test("a stack file with three overrides applies them in their order, not by name", { timeout: 10 * MINUTE }, async () => {
+    // Written as the README shows it: workers, memory, cpu. Pulumi hands the program this object with its keys
+    // sorted (cpu, memory, workers); the drop-ins must still be 10-workers, 20-memory, 30-cpu.
+    const doc = YAML.parseDocument(fs.readFileSync(stack.configFile, "utf8"));
+    doc.setIn(["config", "amarktai-infra:overrides"], {
+        workers: { order: 10, workers: 3 },
+        memory: { order: 20, memoryMax: "2G", memoryHigh: "1.5G" },
+        cpu: { order: 30, cpuQuota: "200%" },
+    });
+    fs.writeFileSync(stack.configFile, doc.toString());
+    const r = await stack.up();
+    assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
+    const dir = "/etc/systemd/system/amarktai-api.service.d";
+    // systemd lists DropInPaths in the order it applies them.
+    assert.deepEqual(show("DropInPaths").split(/\s+/), [`${dir}/10-workers.conf`, `${dir}/20-memory.conf`, `${dir}/30-cpu.conf`]);
+    assert.equal(show("MemoryMax"), String(2 * 1024 ** 3));
+    assert.equal(show("CPUQuotaPerSecUSec"), "2s");
+    assert.match(show("ExecStart"), /--workers 3 /);
+    assert.equal(healthStatus(), "200");
+});
+
+test("removing the overrides removes their files from the host", { timeout: 10 * MINUTE }, async () => {
     await stack.removeConfig("overrides");
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
-    assert.equal(vmSsh(vm, "test -e /etc/systemd/system/amarktai-api.service.d/10-workers.conf").code, 1, "drop-in still there");
+    for (const file of ["10-workers.conf", "20-memory.conf", "30-cpu.conf"]) {
+        assert.equal(vmSsh(vm, `test -e /etc/systemd/system/amarktai-api.service.d/${file}`).code, 1, `${file} still there`);
+    }
     assert.doesNotMatch(show("ExecStart"), /--workers/);
     assert.equal(healthStatus(), "200");
 });

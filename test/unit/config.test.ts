@@ -48,7 +48,7 @@ test("the defaults are the service notes' values", () => {
 
 test("a valid full config is accepted", () => {
     const { config } = load({
-        overrides: { workers: { workers: 4 }, memory: { memoryMax: "2G", memoryHigh: "1.5G" }, cpu: { cpuQuota: "200%" }, debug: { restart: "no" } },
+        overrides: { workers: { order: 10, workers: 4 }, memory: { order: 20, memoryMax: "2G", memoryHigh: "1.5G" }, cpu: { order: 30, cpuQuota: "200%" }, debug: { order: 40, restart: "no" } },
         journald: { systemMaxUse: "1G", systemKeepFree: "2G", maxRetentionSec: "30day" },
         env: { ENABLE_TRADING: "true" },
         secretEnv: { OPENAI_API_KEY: "sk-$(not a command)'\"`" },
@@ -90,6 +90,9 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["CPU quota without %", { overrides: { c: { cpuQuota: "200" } } }, `${NS}:overrides.c.cpuQuota`, /percentage/],
     ["workers zero", { overrides: { w: { workers: 0 } } }, `${NS}:overrides.w.workers`, />=1/],
     ["override env name invalid", { overrides: { e: { environment: { "A-B": "x" } } } }, `${NS}:overrides.e.environment.A-B`, /environment variable name/],
+    ["a second override without an order", { overrides: { workers: { order: 10, workers: 4 }, cpu: { cpuQuota: "200%" } } }, `${NS}:overrides.cpu.order`, /required when there is more than one override.*sorted by key/],
+    ["two overrides with the same order", { overrides: { workers: { order: 20, workers: 4 }, cpu: { order: 20, cpuQuota: "200%" } } }, `${NS}:overrides.workers.order`, /20 is also the order of 'cpu'/],
+    ["override order above 99", { overrides: { w: { order: 100, workers: 2 } } }, `${NS}:overrides.w.order`, /<=99/],
     ["journald size invalid", { journald: { systemMaxUse: "lots" } }, `${NS}:journald.systemMaxUse`, /systemd size/],
     ["journald retention invalid", { journald: { maxRetentionSec: "forever" } }, `${NS}:journald.maxRetentionSec`, /time span/],
     ["env key invalid", { env: { "1FLAG": "x" } }, `${NS}:env.1FLAG`, /environment variable name/],

@@ -17,7 +17,7 @@ test("the workers override resets ExecStart, then sets the command with --worker
 });
 
 test("memory and CPU limits render as in the notes", () => {
-    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { memory: { memoryMax: "2G", memoryHigh: "1.5G" }, cpu: { cpuQuota: "200%" } } }));
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { memory: { order: 10, memoryMax: "2G", memoryHigh: "1.5G" }, cpu: { order: 20, cpuQuota: "200%" } } }));
     assert.deepEqual(
         dropIns.map((d) => [d.path.split("/").pop(), body(d.text)]),
         [
@@ -29,7 +29,7 @@ test("memory and CPU limits render as in the notes", () => {
 
 test("extra dependencies go in [Unit]; Restart=no for debugging goes in [Service]", () => {
     const { dropIns } = renderSystemdFiles(
-        testConfig({ overrides: { deps: { after: ["network.target", "mongodb.service", "redis.service"], requires: ["mongodb.service"] }, debug: { restart: "no" } } }),
+        testConfig({ overrides: { deps: { order: 10, after: ["network.target", "mongodb.service", "redis.service"], requires: ["mongodb.service"] }, debug: { order: 20, restart: "no" } } }),
     );
     assert.equal(body(dropIns[0]!.text), "[Unit]\nAfter=network.target mongodb.service redis.service\nRequires=mongodb.service");
     assert.equal(body(dropIns[1]!.text), "[Service]\nRestart=no");
@@ -40,8 +40,22 @@ test("an explicit order sets the NN prefix and the application order", () => {
     assert.deepEqual(dropIns.map((d) => d.path.split("/").pop()), ["05-early.conf", "90-late.conf"]);
 });
 
+test("drop-ins follow `order`, not the names or the key order Pulumi hands the program (sorted)", () => {
+    // As a stack file reads: workers, memory, cpu. Pulumi passes the object to the program with its keys sorted.
+    const written = { workers: { order: 10, workers: 4 }, memory: { order: 20, memoryMax: "2G" }, cpu: { order: 30, cpuQuota: "200%" } };
+    const asPulumiHandsIt = JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(written).sort(([a], [b]) => (a < b ? -1 : 1)))));
+    assert.deepEqual(Object.keys(asPulumiHandsIt), ["cpu", "memory", "workers"]);
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: asPulumiHandsIt }));
+    assert.deepEqual(dropIns.map((d) => d.path.split("/").pop()), ["10-workers.conf", "20-memory.conf", "30-cpu.conf"]);
+});
+
+test("a single override needs no order and gets 10", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { debug: { restart: "no" } } }));
+    assert.deepEqual(dropIns.map((d) => d.path.split("/").pop()), ["10-debug.conf"]);
+});
+
 test("a later ExecStart reset keeps the workers set by an earlier drop-in", () => {
-    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { workers: { workers: 3 }, verbose: { logLevel: "debug" } } }));
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { workers: { order: 10, workers: 3 }, verbose: { order: 20, logLevel: "debug" } } }));
     assert.match(dropIns[1]!.text, /^ExecStart=.* --workers 3 --log-level debug$/m);
 });
 
