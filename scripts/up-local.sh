@@ -24,6 +24,8 @@ amarktai_step "toolchain"
 bash scripts/setup.sh
 # shellcheck source=scripts/lib/env.sh
 source scripts/lib/env.sh
+# The local stack: the file backend and generated passphrase in this checkout.
+amarktai_use_backend "$STACK"
 
 amarktai_step "test VM '$VM_NAME'"
 if ! bash tools/vm/vm.sh info "$VM_NAME" >/dev/null 2>&1; then
