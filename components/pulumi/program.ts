@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, SecretConfig, StackConfig, loadConfig } from "../config";
 import { AppSourceFile, readAppSource } from "../plan";
+import { packageRoot, staleBuildMessage } from "./fresh-build";
 import { SystemdService } from "./service";
 
 /** Reads every config value of the project's namespace, keyed without the namespace. */
@@ -33,6 +34,10 @@ export function validatedConfig(namespace: string): { config: StackConfig; secre
 
 /** The program: returns the stack outputs. */
 export function main(): Record<string, unknown> {
+    // Never run code older than the checkout's sources (an installed package has none to compare).
+    const root = packageRoot(__dirname);
+    const stale = root === undefined ? undefined : staleBuildMessage(root);
+    if (stale) throw new pulumi.RunError(stale);
     const namespace = pulumi.getProject();
     const { config, secrets } = validatedConfig(namespace);
     let appFiles: AppSourceFile[] = [];
