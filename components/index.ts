@@ -6,6 +6,6 @@
  * The public API: the component, config loading and the config and output
  * types. Everything else is internal and may change between releases.
  */
-export { SystemdService, SystemdServiceArgs, HostOutputs } from "./pulumi/service";
-export { loadConfig, ConfigError, StackConfig, SecretConfig, HostConfig, OverrideConfig, stackConfigSchema, secretConfigSchema } from "./config";
+export { SystemdService, SystemdServiceArgs, HostTarget, HostOutputs } from "./pulumi/service";
+export { serviceConfig, ServiceConfig, loadConfig, ConfigError, StackConfig, SecretConfig, HostConfig, OverrideConfig, stackConfigSchema, secretConfigSchema } from "./config";
 export { AppSourceFile, readAppSource, planService, ServicePlan } from "./plan";

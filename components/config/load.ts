@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { hostName } from "../model";
-import { SecretConfig, StackConfig, secretConfigSchema, stackConfigSchema } from "./schema";
+import { SecretConfig, ServiceConfig, StackConfig, secretConfigSchema, serviceConfigSchema, stackConfigSchema } from "./schema";
 
 /** A configuration error: its message lists every bad key with what is allowed. */
 export class ConfigError extends Error {
@@ -120,4 +120,16 @@ export function loadConfig(rawByKey: Readonly<Record<string, string | undefined>
         throw new ConfigError(problems);
     }
     return { config: plainResult.data, secrets: secretResult.data };
+}
+
+/**
+ * Validates service settings given in code (every stack key but `hosts`, as a
+ * plain object; omitted keys take the notes' defaults), for programs that use
+ * `SystemdService` with their own hosts. Throws a {@link ConfigError} naming
+ * each bad key, as `amarktai-infra:<key>`.
+ */
+export function serviceConfig(settings: Readonly<Record<string, unknown>> = {}, namespace = "amarktai-infra"): ServiceConfig {
+    const result = serviceConfigSchema.safeParse(settings);
+    if (!result.success) throw new ConfigError(describeIssues(result.error, namespace));
+    return result.data;
 }

@@ -235,6 +235,14 @@ export const stackConfigSchema = z
 
 /** The validated stack configuration. */
 export type StackConfig = z.infer<typeof stackConfigSchema>;
+
+/**
+ * The service's settings without its hosts: what a program that brings its
+ * own hosts (as Inputs, e.g. from a VM it creates) passes to `SystemdService`.
+ */
+export const serviceConfigSchema = stackConfigSchema.omit({ hosts: true });
+/** The validated service settings (every stack key but `hosts`). */
+export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
 /** One validated host. */
 export type HostConfig = z.infer<typeof hostSchema>;
 /** One validated override. */

@@ -5,7 +5,7 @@
  * directories, venv), what a purge removes, and the health URL.
  */
 import { createHmac } from "crypto";
-import { StackConfig } from "../config";
+import { ServiceConfig } from "../config";
 import { MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec } from "../model";
 import { RenderedSystemdFiles, renderEnvFile, renderSystemdFiles } from "../systemd";
 import { AppSourceFile } from "./app-source";
@@ -43,7 +43,7 @@ function managed(path: string, mode: string, owner: string, group: string, effec
 }
 
 /** The host preparation for the config: the user, the notes' directories with their owners and modes, the venv. */
-export function planPrepare(config: StackConfig): PrepareSpec {
+export function planPrepare(config: ServiceConfig): PrepareSpec {
     const dir = (path: string, mode: string) => ({ path, owner: config.user, group: config.group, mode });
     return {
         user: config.user,
@@ -55,13 +55,13 @@ export function planPrepare(config: StackConfig): PrepareSpec {
 }
 
 /** The health URL probed inside the host: the app's bind address and port, and `health.path`. */
-export function healthUrl(config: StackConfig): string {
+export function healthUrl(config: ServiceConfig): string {
     const host = config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost;
     return `http://${host}:${config.app.port}${config.health.path}`;
 }
 
 /** Plans everything the service puts on a host from the validated config and the app's source files. */
-export function planService(config: StackConfig, appFiles: readonly AppSourceFile[] = []): ServicePlan {
+export function planService(config: ServiceConfig, appFiles: readonly AppSourceFile[] = []): ServicePlan {
     const systemd = renderSystemdFiles(config);
     const files: PlannedFile[] = [{ label: "unit", file: managed(systemd.unit.path, "0644", "root", "root", "systemd"), text: systemd.unit.text }];
     for (const d of systemd.dropIns) {
@@ -134,7 +134,7 @@ export interface RenderedHostFile {
  * redacted (`[secret]`; a generated JWT_SECRET is listed as such). Pure: no
  * SSH, no Pulumi engine.
  */
-export function renderHostFiles(config: StackConfig, secretEnvKeys: readonly string[], appFiles: readonly AppSourceFile[] = []): RenderedHostFile[] {
+export function renderHostFiles(config: ServiceConfig, secretEnvKeys: readonly string[], appFiles: readonly AppSourceFile[] = []): RenderedHostFile[] {
     const plan = planService(config, appFiles);
     const secrets: Record<string, string> = Object.fromEntries(secretEnvKeys.map((k) => [k, ""]));
     if (!secretEnvKeys.includes("JWT_SECRET")) secrets.JWT_SECRET = "";

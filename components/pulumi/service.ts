@@ -3,7 +3,8 @@
  * hardened systemd service on one or more hosts over SSH.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { HostConfig, StackConfig } from "../config";
+import { z } from "zod";
+import { ConfigError, HostConfig, ServiceConfig, hostSchema } from "../config";
 import { hostKeyFingerprint, hostName, sha256 } from "../model";
 import { AppSourceFile, envFileText, envFileView, planService } from "../plan";
 import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
@@ -14,22 +15,52 @@ function shortHash(text: string): string {
     return sha256(text).slice(0, 16);
 }
 
+/**
+ * One host to deploy to. Everything but `name` may be an Output of another
+ * resource (say, the VM the same program creates), so one `pulumi up` can
+ * create a machine and deploy onto it.
+ */
+export interface HostTarget {
+    /**
+     * A short, stable name (letters, digits, `.`, `_`, `-`). Resource names come from the host key's
+     * fingerprint when `hostKey` is a plain string, else from this name, never from an Output's value:
+     * it is required then, and must not change afterwards.
+     */
+    readonly name?: string;
+    /** The address SSH connects to (IP or DNS name). */
+    readonly address: pulumi.Input<string>;
+    /** The SSH port; default 22. */
+    readonly port?: pulumi.Input<number>;
+    /** The SSH login: an ordinary user with passwordless sudo, or `root`; default `ubuntu`. */
+    readonly user?: pulumi.Input<string>;
+    /** The host's public key (`ssh-ed25519 AAAA…`), pinned: a host presenting another key is refused. */
+    readonly hostKey: pulumi.Input<string>;
+    /** The SSH private key for this host; default: the service's `sshPrivateKey`. Kept secret. */
+    readonly privateKey?: pulumi.Input<string>;
+}
+
 /** Arguments of {@link SystemdService}. */
 export interface SystemdServiceArgs {
-    /** The validated stack configuration (see `components/config`). */
-    readonly config: StackConfig;
-    /** The SSH private key; pass a secret. */
-    readonly sshPrivateKey: pulumi.Input<string>;
+    /**
+     * The service's settings: `serviceConfig({...})` in code, or the validated stack configuration
+     * (`loadConfig`), whose `hosts` are used when `hosts` below is not given.
+     */
+    readonly config: ServiceConfig & { readonly hosts?: readonly HostConfig[] };
+    /** The hosts, values or Inputs; default: `config.hosts`. */
+    readonly hosts?: readonly HostTarget[];
+    /** The SSH private key for every host without its own `privateKey`; pass a secret. */
+    readonly sshPrivateKey?: pulumi.Input<string>;
     /** Secret `.env` entries; `JWT_SECRET` is generated when absent. */
-    readonly secretEnv: pulumi.Input<Record<string, string>>;
+    readonly secretEnv: pulumi.Input<Record<string, pulumi.Input<string>>>;
     /** Files of the app to copy into the working directory (optional). */
     readonly appFiles?: readonly AppSourceFile[];
 }
 
 /** What one host ends up with. */
 export interface HostOutputs {
-    readonly name: string;
-    readonly address: string;
+    /** The host's `name`, else its address. */
+    readonly name: pulumi.Output<string>;
+    readonly address: pulumi.Output<string>;
     /** The health URL, as probed inside the host. */
     readonly healthUrl: string;
     /** When the last activation finished. */
@@ -43,13 +74,54 @@ export interface HostOutputs {
  * `aliases` adopt the names earlier releases used (`<component>-<host
  * name>-<part>`), so their state migrates without a delete or a create.
  */
-export function hostResourceNaming(component: string, host: Pick<HostConfig, "name" | "address" | "hostKey">): { stem: string; name(part: string): string; opts(part: string): pulumi.CustomResourceOptions } {
+export function hostResourceNaming(
+    component: string,
+    host: Pick<HostTarget, "name" | "address" | "hostKey">,
+): { stem: string; name(part: string): string; opts(part: string): pulumi.CustomResourceOptions } {
+    if (typeof host.hostKey !== "string") {
+        // The key is an Output (e.g. of the VM this program creates): name by the stable `name`, never by a value.
+        if (!host.name) {
+            throw new ConfigError([`amarktai-infra:hosts: a host whose hostKey comes from another resource needs a stable 'name' (resource names must not depend on Output values)`]);
+        }
+        const stem = `${component}-${host.name}`;
+        return { stem, name: (part) => `${stem}-${part}`, opts: () => ({}) };
+    }
     const stem = `${component}-${hostKeyFingerprint(host.hostKey)}`;
-    const legacy = `${component}-${hostName(host)}`;
+    const earlier = host.name ?? (typeof host.address === "string" ? hostName({ address: host.address }) : undefined);
+    const legacy = earlier === undefined ? stem : `${component}-${earlier}`;
     return {
         stem,
         name: (part) => `${stem}-${part}`,
         opts: (part) => (legacy === stem ? {} : { aliases: [{ name: `${legacy}-${part}` }] }),
+    };
+}
+
+/**
+ * Checks one host value against the config schema: at once for a plain value,
+ * when it resolves for an Output (an up then fails naming the key, before the
+ * host is contacted).
+ */
+function checkedHostValue<T extends string | number>(index: number, key: keyof HostConfig, value: pulumi.Input<T>, schema: z.ZodType<T>): pulumi.Output<T> {
+    const check = (v: T): T => {
+        const result = schema.safeParse(v);
+        if (!result.success) throw new ConfigError([`amarktai-infra:hosts[${index}].${key}: ${result.error.issues[0]!.message}`]);
+        return result.data;
+    };
+    if (!pulumi.Output.isInstance(value) && !(value instanceof Promise)) check(value as T);
+    return pulumi.output(value).apply((v) => check(v as T));
+}
+
+/** The SSH connection inputs of one host, validated; the private key is always a secret. */
+function connectionOf(host: HostTarget, index: number, defaultKey: pulumi.Input<string> | undefined) {
+    const key = host.privateKey ?? defaultKey;
+    if (key === undefined) throw new ConfigError([`amarktai-infra:hosts[${index}]: no SSH private key (set the service's sshPrivateKey or the host's privateKey)`]);
+    const shape = hostSchema.shape;
+    return {
+        host: checkedHostValue(index, "address", host.address, shape.address),
+        port: checkedHostValue(index, "port", host.port ?? 22, shape.port.unwrap()),
+        user: checkedHostValue(index, "user", host.user ?? "ubuntu", shape.user.unwrap()),
+        hostKey: checkedHostValue(index, "hostKey", host.hostKey, shape.hostKey),
+        privateKey: pulumi.secret(pulumi.output(key)),
     };
 }
 
@@ -74,20 +146,22 @@ export class SystemdService extends pulumi.ComponentResource {
     constructor(name: string, args: SystemdServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("amarktai:index:SystemdService", name, {}, opts);
         const { config } = args;
+        const hosts: readonly HostTarget[] = args.hosts ?? config.hosts ?? [];
+        if (hosts.length === 0) throw new ConfigError(["amarktai-infra:hosts: must list at least one host"]);
         const plan = planService(config, args.appFiles);
         this.unitText = plan.systemd.unit.text;
 
-        const privateKey = pulumi.secret(pulumi.output(args.sshPrivateKey));
-        const connectionOf = (host: HostConfig) => ({ host: host.address, port: host.port, user: host.user, hostKey: host.hostKey, privateKey });
-        const naming = config.hosts.map((host) => hostResourceNaming(name, host));
+        const connections = hosts.map((host, index) => connectionOf(host, index, args.sshPrivateKey));
+        const connectionOfIndex = (index: number) => connections[index]!;
+        const naming = hosts.map((host) => hostResourceNaming(name, host));
         // Who owns the service on each host: recorded there by the activation, checked by every delete.
         const ownerOf = (index: number) => `${pulumi.getProject()}/${pulumi.getStack()}/${naming[index]!.stem}`;
-        const prepares = config.hosts.map((host, index) => {
+        const prepares = hosts.map((_host, index) => {
             const n = naming[index]!;
             return new HostPrepare(
                 n.name("prepare"),
                 {
-                    connection: connectionOf(host),
+                    connection: connectionOfIndex(index),
                     spec: plan.prepare,
                     adoptJwtFrom: config.paths.envFile,
                 },
@@ -116,11 +190,10 @@ export class SystemdService extends pulumi.ComponentResource {
         // Rolling update: the activations of batch k wait for every activation of batch k-1 (host order).
         const batchSize = config.rollout.maxUnavailable;
         const activations: ServiceActivation[] = [];
-        this.hosts = config.hosts.map((host, index) => {
-            const hname = hostName(host);
+        this.hosts = hosts.map((host, index) => {
             const n = naming[index]!;
             const owner = ownerOf(index);
-            const connection = connectionOf(host);
+            const connection = connectionOfIndex(index);
             const prepare = prepares[index]!;
             const contentHashes: Record<string, pulumi.Input<string>> = {};
             const staged = plan.files.map((pf) => {
@@ -148,7 +221,8 @@ export class SystemdService extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [prepare, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
             );
             activations.push(activation);
-            return { name: hname, address: host.address, healthUrl, activatedAt: activation.activatedAt };
+            const address = pulumi.output(connection.host);
+            return { name: host.name !== undefined ? pulumi.output(host.name) : address, address, healthUrl, activatedAt: activation.activatedAt };
         });
         this.registerOutputs({ hosts: this.hosts, unitText: this.unitText });
     }

@@ -3,7 +3,7 @@
  * the unit (equal to the service notes' unit with default settings), one
  * drop-in per named override, and the journald drop-in.
  */
-import { OverrideConfig, StackConfig } from "../config";
+import { OverrideConfig, ServiceConfig } from "../config";
 import { MANAGED_MARKER } from "../model";
 import { renderCommandLine, renderEnvironmentAssignment, renderPath } from "./escape";
 import { notesHardening, strictHardeningExtras } from "./hardening";
@@ -40,7 +40,7 @@ export interface RenderedSystemdFiles {
 export const JOURNALD_DROPIN_PATH = "/etc/systemd/journald.conf.d/60-amarktai-infra.conf";
 
 /** The uvicorn command line for the given effective settings. */
-export function uvicornCommand(config: StackConfig, workers: number | undefined, logLevel: string): string {
+export function uvicornCommand(config: ServiceConfig, workers: number | undefined, logLevel: string): string {
     const argv = [`${config.paths.venv}/bin/python`, "-m", "uvicorn", config.app.module, "--host", config.app.bindHost, "--port", String(config.app.port)];
     if (workers !== undefined) {
         argv.push("--workers", String(workers));
@@ -50,7 +50,7 @@ export function uvicornCommand(config: StackConfig, workers: number | undefined,
 }
 
 /** The main unit file, as in the service notes (plus Requires=/Wants=/Group= when configured, and the strict profile's extras). */
-export function buildUnit(config: StackConfig): IniFile {
+export function buildUnit(config: ServiceConfig): IniFile {
     const unitDirectives: Directive<"Unit">[] = [
         u("Description", config.description),
         u("Documentation", config.documentation),
@@ -123,7 +123,7 @@ export function dropInFileName(o: OrderedOverride): string {
  * Builds one drop-in. `effective` carries the workers/log level in force
  * after the earlier drop-ins, so a later `ExecStart=` reset keeps them.
  */
-export function buildDropIn(config: StackConfig, o: OrderedOverride, effective: { workers: number | undefined; logLevel: string }): IniFile {
+export function buildDropIn(config: ServiceConfig, o: OrderedOverride, effective: { workers: number | undefined; logLevel: string }): IniFile {
     const ov = o.override;
     const unitDirectives: Directive<"Unit">[] = [];
     if (ov.after && ov.after.length > 0) unitDirectives.push(u("After", ov.after.join(" ")));
@@ -149,7 +149,7 @@ export function buildDropIn(config: StackConfig, o: OrderedOverride, effective: 
 }
 
 /** The journald drop-in for the configured limits, or undefined when none are set. */
-export function buildJournald(config: StackConfig): IniFile | undefined {
+export function buildJournald(config: ServiceConfig): IniFile | undefined {
     const jc = config.journald;
     if (!jc) return undefined;
     const directives: Directive<"Journal">[] = [];
@@ -161,7 +161,7 @@ export function buildJournald(config: StackConfig): IniFile | undefined {
 }
 
 /** Renders every systemd file of the service. */
-export function renderSystemdFiles(config: StackConfig): RenderedSystemdFiles {
+export function renderSystemdFiles(config: ServiceConfig): RenderedSystemdFiles {
     const unitName = `${config.serviceName}.service`;
     const dropInDir = `/etc/systemd/system/${unitName}.d`;
     const effective = { workers: undefined as number | undefined, logLevel: config.app.logLevel as string };
