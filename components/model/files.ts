@@ -64,12 +64,13 @@ const MAX_READABLE_ID = 200;
 
 /**
  * The name of a managed file's staged copy and backup. Injective: `_` is
- * written `_5f` and `/` is written `_2f`, so two paths never share an id
- * (`/a__b.py` and `/a/b.py` differ). Paths whose readable id would be too
- * long for a file name use `%` + their SHA-256, a character no readable id
- * contains.
+ * written `_u` and `/` is written `__`, so every `_` in an id starts a
+ * two-character token and two paths never share an id (`/a__b.py` gives
+ * `a_u_ub.py`, `/a/b.py` gives `a__b.py`). Paths without `_` keep the ids of
+ * release 0.1.0. Paths whose readable id would be too long for a file name
+ * use `%` + their SHA-256, a character no readable id contains.
  */
 export function fileIdForPath(path: string): string {
-    const readable = path.replace(/^\//, "").replace(/_/g, "_5f").replace(/\//g, "_2f");
+    const readable = path.replace(/^\//, "").replace(/_/g, "_u").replace(/\//g, "__");
     return readable.length <= MAX_READABLE_ID ? readable : `%${sha256(path)}`;
 }

@@ -91,13 +91,14 @@ test("hostile values in a spec stay quoted in the generated script", () => {
 });
 
 test("file ids are derived from paths and unique per path", () => {
-    assert.equal(fileIdForPath("/etc/systemd/system/amarktai-api.service"), "etc_2fsystemd_2fsystem_2famarktai-api.service");
+    assert.equal(fileIdForPath("/etc/systemd/system/amarktai-api.service"), "etc__systemd__system__amarktai-api.service");
+    assert.equal(fileIdForPath("/var/amarktai/app/backend/my_module.py"), "var__amarktai__app__backend__my_umodule.py");
     const ids = new Set(files.map((f) => fileIdForPath(f.path)));
     assert.equal(ids.size, files.length);
 });
 
 test("file ids cannot collide: paths that differ only in / versus __ get different ids", () => {
-    const paths = ["/a/b.py", "/a__b.py", "/a_/b.py", "/a/_b.py", "/a_2fb.py", "/a_5f2fb.py"];
+    const paths = ["/a/b.py", "/a__b.py", "/a_/b.py", "/a/_b.py", "/a_ub.py", "/a_u/b.py", "/a/ub.py", "/a___b.py"];
     const ids = paths.map(fileIdForPath);
     assert.equal(new Set(ids).size, paths.length, ids.join(" "));
     const long = `/var/amarktai/app/backend/${"d/".repeat(120)}x.py`;
