@@ -1,72 +1,130 @@
 /**
  * `render`: writes every file a stack would put on each host (unit, drop-ins,
  * journald drop-in, `.env` with secrets redacted, app files) into a folder,
- * without any SSH, and prints a summary. For reviews and CI.
+ * and prints the whole plan: the host preparation (user, directories with
+ * modes, venv, requirements) and each file with mode, owner and size. The
+ * plan is also written to `plan.txt` in the folder, so a recursive diff of
+ * two renders shows every change a host would see.
  *
- *   scripts/render --stack prod [--config-file FILE] [--out DIR]
+ *   scripts/render --stack prod [--config-file FILE] [--project-dir DIR] [--out DIR]
  *
- * Reads the stack's configuration with the Pulumi CLI (secrets are decrypted
- * only to learn which .env keys exist, and are never written).
+ * Pure: it reads only `Pulumi.yaml` and the stack file (`Pulumi.<stack>.yaml`
+ * beside it, or `--config-file`). No backend, no `stack init`, no secrets:
+ * encrypted values are shown as `[secret]` and the SSH key is not needed. It
+ * writes nothing but the output folder (default `out/render/<stack>`).
  */
-import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { ConfigError, loadConfig } from "../../components/config";
-import { hostName } from "../../components/model";
-import { planPrepare, readAppSource, renderHostFiles } from "../../components/plan";
+import { ConfigError, StackConfig, loadConfig } from "../../components/config";
+import { PrepareSpec, hostName } from "../../components/model";
+import { RenderedHostFile, planPrepare, readAppSource, renderHostFiles } from "../../components/plan";
+import { SECRET_PLACEHOLDER, StackFileError, stackFileConfig } from "./stack-file";
 
 const NS = "amarktai-infra";
+const USAGE = "usage: scripts/render --stack NAME [--config-file FILE] [--project-dir DIR] [--out DIR]";
 
-function arg(name: string): string | undefined {
-    const i = process.argv.indexOf(name);
-    return i >= 0 ? process.argv[i + 1] : undefined;
+/** A refusal with a message for the user (no stack trace). */
+class UsageError extends Error {}
+
+function arg(argv: readonly string[], name: string): string | undefined {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const value = argv[i + 1];
+    if (value === undefined || value.startsWith("--")) throw new UsageError(`${name} needs a value\n${USAGE}`);
+    return value;
 }
 
-/** The stack's config as raw strings per key, as the program would see it. */
-function stackConfig(stack: string, configFile?: string): Record<string, string> {
-    const args = ["config", "--json", "--show-secrets", "--stack", stack, ...(configFile ? ["--config-file", configFile] : [])];
-    const json = JSON.parse(execFileSync("pulumi", args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })) as Record<string, { value?: string }>;
-    const raw: Record<string, string> = {};
-    for (const [key, entry] of Object.entries(json)) {
-        if (key.startsWith(`${NS}:`) && entry.value !== undefined) raw[key.slice(NS.length + 1)] = entry.value;
-    }
-    return raw;
+/** The stacks that have a stack file in `dir`. */
+function stacksIn(dir: string): string[] {
+    return fs
+        .readdirSync(dir)
+        .map((f) => /^Pulumi\.(.+)\.ya?ml$/.exec(f)?.[1])
+        .filter((s): s is string => s !== undefined)
+        .sort();
 }
 
-function main(): void {
-    const stack = arg("--stack");
-    if (!stack) {
-        console.error("usage: scripts/render --stack NAME [--config-file FILE] [--out DIR]");
-        process.exit(2);
-    }
-    const out = path.resolve(arg("--out") ?? path.join("out", "render", stack));
-    let loaded;
+function readFile(file: string, what: string): string {
     try {
-        loaded = loadConfig(stackConfig(stack, arg("--config-file")), NS);
-    } catch (e) {
-        if (e instanceof ConfigError) {
-            console.error(e.message);
-            process.exit(1);
-        }
-        throw e;
+        return fs.readFileSync(file, "utf8");
+    } catch {
+        throw new UsageError(`${what} ${file} cannot be read`);
     }
-    const { config, secrets } = loaded;
+}
+
+/** The plan a reviewer reads: the host preparation, then each host's files. */
+export function planText(stack: string, config: StackConfig, prepare: PrepareSpec, files: readonly RenderedHostFile[], notes: readonly string[]): string {
+    const lines = [`stack ${stack}: ${config.hosts.length} host(s), service ${config.serviceName}.service, ${files.length} files per host`];
+    for (const note of notes) lines.push(`  note: ${note}`);
+    lines.push("", "host preparation (every host):");
+    lines.push(`  service user ${prepare.user}, group ${prepare.group} (a system account without a login shell)`);
+    for (const d of prepare.directories) lines.push(`  directory ${d.mode} ${`${d.owner}:${d.group}`.padEnd(18)} ${d.path}`);
+    lines.push(`  venv ${prepare.venv}`);
+    lines.push(`  requirements: ${prepare.requirements.length > 0 ? prepare.requirements.join(" ") : "(none)"}`);
+    for (const host of config.hosts) {
+        lines.push("", `${hostName(host)} (${host.user}@${host.address}:${host.port})`);
+        for (const f of files) {
+            lines.push(`  ${f.mode} ${`${f.owner}:${f.group}`.padEnd(18)} ${String(f.text.split("\n").length - 1).padStart(4)} lines  ${f.path}`);
+        }
+    }
+    return lines.join("\n") + "\n";
+}
+
+function main(argv: readonly string[]): void {
+    const stack = arg(argv, "--stack");
+    if (!stack) throw new UsageError(USAGE);
+    const out = path.resolve(arg(argv, "--out") ?? path.join("out", "render", stack));
+    const projectDir = path.resolve(arg(argv, "--project-dir") ?? ".");
+    const projectFile = path.join(projectDir, "Pulumi.yaml");
+    if (!fs.existsSync(projectFile)) throw new UsageError(`no Pulumi.yaml in ${projectDir}: run from the project directory or pass --project-dir`);
+    const given = arg(argv, "--config-file");
+    const stackFile = given ? path.resolve(given) : path.join(projectDir, `Pulumi.${stack}.yaml`);
+    if (!fs.existsSync(stackFile)) {
+        const known = stacksIn(projectDir);
+        throw new UsageError(`no stack file ${path.relative(process.cwd(), stackFile) || stackFile} for stack '${stack}'` + (known.length ? ` (stack files here: ${known.join(", ")})` : "") + "; pass --config-file FILE to render another file");
+    }
+    const { raw, secretPaths } = stackFileConfig(
+        { text: readFile(projectFile, "project file"), file: path.basename(projectFile) },
+        { text: readFile(stackFile, "stack file"), file: path.basename(stackFile) },
+        NS,
+    );
+    const notes: string[] = [];
+    // Not needed to render; the schema still checks its shape when it is given in plain text.
+    if (raw.sshPrivateKey === undefined || raw.sshPrivateKey === SECRET_PLACEHOLDER) raw.sshPrivateKey = "(PRIVATE KEY not needed to render)";
+    if (raw.secretEnv === SECRET_PLACEHOLDER) {
+        delete raw.secretEnv;
+        notes.push(`${NS}:secretEnv is encrypted as a whole: its key names cannot be listed without the stack's secrets`);
+    }
+    const shown = secretPaths.filter((p) => p !== "sshPrivateKey" && p !== "secretEnv");
+    if (shown.length > 0) notes.push(`encrypted, shown as ${SECRET_PLACEHOLDER}: ${shown.join(", ")}`);
+    const { config, secrets } = loadConfig(raw, NS);
+    // The app's source directory is relative to the project directory, as for the program.
+    process.chdir(projectDir);
     const appFiles = config.app.sourceDir ? readAppSource(config.app.sourceDir) : [];
     const files = renderHostFiles(config, Object.keys(secrets.secretEnv), appFiles);
+    const plan = planText(stack, config, planPrepare(config), files, notes);
+
     fs.rmSync(out, { recursive: true, force: true });
-    console.log(`stack ${stack}: ${files.length} files per host, written under ${path.relative(process.cwd(), out) || "."}/<host>/`);
+    fs.mkdirSync(out, { recursive: true });
     for (const host of config.hosts) {
-        const dir = path.join(out, hostName(host));
         for (const f of files) {
-            const target = path.join(dir, f.path);
+            const target = path.join(out, hostName(host), f.path);
             fs.mkdirSync(path.dirname(target), { recursive: true });
             fs.writeFileSync(target, f.text);
         }
-        console.log(`\n${hostName(host)} (${host.user}@${host.address}:${host.port})`);
-        for (const f of files) {
-            console.log(`  ${f.mode} ${`${f.owner}:${f.group}`.padEnd(18)} ${String(f.text.split("\n").length - 1).padStart(4)} lines  ${f.path}`);
-        }
     }
+    fs.writeFileSync(path.join(out, "plan.txt"), plan);
+    process.stdout.write(plan);
+    console.log(`\nwritten under ${out}/<host>/ (plan in plan.txt)`);
 }
 
-main();
+try {
+    main(process.argv.slice(2));
+} catch (e) {
+    if (e instanceof ConfigError || e instanceof StackFileError || e instanceof UsageError) {
+        console.error(`render: ${e.message}`);
+        process.exit(e instanceof UsageError && e.message === USAGE ? 2 : 1);
+    }
+    // Anything else: the message, never a stack trace.
+    console.error(`render: ${(e as Error).message ?? String(e)}`);
+    process.exit(1);
+}
