@@ -5,8 +5,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { SECRET_PLACEHOLDER, StackFileError, stackFileConfig } from "../../scripts/lib/stack-file";
+import { freshClone, scriptEnv } from "../support/clone";
 
-const REPO = path.resolve(__dirname, "..", "..", "..");
 const NS = "amarktai-infra";
 const project = (config: string) => ({ file: "Pulumi.yaml", text: `name: ${NS}\nruntime: nodejs\nconfig:\n${config}` });
 
@@ -36,31 +36,11 @@ test("stack file config: broken YAML is refused naming the file", () => {
     assert.throws(() => stackFileConfig(project(""), { file: "Pulumi.bad.yaml", text: "config: 3\n" }, NS), /Pulumi\.bad\.yaml: `config` must be a mapping/);
 });
 
-/** A copy of the checkout's tracked files (a fresh clone), with the built code and dependencies linked in. */
-function freshClone(): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "amarktai-clone-"));
-    const tracked = spawnSync("git", ["ls-files", "-z"], { cwd: REPO, encoding: "utf8" }).stdout.split("\0").filter(Boolean);
-    for (const f of tracked) {
-        if (!fs.existsSync(path.join(REPO, f))) continue;
-        fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-        fs.copyFileSync(path.join(REPO, f), path.join(dir, f));
-        fs.chmodSync(path.join(dir, f), fs.statSync(path.join(REPO, f)).mode);
-    }
-    fs.symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"));
-    fs.symlinkSync(path.join(REPO, "dist"), path.join(dir, "dist"));
-    const git = (...args: string[]) => spawnSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", ...args], { cwd: dir, encoding: "utf8" });
-    git("init", "-q");
-    git("add", "-A");
-    git("commit", "-q", "-m", "clone");
-    return dir;
-}
-
 /** Runs scripts/render in `dir` with no backend, no passphrase, no Pulumi CLI and an empty HOME. */
 function renderIn(dir: string, args: string[]) {
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), "amarktai-home-"));
-    const env: NodeJS.ProcessEnv = { PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin`, HOME: home, AMARKTAI_CACHE_DIR: path.join(home, "cache") };
+    const { env, cleanup } = scriptEnv();
     const r = spawnSync("bash", ["scripts/render", ...args], { cwd: dir, env, encoding: "utf8" });
-    fs.rmSync(home, { recursive: true, force: true });
+    cleanup();
     return r;
 }
 
@@ -112,6 +92,18 @@ test("render shows encrypted values as placeholders and names what is missing in
         const env = fs.readFileSync(path.join(dir, "o", "api-1", "var/amarktai/app/backend/.env"), "utf8");
         assert.match(env, /^OPENAI_API_KEY=\[secret\]$/m);
         assert.ok(!r.stdout.includes("v1:"), "ciphertext in the output");
+
+        // The local stack: the user's settings, once up-local.sh has made them.
+        fs.mkdirSync(path.join(dir, ".pulumi-state"));
+        fs.writeFileSync(
+            path.join(dir, ".pulumi-state", "Pulumi.local.yaml"),
+            fs.readFileSync(path.join(dir, "Pulumi.local.yaml"), "utf8") +
+                "  amarktai-infra:hosts:\n    - name: local-vm\n      address: 127.0.0.1\n      port: 2222\n      hostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJrLw0/yHgIQgd1mOq03l/DYoJq/TmjmAsaEpj7CY3VG\n  amarktai-infra:overrides:\n    workers:\n      workers: 2\n",
+        );
+        const local = renderIn(dir, ["--stack", "local", "--out", path.join(dir, "l")]);
+        assert.equal(local.status, 0, local.stdout + local.stderr);
+        assert.match(fs.readFileSync(path.join(dir, "l", "local-vm", "etc/systemd/system/amarktai-api.service.d/10-workers.conf"), "utf8"), /--workers 2 /);
+        assert.match(local.stdout, /\/var\/amarktai\/app\/backend\/server\.py$/m, "the demo app's files");
 
         const missing = renderIn(dir, ["--stack", "nosuch"]);
         assert.equal(missing.status, 1);

@@ -3,6 +3,7 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import { readFileSync } from "fs";
 import * as path from "path";
+import { parse } from "yaml";
 
 // Compiled to dist/test/unit/: the repository root is three levels up.
 const REPO = path.resolve(__dirname, "../../..");
@@ -10,7 +11,7 @@ const WORKFLOW_PATH = path.join(REPO, ".github/workflows/infra.yml");
 const WORKFLOW = readFileSync(WORKFLOW_PATH, "utf8");
 
 // ---- a tiny reader for the block-style YAML the workflow is written in -------
-// (no YAML library in the project: mappings by indentation, `- ` sequences,
+// (kept dependency-free for the main workflow: mappings by indentation, `- ` sequences,
 // `[a, b]` flow lists and plain/quoted scalars are all the workflow uses).
 
 interface Entry {
@@ -171,7 +172,23 @@ test("pulumi up runs only on pushes to main, one deploy per stack, gated by its 
     for (const command of ["destroy", "refresh"]) assert.deepEqual(jobsRunning(command), [], `no job runs \`command: ${command}\``);
 });
 
-test("only the preview job may write, and only pull-request comments", () => {
+test("every pull request, forks included, gets the diff of every stack's host files from scripts/render-diff, as a comment", () => {
+    const [name, job] = [...jobs].find(([, job]) => (get(job, "steps")?.body ?? []).some((l) => l.includes("scripts/render-diff")))!;
+    assert.ok(name, "no job runs scripts/render-diff");
+    assert.equal(mustGet(job, "if", `job ${name}`).value, "github.event_name == 'pull_request'", "the diff needs no secret: every pull request, forks included");
+    const stepsText = mustGet(job, "steps", `job ${name}`).body.join("\n");
+    assert.match(stepsText, /scripts\/render-diff "\$BASE_SHA" HEAD --stack staging --stack prod --markdown render-diff\.md/);
+    assert.match(stepsText, /BASE_SHA: \$\{\{ github\.event\.pull_request\.base\.sha \}\}/);
+    assert.match(stepsText, /fetch-depth: 0/, "the base commit must be fetched");
+    assert.match(stepsText, />> "\$GITHUB_STEP_SUMMARY"/, "the diff is on the run's summary page (fork pull requests cannot comment)");
+    assert.doesNotMatch(stepsText, /secrets\.PULUMI/, "the diff must not need the stacks' secrets");
+    const comment = steps(job).find((s) => s.uses.startsWith("marocchino/sticky-pull-request-comment@"));
+    assert.ok(comment, "the diff is posted as a pull-request comment");
+    assert.equal(comment.with["path"], "render-diff.md");
+    assert.deepEqual(matrixStacks(jobsRunning("preview")[0]![1], "preview"), ["staging", "prod"], "the same stacks as the previews");
+});
+
+test("only the preview and host-file diff jobs may write, and only pull-request comments", () => {
     assert.doesNotMatch(WORKFLOW, /^\s*contents:\s*write\b/m, "no job may write repository contents");
     assert.doesNotMatch(WORKFLOW, /write-all/, "no job may have write-all");
     assert.deepEqual(asRecord(get(top, "permissions")), { contents: "read" }, "workflow-wide permissions");
@@ -179,7 +196,7 @@ test("only the preview job may write, and only pull-request comments", () => {
         const permissions = get(job, "permissions");
         const granted = permissions ? asRecord(permissions) : asRecord(get(top, "permissions"));
         const writes = Object.entries(granted).filter(([, level]) => level === "write").map(([scope]) => scope);
-        if (name === jobsRunning("preview")[0]?.[0]) {
+        if (name === jobsRunning("preview")[0]?.[0] || name === "files") {
             assert.ok(permissions, `job ${name} declares its own permissions`);
             assert.deepEqual(granted, { contents: "read", "pull-requests": "write" }, `job ${name} permissions`);
         } else {
@@ -197,4 +214,22 @@ test("the workflow installs the Pulumi CLI version that scripts/lib/env.sh pins"
             assert.equal(step.with["pulumi-version"], "${{ env.PULUMI_VERSION }}", `job ${name}: every pulumi/actions step pins the CLI`);
         }
     }
+});
+
+test("a fork's host-file diff is posted by a workflow that never checks out or runs the fork's code", () => {
+    const wf = parse(readFileSync(path.join(REPO, ".github/workflows/infra-files-comment.yml"), "utf8"));
+    assert.deepEqual(wf.on, { workflow_run: { workflows: ["infra"], types: ["completed"] } });
+    assert.deepEqual(wf.permissions, { contents: "read" });
+    const jobsOf = Object.values(wf.jobs) as { if: string; permissions: Record<string, string>; steps: { uses?: string; run?: string; with?: Record<string, string> }[] }[];
+    assert.equal(jobsOf.length, 1);
+    const job = jobsOf[0]!;
+    assert.match(job.if, /github\.event\.workflow_run\.event == 'pull_request'/);
+    assert.match(job.if, /head_repository\.full_name != github\.repository/, "only fork pull requests: the others comment from infra.yml");
+    assert.deepEqual(job.permissions, { actions: "read", "pull-requests": "write" });
+    assert.ok(!job.steps.some((s) => s.uses?.startsWith("actions/checkout") || s.uses?.startsWith("actions/setup-node")), "the fork's code must never be checked out or run here");
+    const download = job.steps.find((s) => s.uses?.startsWith("actions/download-artifact@"))!;
+    assert.equal(download.with!["name"], "host-files-diff");
+    assert.match(WORKFLOW, /uses: actions\/upload-artifact@v4\n\s+with:\n\s+name: host-files-diff\n\s+path: render-diff\.md/, "infra.yml keeps the diff under the name downloaded here");
+    const post = job.steps.find((s) => s.run?.includes("gh pr comment"))!;
+    assert.match(post.run!, /select\(\.head\.sha == \\"\$HEAD_SHA\\"\)/, "the pull request is found by its head commit, never by a number from the artifact");
 });
