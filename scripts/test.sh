@@ -9,6 +9,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 cd "$AMARKTAI_REPO"
+export AMARKTAI_T0 # nested scripts continue this timeline
 
 fast=""
 files=()

@@ -8,9 +8,12 @@ set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 cd "$AMARKTAI_REPO"
+export AMARKTAI_T0 # nested scripts continue this timeline
 
 VM_NAME="${AMARKTAI_LOCAL_VM:-local}"
 STACK="local"
+# The local stack's settings belong to the user: made from the template the first time, never
+# overwritten; each run fills in only this VM's details (hosts) and the test key (sshPrivateKey).
 TEMPLATE="Pulumi.local.yaml"
 CONFIG_FILE=".pulumi-state/Pulumi.$STACK.yaml"
 
@@ -34,23 +37,26 @@ fi
 info="$(bash tools/vm/vm.sh info "$VM_NAME")"
 field() { node -e 'const i = JSON.parse(process.argv[1]); process.stdout.write(String(i[process.argv[2]]))' "$info" "$1"; }
 
-amarktai_step "stack '$STACK' (config: $CONFIG_FILE, made from $TEMPLATE)"
+amarktai_step "stack '$STACK': your settings are in $CONFIG_FILE (made from $TEMPLATE once; only this VM's details are filled in)"
+hosts="[{\"name\":\"local-vm\",\"address\":\"$(field host)\",\"port\":$(field port),\"user\":\"$(field user)\",\"hostKey\":\"$(field hostKey)\"}]"
+node dist/scripts/lib/local-config.js "$CONFIG_FILE" "$TEMPLATE" "$hosts" | sed 's/^/        /'
 if ! pulumi stack ls --json 2>/dev/null | node -e 'const s = JSON.parse(require("fs").readFileSync(0, "utf8")); process.exit(s.some((x) => x.name === process.argv[1]) ? 0 : 1)' "$STACK"; then
-  # `stack init` writes the stack file beside Pulumi.yaml: do it in a scratch copy so the template stays untouched.
+  # `stack init` writes the stack file beside Pulumi.yaml: do it in a scratch copy, then keep only its
+  # encryption salt (the user's file stays as it is otherwise).
   scratch="$(mktemp -d)"
   cp Pulumi.yaml "$scratch/"
+  cp "$CONFIG_FILE" "$scratch/Pulumi.$STACK.yaml"
   (cd "$scratch" && pulumi stack init "$STACK" --non-interactive >/dev/null)
-  mkdir -p .pulumi-state
-  if [ -f "$scratch/Pulumi.$STACK.yaml" ]; then mv "$scratch/Pulumi.$STACK.yaml" "$CONFIG_FILE"; fi
+  node dist/scripts/lib/local-config.js --salt-from "$scratch/Pulumi.$STACK.yaml" "$CONFIG_FILE"
   rm -rf "$scratch"
 fi
-[ -f "$CONFIG_FILE" ] || echo "config: {}" > "$CONFIG_FILE"
 cfg=(--stack "$STACK" --config-file "$CONFIG_FILE" --non-interactive)
-# The template's values, then this VM's address, port, pinned host key and the test key.
-pulumi config set-all --json "$(pulumi config --json --stack "$STACK" --config-file "$TEMPLATE")" "${cfg[@]}"
-hosts="[{\"name\":\"local-vm\",\"address\":\"$(field host)\",\"port\":$(field port),\"user\":\"$(field user)\",\"hostKey\":\"$(field hostKey)\"}]"
-pulumi config set-all --json "{\"amarktai-infra:hosts\":{\"value\":$(node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$hosts"),\"objectValue\":$hosts,\"secret\":false}}" "${cfg[@]}"
-pulumi config set --secret sshPrivateKey "${cfg[@]}" < "$(field privateKeyPath)"
+# The test key, encrypted in the file: set only when it is not already the one there.
+key_sha() { tr -d '\n' | sha256sum | cut -d' ' -f1; }
+if [ "$(pulumi config get sshPrivateKey "${cfg[@]}" 2>/dev/null | key_sha)" != "$(key_sha < "$(field privateKeyPath)")" ]; then
+  pulumi config set --secret sshPrivateKey "${cfg[@]}" < "$(field privateKeyPath)"
+  echo "        set sshPrivateKey (the VM's test key) in $CONFIG_FILE"
+fi
 
 amarktai_step "pulumi up"
 scripts/pulumi up --yes "${cfg[@]}" "$@"

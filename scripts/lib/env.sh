@@ -98,7 +98,13 @@ amarktai_use_backend() {
   return 0
 }
 
-# Prints a progress line with the seconds since the script started.
+# One clock for a command and the scripts it runs: a script that runs others exports AMARKTAI_T0
+# (up-local.sh, test.sh), so setup.sh's progress lines continue its timeline.
+if [ -z "${AMARKTAI_T0:-}" ]; then
+  AMARKTAI_T0="$(date +%s)"
+fi
+
+# Prints a progress line with the seconds since the outermost script started.
 amarktai_step() {
-  printf '[%4ss] %s\n' "$SECONDS" "$*"
+  printf '[%4ss] %s\n' "$(($(date +%s) - AMARKTAI_T0))" "$*"
 }

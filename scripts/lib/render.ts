@@ -8,6 +8,9 @@
  *
  *   scripts/render --stack prod [--config-file FILE] [--project-dir DIR] [--out DIR]
  *
+ * For `--stack local` it reads the user's `.pulumi-state/Pulumi.local.yaml`
+ * when `scripts/up-local.sh` has made it.
+ *
  * Pure: it reads only `Pulumi.yaml` and the stack file (`Pulumi.<stack>.yaml`
  * beside it, or `--config-file`). No backend, no `stack init`, no secrets:
  * encrypted values are shown as `[secret]` and the SSH key is not needed. It
@@ -77,7 +80,9 @@ function main(argv: readonly string[]): void {
     const projectFile = path.join(projectDir, "Pulumi.yaml");
     if (!fs.existsSync(projectFile)) throw new UsageError(`no Pulumi.yaml in ${projectDir}: run from the project directory or pass --project-dir`);
     const given = arg(argv, "--config-file");
-    const stackFile = given ? path.resolve(given) : path.join(projectDir, `Pulumi.${stack}.yaml`);
+    // The local stack's settings are the user's copy, once up-local.sh has made it (see README).
+    const localSettings = path.join(projectDir, ".pulumi-state", "Pulumi.local.yaml");
+    const stackFile = given ? path.resolve(given) : stack === "local" && fs.existsSync(localSettings) ? localSettings : path.join(projectDir, `Pulumi.${stack}.yaml`);
     if (!fs.existsSync(stackFile)) {
         const known = stacksIn(projectDir);
         throw new UsageError(`no stack file ${path.relative(process.cwd(), stackFile) || stackFile} for stack '${stack}'` + (known.length ? ` (stack files here: ${known.join(", ")})` : "") + "; pass --config-file FILE to render another file");
