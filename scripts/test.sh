@@ -51,13 +51,17 @@ if [ "${#files[@]}" -eq 0 ]; then
 fi
 
 amarktai_step "running ${#files[@]} test files"
-# Every VM this run starts is listed here (tools/vm.ts), so cleanup stops only this run's VMs,
+# Every VM and container this run starts is listed here (tools/vm.ts), so cleanup stops only this run's,
 # never another run's or the local stack's.
 AMARKTAI_TEST_VM_LIST="$(mktemp)"
 export AMARKTAI_TEST_VM_LIST
 stop_own_vms() {
   while read -r name; do
-    [ -n "$name" ] && bash tools/vm/vm.sh stop "$name" >/dev/null 2>&1 || true
+    case "$name" in
+      '') ;;
+      ct:*) bash tools/vm/ct.sh stop "${name#ct:}" >/dev/null 2>&1 || true ;;
+      *) bash tools/vm/vm.sh stop "$name" >/dev/null 2>&1 || true ;;
+    esac
   done < "$AMARKTAI_TEST_VM_LIST"
   rm -f "$AMARKTAI_TEST_VM_LIST"
 }

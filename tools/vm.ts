@@ -1,14 +1,17 @@
 /**
- * Test VMs: thin wrappers around tools/vm/vm.sh (QEMU guests restored from
- * a booted snapshot). Every VM a test starts is stopped by its pid.
+ * Test hosts: thin wrappers around tools/vm/vm.sh (QEMU guests restored from
+ * a booted snapshot) and tools/vm/ct.sh (systemd-nspawn containers of the same
+ * image, for tests that need many hosts). Every host a test starts is stopped
+ * by its pid.
  */
-import { execFileSync, spawnSync } from "child_process";
+import { execFile, execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 
 /** The repository root. */
 export const REPO = path.resolve(__dirname, "..", "..");
 const VM_SH = path.join(REPO, "tools", "vm", "vm.sh");
+const CT_SH = path.join(REPO, "tools", "vm", "ct.sh");
 
 /** How to reach a running test VM. */
 export interface VmInfo {
@@ -18,6 +21,13 @@ export interface VmInfo {
     readonly user: string;
     readonly privateKeyPath: string;
     readonly hostKey: string;
+    /** What runs it: a QEMU VM (the default) or a systemd-nspawn container. */
+    readonly harness?: "vm" | "container";
+}
+
+/** The script that manages `vm`. */
+function harnessScript(vm: VmInfo): string {
+    return vm.harness === "container" ? CT_SH : VM_SH;
 }
 
 /** Starts (restores) a fresh VM and returns its connection details. */
@@ -44,9 +54,31 @@ export function stopVm(name: string): void {
     spawnSync("bash", [VM_SH, "stop", name], { stdio: "inherit" });
 }
 
+/**
+ * Starts a fresh container host (tools/vm/ct.sh: the test image's rootfs with
+ * systemd as PID 1, its own host key and network) and returns its connection
+ * details. Asynchronous, so that many start in parallel (~3 s each).
+ */
+export async function startContainer(name: string): Promise<VmInfo> {
+    // Recorded before it starts, so the test command can stop exactly the hosts its own run started.
+    if (process.env.AMARKTAI_TEST_VM_LIST) fs.appendFileSync(process.env.AMARKTAI_TEST_VM_LIST, `ct:${name}\n`);
+    const run = (args: string[]) =>
+        new Promise<string>((resolve, reject) =>
+            execFile("bash", [CT_SH, ...args], { encoding: "utf8" }, (err, stdout, stderr) => (err ? reject(new Error(`ct.sh ${args.join(" ")}: ${err.message}\n${stderr}`)) : resolve(stdout))),
+        );
+    await run(["start", name]);
+    const info = JSON.parse(await run(["info", name])) as Omit<VmInfo, "name">;
+    return { name, ...info, harness: "container" };
+}
+
+/** Stops a container host (its nspawn and network helper, by pid) and deletes its overlay; asynchronous, so that many stop in parallel. */
+export function stopContainer(name: string): Promise<void> {
+    return new Promise((resolve) => execFile("bash", [CT_SH, "stop", name], () => resolve()));
+}
+
 /** Runs a shell command line in the guest (as ubuntu, or root) and returns its result. */
 export function vmSsh(vm: VmInfo, command: string, options: { root?: boolean; input?: string } = {}): { code: number; stdout: string; stderr: string } {
-    const args = [VM_SH, "ssh", vm.name, ...(options.root ? ["--root"] : []), "--", command];
+    const args = [harnessScript(vm), "ssh", vm.name, ...(options.root ? ["--root"] : []), "--", command];
     const r = spawnSync("bash", args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, input: options.input ?? "" });
     return { code: r.status ?? 255, stdout: r.stdout, stderr: r.stderr };
 }
