@@ -13,8 +13,14 @@
  * It also measures the program's startup and, once, a fresh `up` of one
  * stack with three hosts against the one-host figure.
  *
+ * With `--hosts N[,N…]` it measures instead how a stack's cost grows with its
+ * number of hosts (tools/bench-hosts.ts): first preview of N fake hosts, and
+ * on N real container hosts a no-op preview and up and a rolling change; with
+ * `--before DIR`, the same for an older built checkout in the same run.
+ *
  * Usage (scripts/bench.sh installs and builds everything first):
  *   node dist/tools/bench.js [--runs N] [--no-hosts-compare] [--json FILE]
+ *   node dist/tools/bench.js --hosts 1,10,50,100 [--before DIR] [--real-max N] [--json FILE]
  *
  * The report goes to stdout, progress to stderr. Every VM it starts is named
  * `bench-<pid>-…` and stopped by name when the benchmark ends or is
@@ -24,6 +30,7 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { hostsBenchmark, hostsReport } from "./bench-hosts";
 import { CliResult, TestStack } from "./stack";
 import { REPO, VmInfo, vmPrivateKey } from "./vm";
 
@@ -39,6 +46,13 @@ const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-
   --hosts-compare      also time a fresh up of one stack with 3 hosts (default)
   --no-hosts-compare   skip the 3-host part
   --json FILE          also write the raw results as JSON to FILE
+
+  --hosts N[,N...]     instead: cost against the number of hosts in one stack (first preview of
+                       N fake hosts; no-op preview, no-op up and a rolling change on N real
+                       container hosts for N <= --real-max), with CPU time and peak memory
+  --real-max N         largest N measured on real (container) hosts (default 10; 0: none)
+  --before DIR         with --hosts: also measure DIR, another built checkout (e.g. an older
+                       revision: git worktree add DIR REV; npm ci or copy node_modules; npx tsc)
 `;
 
 // ------------------------------------------------------------------ options
@@ -47,6 +61,10 @@ interface Options {
     runs: number;
     hostsCompare: boolean;
     json?: string;
+    /** `--hosts`: host counts of the N-host benchmark. */
+    hostCounts?: number[];
+    realMax: number;
+    before?: string;
 }
 
 function usageError(message: string): never {
@@ -55,7 +73,7 @@ function usageError(message: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-    const opts: Options = { runs: 3, hostsCompare: true };
+    const opts: Options = { runs: 3, hostsCompare: true, realMax: 10 };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i]!;
         const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -81,6 +99,24 @@ function parseArgs(argv: string[]): Options {
             case "--json":
                 opts.json = path.resolve(value());
                 break;
+            case "--hosts": {
+                const v = value();
+                if (!/^[1-9][0-9]*(,[1-9][0-9]*)*$/.test(v)) usageError(`--hosts must be positive integers separated by commas, got ${JSON.stringify(v)}`);
+                opts.hostCounts = v.split(",").map(Number);
+                break;
+            }
+            case "--real-max": {
+                const v = value();
+                if (!/^[0-9]+$/.test(v)) usageError(`--real-max must be a whole number, got ${JSON.stringify(v)}`);
+                opts.realMax = Number(v);
+                break;
+            }
+            case "--before": {
+                const dir = path.resolve(value());
+                if (!fs.existsSync(path.join(dir, "scripts", "pulumi")) || !fs.existsSync(path.join(dir, "dist", "index.js"))) usageError(`--before ${dir}: not a built checkout of this project (scripts/pulumi, dist/index.js)`);
+                opts.before = dir;
+                break;
+            }
             case "-h":
             case "--help":
                 process.stdout.write(USAGE);
@@ -764,8 +800,9 @@ async function main(): Promise<number> {
             process.exit(code);
         });
     }
-    log(`benchmark: ${opts.runs} run(s)${opts.hostsCompare ? " + 1-vs-3-host comparison" : ""}`);
     const machine = machineFacts();
+    if (opts.hostCounts) return hostsMain(opts, opts.hostCounts, machine);
+    log(`benchmark: ${opts.runs} run(s)${opts.hostsCompare ? " + 1-vs-3-host comparison" : ""}`);
     if (machine.otherVmsAtStart.length) log(`note: other VMs are running (${machine.otherVmsAtStart.join(", ")}); they share the CPU`);
 
     log("timing the program's module load (5 times)");
@@ -802,6 +839,37 @@ async function main(): Promise<number> {
         log(`raw results written to ${opts.json}`);
     }
     return error ? 1 : 0;
+}
+
+/** `--hosts`: the N-host benchmark, this checkout (and `--before`) in one run. */
+async function hostsMain(opts: Options, counts: number[], m: Machine): Promise<number> {
+    const trees = [
+        ...(opts.before ? [{ label: `before (${sh(`git -C ${JSON.stringify(opts.before)} rev-parse --short HEAD`) || path.basename(opts.before)})`, repo: opts.before }] : []),
+        { label: `after (${m.revision})`, repo: REPO },
+    ];
+    log(`N-host benchmark: ${counts.join(", ")} hosts; ${trees.map((t) => t.label).join(" vs ")}`);
+    sampleLoad();
+    const heartbeat = setInterval(sampleLoad, HEARTBEAT_MS);
+    let rows;
+    try {
+        rows = await hostsBenchmark({ counts, realMax: opts.realMax, trees, log });
+    } finally {
+        clearInterval(heartbeat);
+    }
+    sampleLoad();
+    const out = [
+        `amarktai-infra N-host benchmark (${new Date().toISOString()}, total ${elapsed().toFixed(0)}s)`,
+        `  machine: ${m.nproc} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB; node ${m.node}, pulumi ${m.pulumi}; program ${m.programHost}`,
+        `  load average (1-min) at start ${m.loadAtStart[0]}, during the run ${stat(loadSamples, 1)}; other VMs: ${[...new Set([...m.otherVmsAtStart, ...otherVmsSeen])].join(", ") || "none"}`,
+        "",
+        hostsReport(rows, opts.realMax),
+    ];
+    process.stdout.write(out.join("\n"));
+    if (opts.json) {
+        fs.writeFileSync(opts.json, JSON.stringify({ options: opts, machine: m, loadSamples, rows }, null, 2) + "\n");
+        log(`raw results written to ${opts.json}`);
+    }
+    return rows.some((r) => r.error) ? 1 : 0;
 }
 
 main().then(

@@ -17,7 +17,12 @@ export interface CliResult {
     readonly stderr: string;
     /** Wall time in seconds. */
     readonly seconds: number;
+    /** With `measure`: CPU seconds (user + system) of the CLI and every process it started, and the largest one's peak RSS in MiB. */
+    readonly usage?: { readonly cpuSeconds: number; readonly peakMiB: number };
 }
+
+/** Reports the resource usage of a command and all its descendants (see the file). */
+const RUSAGE = path.join(REPO, "tools", "rusage.py");
 
 const NS = "amarktai-infra";
 
@@ -26,11 +31,14 @@ export class TestStack {
     readonly name: string;
     readonly dir: string;
     readonly configFile: string;
+    /** The checkout whose `scripts/pulumi` (and program) this stack runs. */
+    readonly repo: string;
     private readonly env: NodeJS.ProcessEnv;
 
-    private constructor(name: string, dir: string) {
+    private constructor(name: string, dir: string, repo: string) {
         this.name = name;
         this.dir = dir;
+        this.repo = repo;
         this.configFile = path.join(dir, `Pulumi.${name}.yaml`);
         this.env = {
             ...process.env,
@@ -40,14 +48,14 @@ export class TestStack {
         };
     }
 
-    /** Creates the stack with a fresh backend. */
-    static async create(prefix: string): Promise<TestStack> {
+    /** Creates the stack with a fresh backend; `repo` is another built checkout of the project to run (default: this one). */
+    static async create(prefix: string, repo = REPO): Promise<TestStack> {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), `amarktai-${prefix}-`));
         fs.mkdirSync(path.join(dir, "state"));
-        const stack = new TestStack(`${prefix}-${crypto.randomBytes(3).toString("hex")}`, dir);
+        const stack = new TestStack(`${prefix}-${crypto.randomBytes(3).toString("hex")}`, dir, repo);
         await stack.mustRun(["stack", "init", stack.name]);
         // `stack init` writes the stack file (with the encryption salt) beside Pulumi.yaml; keep it out of the checkout.
-        const written = path.join(REPO, `Pulumi.${stack.name}.yaml`);
+        const written = path.join(repo, `Pulumi.${stack.name}.yaml`);
         if (fs.existsSync(written)) {
             fs.renameSync(written, stack.configFile);
         } else {
@@ -57,14 +65,16 @@ export class TestStack {
     }
 
     /** Runs `scripts/pulumi ARGS --stack NAME --config-file FILE` (stack flags added for commands that take them). */
-    run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; onOutput?: (chunk: string) => void } = {}): Promise<CliResult> {
+    run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; onOutput?: (chunk: string) => void; measure?: boolean } = {}): Promise<CliResult> {
         // `stack …` subcommands take no --config-file; `stack init` names its stack itself.
         const isInit = args[0] === "stack" && args[1] === "init";
         const stackFlags = isInit ? [] : args[0] === "stack" ? ["--stack", this.name] : ["--stack", this.name, "--config-file", this.configFile];
         const full = [...args, "--non-interactive", ...stackFlags];
         const started = Date.now();
         return new Promise((resolve, reject) => {
-            const child = spawn(path.join(REPO, "scripts", "pulumi"), full, { cwd: REPO, env: { ...this.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
+            const cli = path.join(this.repo, "scripts", "pulumi");
+            const [command, argv] = options.measure ? ["python3", [RUSAGE, cli, ...full]] : [cli, full];
+            const child = spawn(command, argv, { cwd: this.repo, env: { ...this.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
             let stdout = "";
             let stderr = "";
             child.stdout.on("data", (d: Buffer) => {
@@ -76,7 +86,11 @@ export class TestStack {
                 options.onOutput?.(d.toString());
             });
             child.on("error", reject);
-            child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr, seconds: (Date.now() - started) / 1000 }));
+            child.on("close", (code) => {
+                const m = options.measure ? /^RUSAGE wall=([\d.]+) cpu=([\d.]+) maxrss_kb=(\d+)$/m.exec(stderr) : null;
+                const usage = m ? { cpuSeconds: Number(m[2]), peakMiB: Number(m[3]) / 1024 } : undefined;
+                resolve({ code: code ?? 1, stdout, stderr, seconds: m ? Number(m[1]) : (Date.now() - started) / 1000, ...(usage ? { usage } : {}) });
+            });
             child.stdin.end(options.stdin ?? "");
         });
     }
@@ -85,7 +99,7 @@ export class TestStack {
     script(script: string, args: string[]): Promise<CliResult> {
         const started = Date.now();
         return new Promise((resolve, reject) => {
-            const child = spawn(path.join(REPO, script), args, { cwd: REPO, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+            const child = spawn(path.join(this.repo, script), args, { cwd: this.repo, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
             let stdout = "";
             let stderr = "";
             child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
