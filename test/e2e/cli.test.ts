@@ -1,7 +1,8 @@
 /**
  * `scripts/pulumi` as a user meets it, with the real CLI and no VM: a
  * non-local stack lives in the user's own backend (never in the checkout),
- * flags are accepted anywhere, one Ctrl-C cancels like the CLI's own, and a
+ * the program's entry point runs through the public Automation API, flags are
+ * accepted anywhere, one Ctrl-C cancels like the CLI's own, and a
  * build older than its sources refuses to run.
  */
 import { after, before, test } from "node:test";
@@ -12,9 +13,11 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { REPO } from "../../tools/vm";
 
 const MINUTE = 60_000;
+const YAML_MAIN = /^main: (\S+)$/m;
 const NS = "amarktai-infra";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJrLw0/yHgIQgd1mOq03l/DYoJq/TmjmAsaEpj7CY3VG";
 
@@ -109,6 +112,37 @@ test("with a `pulumi login` and no PULUMI_BACKEND_URL, a non-local stack goes to
     } finally {
         fs.rmSync(path.join(REPO, `Pulumi.${other}.yaml`), { force: true });
     }
+});
+
+test("through the public Automation API, the program's own entry point (Pulumi.yaml's main) previews a stack", { timeout: 5 * MINUTE }, async () => {
+    // What any Pulumi user can run without this project's scripts: LocalWorkspace with the compiled entry point.
+    const workDir = path.join(dir, "automation");
+    fs.mkdirSync(workDir);
+    fs.copyFileSync(path.join(REPO, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
+    const main = (YAML_MAIN.exec(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8")) ?? [])[1];
+    assert.equal(main, "dist/index.js");
+    const entry = path.join(REPO, main!);
+    fs.symlinkSync(path.join(REPO, "dist"), path.join(workDir, "dist"));
+    const auto = await LocalWorkspace.createOrSelectStack(
+        {
+            stackName: `${stack}-auto`,
+            projectName: NS,
+            program: async () => {
+                delete require.cache[entry];
+                return require(entry);
+            },
+        },
+        { workDir, envVars: { PULUMI_BACKEND_URL: env.PULUMI_BACKEND_URL!, PULUMI_CONFIG_PASSPHRASE: env.PULUMI_CONFIG_PASSPHRASE!, PULUMI_HOME: env.PULUMI_HOME! } },
+    );
+    await auto.setAllConfig({
+        [`${NS}:hosts`]: { value: JSON.stringify([{ address: "192.0.2.1", hostKey: HOST_KEY }]) },
+        [`${NS}:sshPrivateKey`]: { value: fs.readFileSync(path.join(dir, "key"), "utf8"), secret: true },
+    });
+    let out = "";
+    const preview = await auto.preview({ onOutput: (o) => (out += o), diff: true });
+    assert.ok((preview.changeSummary.create ?? 0) > 0, out);
+    assert.match(out, /pulumi-nodejs:dynamic\/amarktai:ServiceActivation/);
+    assert.ok(fs.existsSync(path.join(dir, "backend", ".pulumi", "stacks", NS, `${stack}-auto.json`)));
 });
 
 /** The pid of the in-process program server whose parent is `pid`, if any. */
