@@ -177,11 +177,11 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
 });
 
 test("a stack file with three overrides applies them in their order, not by name", { timeout: 10 * MINUTE }, async () => {
-    // Written as the README shows it: workers, memory, cpu. Pulumi hands the program this object with its keys
-    // sorted (cpu, memory, workers); the drop-ins must still be 10-workers, 20-memory, 30-cpu.
+    // Written as the README shows it: logging, memory, cpu. Pulumi hands the program this object with its keys
+    // sorted (cpu, logging, memory); the drop-ins must still be 10-logging, 20-memory, 30-cpu.
     const doc = YAML.parseDocument(fs.readFileSync(stack.configFile, "utf8"));
     doc.setIn(["config", "amarktai-infra:overrides"], {
-        workers: { order: 10, workers: 3 },
+        logging: { order: 10, logLevel: "debug" },
         memory: { order: 20, memoryMax: "2G", memoryHigh: "1.5G" },
         cpu: { order: 30, cpuQuota: "200%" },
     });
@@ -190,10 +190,11 @@ test("a stack file with three overrides applies them in their order, not by name
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const dir = "/etc/systemd/system/amarktai-api.service.d";
     // systemd lists DropInPaths in the order it applies them.
-    assert.deepEqual(show("DropInPaths").split(/\s+/), [`${dir}/10-workers.conf`, `${dir}/20-memory.conf`, `${dir}/30-cpu.conf`]);
+    assert.deepEqual(show("DropInPaths").split(/\s+/), [`${dir}/10-logging.conf`, `${dir}/20-memory.conf`, `${dir}/30-cpu.conf`]);
     assert.equal(show("MemoryMax"), String(2 * 1024 ** 3));
     assert.equal(show("CPUQuotaPerSecUSec"), "2s");
-    assert.match(show("ExecStart"), /--workers 3 /);
+    assert.match(show("ExecStart"), /--log-level debug /);
+    assert.equal(vmSsh(vm, `test -e ${dir}/10-workers.conf`).code, 1, "the earlier workers drop-in left with its override");
     assert.equal(healthStatus(), "200");
 });
 
@@ -201,7 +202,7 @@ test("removing the overrides removes their files from the host", { timeout: 10 *
     await stack.removeConfig("overrides");
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
-    for (const file of ["10-workers.conf", "20-memory.conf", "30-cpu.conf"]) {
+    for (const file of ["10-logging.conf", "20-memory.conf", "30-cpu.conf"]) {
         assert.equal(vmSsh(vm, `test -e /etc/systemd/system/amarktai-api.service.d/${file}`).code, 1, `${file} still there`);
     }
     assert.doesNotMatch(show("ExecStart"), /--workers/);
