@@ -2,3 +2,4 @@
 // The docs generator (docs.ts) is imported by tools/gen-docs.ts only, never at deploy time.
 export * from "./schema";
 export * from "./load";
+export * from "./boundary";

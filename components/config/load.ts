@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { hostName } from "../model";
+import { LIMITS, envEntryBytes, isWithin, normalizePath, systemAccount } from "./boundary";
 import { SecretConfig, ServiceConfig, StackConfig, secretConfigSchema, serviceConfigSchema, stackConfigSchema } from "./schema";
 
 /** A configuration error: its message lists every bad key with what is allowed. */
@@ -60,14 +61,132 @@ export const PLAIN_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackCo
 export const SECRET_KEYS = Object.keys(secretConfigSchema.shape) as (keyof SecretConfig)[];
 
 /**
+ * Cross-key rules of the privilege boundary: system accounts only with
+ * `allowExistingUser`; the service's directories neither equal nor nested
+ * in one another (except the working directory, which lives in `paths.app`),
+ * and the `.env` directly in the working directory or the app directory.
+ * One line per problem, each naming its key.
+ */
+export function boundaryProblems(config: ServiceConfig, namespace: string): string[] {
+    const problems: string[] = [];
+    for (const key of ["user", "group"] as const) {
+        const hit = systemAccount(config[key]);
+        if (hit !== undefined && !config.allowExistingUser) {
+            problems.push(
+                `${namespace}:${key}: '${config[key]}' is a system account (${hit.endsWith("-") || hit.endsWith("_") ? `${hit}*` : hit}); use an account of the service's own such as 'amarktai', or set allowExistingUser: true if you really mean to run as it`,
+            );
+        }
+    }
+    const p = {
+        app: normalizePath(config.paths.app),
+        workingDirectory: normalizePath(config.paths.workingDirectory),
+        venv: normalizePath(config.paths.venv),
+        logs: normalizePath(config.paths.logs),
+        envFile: normalizePath(config.paths.envFile),
+    };
+    const separate = ["app", "venv", "logs"] as const;
+    for (const a of separate) {
+        for (const b of separate) {
+            if (a !== b && isWithin(p[a], p[b]) && (p[a] !== p[b] || a < b)) {
+                problems.push(`${namespace}:paths.${a}: ${p[a]} ${p[a] === p[b] ? "is the same directory as" : "is inside"} paths.${b} (${p[b]}); app, venv and logs must be separate directories, none inside another`);
+            }
+        }
+    }
+    if (!isWithin(p.workingDirectory, p.app)) {
+        problems.push(`${namespace}:paths.workingDirectory: ${p.workingDirectory} must be paths.app (${p.app}) or a directory inside it`);
+    }
+    const envDir = p.envFile.slice(0, p.envFile.lastIndexOf("/")) || "/";
+    if (envDir !== p.workingDirectory && envDir !== p.app) {
+        problems.push(`${namespace}:paths.envFile: ${p.envFile} must be a file directly in paths.workingDirectory (${p.workingDirectory}) or paths.app (${p.app})`);
+    }
+    for (const key of ["app", "workingDirectory", "venv", "logs"] as const) {
+        if (p.envFile === p[key]) {
+            problems.push(`${namespace}:paths.envFile: ${p.envFile} is the directory paths.${key}; it must be a file`);
+        }
+    }
+    return problems;
+}
+
+/**
+ * Size rules (see {@link LIMITS}): each environment entry and all of them
+ * together, and the command line, so a value that cannot be exec'd is
+ * refused before any host is touched. Values are never echoed.
+ */
+export function limitProblems(config: ServiceConfig, secrets: SecretConfig, namespace: string): string[] {
+    const problems: string[] = [];
+    let total = 0;
+    const entry = (key: string, name: string, value: string) => {
+        const bytes = envEntryBytes(name, value);
+        total += bytes;
+        if (bytes > LIMITS.envEntryBytes) {
+            problems.push(`${namespace}:${key}: the entry is ${bytes} bytes; one environment entry (NAME=value) may be at most ${LIMITS.envEntryBytes} bytes (the kernel refuses more than 131072 at exec)`);
+        }
+    };
+    for (const [name, value] of Object.entries(config.env)) entry(`env.${name}`, name, value);
+    for (const [name, value] of Object.entries(secrets.secretEnv)) entry(`secretEnv.${name}`, name, value);
+    for (const [o, override] of Object.entries(config.overrides)) {
+        for (const [name, value] of Object.entries(override.environment ?? {})) entry(`overrides.${o}.environment.${name}`, name, value);
+    }
+    if (total > LIMITS.envTotalBytes) {
+        problems.push(`${namespace}:env: env, secretEnv and overrides.*.environment add up to ${total} bytes; the service's environment may be at most ${LIMITS.envTotalBytes} bytes in all`);
+    }
+    return problems;
+}
+
+/** How a config key was stored: which keys Pulumi holds as secrets. */
+export interface ConfigSecrecy {
+    /** True when the key (without namespace) holds a secret value in the stack config. */
+    isSecret(key: string): boolean;
+}
+
+/** The exact command that stores each entry of a plaintext secret key as a secret. */
+function setSecretCommand(key: string, value: unknown): string {
+    if (key === "sshPrivateKey") {
+        return "pulumi config set --secret sshPrivateKey < ~/.ssh/YOUR_DEPLOY_KEY";
+    }
+    const names = value && typeof value === "object" ? Object.keys(value as object) : [];
+    const entries = (names.length > 0 ? names : ["NAME"]).map((n) => `pulumi config set --secret --path '${key}.${n}'`);
+    return `${entries.join(" ; ")} (each prompts for its value, or reads it on stdin)`;
+}
+
+/**
+ * Secrecy rules: a secret key stored as plaintext is refused with the command
+ * that fixes it; a plain key holding a secret value is refused with where the
+ * value belongs (a plain key's value is shown in previews and written to the
+ * state in plain text, and `Environment=` lines are readable by any user
+ * through `systemctl show`).
+ */
+export function secrecyProblems(rawByKey: Readonly<Record<string, string | undefined>>, secrecy: ConfigSecrecy, namespace: string): string[] {
+    const problems: string[] = [];
+    for (const [key, raw] of Object.entries(rawByKey)) {
+        if (raw === undefined) continue;
+        const secret = secrecy.isSecret(key);
+        if ((SECRET_KEYS as string[]).includes(key) && !secret) {
+            problems.push(`${namespace}:${key}: is stored in plain text in the stack config (and would be in the state); set it as a secret instead: ${setSecretCommand(key, decodeConfigValue(key, raw))}`);
+        } else if ((PLAIN_KEYS as string[]).includes(key) && secret) {
+            const where =
+                key === "env" || key === "overrides"
+                    ? `a secret value belongs in secretEnv (pulumi config set --secret --path 'secretEnv.NAME'), which is written only to the root-owned .env; ${key === "overrides" ? "Environment= lines in a drop-in are readable by every user (systemctl show)" : "env holds plain entries only"}`
+                    : `${key} is not a secret setting; set it without --secret (pulumi config set ${key} …)`;
+            problems.push(`${namespace}:${key}: holds a value set with --secret, but ${key} is shown in previews and kept in plain text in the state; ${where}`);
+        }
+    }
+    return problems;
+}
+
+/**
  * Validates raw values (`key → raw string`, as read from Pulumi config) for
  * both schemas at once, so one run reports every problem. Unknown keys in the
  * project namespace are refused too.
  */
-export function loadConfig(rawByKey: Readonly<Record<string, string | undefined>>, namespace: string): { config: StackConfig; secrets: SecretConfig } {
+export function loadConfig(
+    rawByKey: Readonly<Record<string, string | undefined>>,
+    namespace: string,
+    secrecy?: ConfigSecrecy,
+): { config: StackConfig; secrets: SecretConfig } {
     const plain: Record<string, unknown> = {};
     const secret: Record<string, unknown> = {};
-    const problems: string[] = [];
+    const problems: string[] = secrecy ? secrecyProblems(rawByKey, secrecy, namespace) : [];
     for (const [key, raw] of Object.entries(rawByKey)) {
         if (raw === undefined) {
             continue;
@@ -115,6 +234,8 @@ export function loadConfig(rawByKey: Readonly<Record<string, string | undefined>
                 byKey.set(key, i);
             }
         });
+        problems.push(...boundaryProblems(plainResult.data, namespace));
+        if (secretResult.success) problems.push(...limitProblems(plainResult.data, secretResult.data, namespace));
     }
     if (problems.length > 0 || !plainResult.success || !secretResult.success) {
         throw new ConfigError(problems);
@@ -131,5 +252,7 @@ export function loadConfig(rawByKey: Readonly<Record<string, string | undefined>
 export function serviceConfig(settings: Readonly<Record<string, unknown>> = {}, namespace = "amarktai-infra"): ServiceConfig {
     const result = serviceConfigSchema.safeParse(settings);
     if (!result.success) throw new ConfigError(describeIssues(result.error, namespace));
+    const problems = [...boundaryProblems(result.data, namespace), ...limitProblems(result.data, { sshPrivateKey: "", secretEnv: {} }, namespace)];
+    if (problems.length > 0) throw new ConfigError(problems);
     return result.data;
 }

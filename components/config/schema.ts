@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { CONTROL_CHARS } from "../model";
+import { ROOT_ACCOUNTS, reservedUnitName, unsafePathReason } from "./boundary";
 
 /** A single-line string: no newline, no control character. */
 const line = (what: string) =>
@@ -18,6 +19,14 @@ const absolutePath = z
     })
     .refine((p) => !p.split("/").includes(".."), { message: "must not contain '..' segments" });
 
+/** A path for the service's files: absolute, and under a safe base, never a system directory (see `boundary.ts`). */
+const servicePath = absolutePath.superRefine((p, ctx) => {
+    const reason = unsafePathReason(p);
+    if (reason !== undefined) {
+        ctx.addIssue({ code: "custom", message: `must be a directory of its own under /var/<name>/…, /srv/<name> or /opt/<name>, never a system directory: ${reason}` });
+    }
+});
+
 /** A systemd unit name such as `mongodb.service` or `network.target`. */
 const unitName = z.string().regex(/^[A-Za-z0-9:_.\\@-]+\.(service|target|socket|mount|timer|path|slice|scope|device|swap|automount)$/, {
     message: "must be a unit name like 'mongodb.service' or 'network.target'",
@@ -27,6 +36,9 @@ const unitName = z.string().regex(/^[A-Za-z0-9:_.\\@-]+\.(service|target|socket|
 const accountName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
     message: "must be a user/group name: lowercase letters, digits, _ and -, starting with a letter or _ (at most 32)",
 });
+
+/** The service's user or group: never root (the switch `allowExistingUser` does not change that). */
+const serviceAccount = accountName.refine((n) => !ROOT_ACCOUNTS.includes(n), { message: "must not be root: the service never runs with uid or gid 0" });
 
 /** An environment variable name. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -89,11 +101,11 @@ export const appSchema = z
 /** Paths on the host; defaults from the notes. */
 export const pathsSchema = z
     .object({
-        app: absolutePath.default("/var/amarktai/app").describe("The app's directory (writable by the service)."),
-        workingDirectory: absolutePath.default("/var/amarktai/app/backend").describe("The working directory, where the app module and `.env` live."),
-        venv: absolutePath.default("/var/amarktai/venv").describe("The virtualenv."),
-        logs: absolutePath.default("/var/amarktai/logs").describe("The log directory (writable by the service)."),
-        envFile: absolutePath.default("/var/amarktai/app/backend/.env").describe("The environment file read by `EnvironmentFile=`."),
+        app: servicePath.default("/var/amarktai/app").describe("The app's directory (writable by the service)."),
+        workingDirectory: servicePath.default("/var/amarktai/app/backend").describe("The working directory, where the app module and `.env` live."),
+        venv: servicePath.default("/var/amarktai/venv").describe("The virtualenv."),
+        logs: servicePath.default("/var/amarktai/logs").describe("The log directory (writable by the service)."),
+        envFile: servicePath.default("/var/amarktai/app/backend/.env").describe("The environment file read by `EnvironmentFile=`."),
     })
     .strict();
 
@@ -210,11 +222,22 @@ const overrideName = /^[a-z0-9][a-z0-9-]{0,40}$/;
 export const stackConfigSchema = z
     .object({
         hosts: z.array(hostSchema).min(1, { message: "must list at least one host" }).describe("The target hosts."),
-        serviceName: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be lowercase letters, digits and -" }).default("amarktai-api").describe("The systemd service name (without `.service`)."),
+        serviceName: z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be lowercase letters, digits and -" })
+            .superRefine((n, ctx) => {
+                const hit = reservedUnitName(n);
+                if (hit !== undefined) {
+                    ctx.addIssue({ code: "custom", message: `'${n}' is a system unit name (${hit.endsWith("-") ? `${hit}*` : hit}); writing ${n}.service would replace it. Choose a name of your own such as 'amarktai-api'` });
+                }
+            })
+            .default("amarktai-api")
+            .describe("The systemd service name (without `.service`). System unit names (ssh, systemd-*, dbus, cron, …) are refused, and on the host any existing unit the library did not write."),
         description: line("description").default("Amarktai Network API").describe("`Description=`."),
         documentation: z.string().regex(/^(https?|file|man|info):[^\s%]+$/, { message: "must be a URL (http, https, file, man, info) without spaces or %" }).default("https://github.com/amarktainetwork-blip/Amarktai-Network---Deployment").describe("`Documentation=`."),
-        user: accountName.default("amarktai").describe("The service user."),
-        group: accountName.default("amarktai").describe("The service group."),
+        user: serviceAccount.default("amarktai").describe("The service user. Never `root`; a system account or a user that already exists on the host is refused unless `allowExistingUser` is set."),
+        group: serviceAccount.default("amarktai").describe("The service group. Never `root`; a system group or a group that already exists on the host is refused unless `allowExistingUser` is set."),
+        allowExistingUser: z.boolean().default(false).describe("Run as a `user`/`group` that already exists (a system account or one the library did not create). The library then never removes them."),
         paths: pathsSchema.default(pathsSchema.parse({})).describe("Paths on the host."),
         app: appSchema.default(appSchema.parse({})).describe("The app: what uvicorn serves, where, and what the venv needs."),
         dependencies: dependenciesSchema.default(dependenciesSchema.parse({})).describe("The unit's `[Unit]` dependencies."),
@@ -229,7 +252,7 @@ export const stackConfigSchema = z
         env: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an env value")).default({}).describe("Plain (non-secret) `.env` entries, e.g. feature flags."),
         health: healthSchema.default(healthSchema.parse({})).describe("The health check run inside the host after every (re)start."),
         rollout: rolloutSchema.default(rolloutSchema.parse({})).describe("How changes roll out across several hosts."),
-        purgeOnDestroy: z.boolean().default(false).describe("On `pulumi destroy`, also remove the user, /var/amarktai and `.env` (default: keep data)."),
+        purgeOnDestroy: z.boolean().default(false).describe("On `pulumi destroy`, also remove the user, group, directories and `.env` that the library created on the host and recorded there (never what existed before; default: keep data)."),
     })
     .strict();
 

@@ -4,7 +4,7 @@
  * instantiates the Amarktai API service.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, SecretConfig, StackConfig, loadConfig } from "../config";
+import { ConfigError, ConfigSecrecy, SecretConfig, StackConfig, loadConfig } from "../config";
 import { AppSourceFile, readAppSource } from "../plan";
 import { packageRoot, staleBuildMessage } from "./fresh-build";
 import { SystemdService } from "./service";
@@ -20,10 +20,18 @@ export function readRawConfig(namespace: string): Record<string, string> {
     return raw;
 }
 
+/** `runtime.isConfigSecret` (marked internal in the SDK's typings, exported by its runtime): whether Pulumi holds a config key as a secret. */
+const isConfigSecret: (fullKey: string) => boolean = (require("@pulumi/pulumi/runtime/config") as { isConfigSecret: (k: string) => boolean }).isConfigSecret;
+
+/** Which of the project's keys Pulumi holds as secrets (set with `--secret`, or from an ESC `fn::secret`). */
+export function configSecrecy(namespace: string): ConfigSecrecy {
+    return { isSecret: (key) => isConfigSecret(`${namespace}:${key}`) };
+}
+
 /** The validated configuration, or a RunError that lists every bad key (no stack trace, no host touched). */
 export function validatedConfig(namespace: string): { config: StackConfig; secrets: SecretConfig } {
     try {
-        return loadConfig(readRawConfig(namespace), namespace);
+        return loadConfig(readRawConfig(namespace), namespace, configSecrecy(namespace));
     } catch (e) {
         if (e instanceof ConfigError) {
             throw new pulumi.RunError(e.message);

@@ -105,6 +105,46 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["health path not a path", { health: { path: "health" } }, `${NS}:health.path`, /URL path/],
     ["health timeout zero", { health: { timeoutSec: 0 } }, `${NS}:health.timeoutSec`, />=1/],
     ["unknown top-level key", { worker: 4 }, `${NS}:worker`, /unknown config key/],
+    // The privilege boundary: config that would take over the host.
+    ["serviceName ssh (would replace sshd)", { serviceName: "ssh" }, `${NS}:serviceName`, /system unit name.*would replace it/],
+    ["serviceName sshd", { serviceName: "sshd" }, `${NS}:serviceName`, /system unit name/],
+    ["serviceName systemd-journald", { serviceName: "systemd-journald" }, `${NS}:serviceName`, /systemd-\*/],
+    ["serviceName dbus", { serviceName: "dbus" }, `${NS}:serviceName`, /system unit name/],
+    ["serviceName cron", { serviceName: "cron" }, `${NS}:serviceName`, /system unit name/],
+    ["serviceName networking", { serviceName: "networking" }, `${NS}:serviceName`, /system unit name/],
+    ["serviceName getty", { serviceName: "getty" }, `${NS}:serviceName`, /system unit name/],
+    ["serviceName user", { serviceName: "user" }, `${NS}:serviceName`, /system unit name/],
+    ["serviceName init", { serviceName: "init" }, `${NS}:serviceName`, /system unit name/],
+    ["paths.logs /etc", { paths: { logs: "/etc" } }, `${NS}:paths.logs`, /\/etc is a system directory/],
+    ["paths.app /", { paths: { app: "/" } }, `${NS}:paths.app`, /never a system directory/],
+    ["paths.venv /var", { paths: { venv: "/var" } }, `${NS}:paths.venv`, /\/var is a system directory/],
+    ["paths.logs /var/lib", { paths: { logs: "/var/lib" } }, `${NS}:paths.logs`, /\/var\/lib is a system directory/],
+    ["paths.logs /var/log", { paths: { logs: "/var/log" } }, `${NS}:paths.logs`, /system directory/],
+    ["paths.app /home/x", { paths: { app: "/home/x" } }, `${NS}:paths.app`, /inside \/home/],
+    ["paths.app /root/app", { paths: { app: "/root/app" } }, `${NS}:paths.app`, /inside \/root/],
+    ["paths.logs under /tmp", { paths: { logs: "/tmp/logs" } }, `${NS}:paths.logs`, /inside \/tmp/],
+    ["paths.logs under /var/tmp", { paths: { logs: "/var/tmp/logs" } }, `${NS}:paths.logs`, /inside \/var\/tmp/],
+    ["paths.logs /usr/local/x", { paths: { logs: "/usr/local/x" } }, `${NS}:paths.logs`, /inside \/usr/],
+    ["paths.logs /srv (one level)", { paths: { logs: "/srv" } }, `${NS}:paths.logs`, /system directory/],
+    ["paths.logs outside a safe base", { paths: { logs: "/data/logs" } }, `${NS}:paths.logs`, /not under \/var\/<name>/],
+    ["paths.logs in the library's state", { paths: { logs: "/var/lib/amarktai-infra/x" } }, `${NS}:paths.logs`, /inside \/var\/lib\/amarktai-infra/],
+    ["logs inside the venv", { paths: { logs: "/var/amarktai/venv/logs" } }, `${NS}:paths.logs`, /inside paths.venv/],
+    ["venv inside the app", { paths: { venv: "/var/amarktai/app/venv" } }, `${NS}:paths.venv`, /inside paths.app/],
+    ["logs the same as the app", { paths: { logs: "/var/amarktai/app" } }, `${NS}:paths.app`, /same directory as paths.logs/],
+    ["working directory outside the app", { paths: { workingDirectory: "/srv/other" } }, `${NS}:paths.workingDirectory`, /inside it/],
+    ["env file outside the working directory", { paths: { envFile: "/var/amarktai/logs/.env" } }, `${NS}:paths.envFile`, /directly in paths.workingDirectory/],
+    ["user root", { user: "root" }, `${NS}:user`, /must not be root/],
+    ["group root", { group: "root" }, `${NS}:group`, /must not be root/],
+    ["user root even with allowExistingUser", { user: "root", allowExistingUser: true }, `${NS}:user`, /must not be root/],
+    ["user www-data (a system account)", { user: "www-data" }, `${NS}:user`, /system account.*allowExistingUser: true/],
+    ["user ubuntu (the login user)", { user: "ubuntu" }, `${NS}:user`, /system account/],
+    ["group sudo", { group: "sudo" }, `${NS}:group`, /system account/],
+    ["group systemd-journal", { group: "systemd-journal" }, `${NS}:group`, /system account/],
+    // Sizes that cannot run.
+    ["an env value over the entry limit", { env: { BIG: "x".repeat(40 * 1024) } }, `${NS}:env.BIG`, /at most 32768 bytes.*131072/],
+    ["a secret env value over the entry limit", { secretEnv: { BIG: "x".repeat(200 * 1024) } }, `${NS}:secretEnv.BIG`, /at most 32768 bytes/],
+    ["an override environment value over the entry limit", { overrides: { e: { environment: { BIG: "x".repeat(33 * 1024) } } } }, `${NS}:overrides.e.environment.BIG`, /at most 32768/],
+    ["an environment over the total limit", { env: { A: "x".repeat(30000), B: "x".repeat(30000), C: "x".repeat(30000) } }, `${NS}:env`, /at most 65536 bytes in all/],
 ];
 
 for (const [what, patch, key, words] of BAD) {
@@ -115,6 +155,65 @@ for (const [what, patch, key, words] of BAD) {
         assert.match(line, words);
     });
 }
+
+test("a system account is accepted with allowExistingUser", () => {
+    const { config } = load({ user: "www-data", group: "www-data", allowExistingUser: true });
+    assert.equal(config.user, "www-data");
+    assert.equal(config.allowExistingUser, true);
+});
+
+test("paths of their own under /srv, /opt and /var are accepted", () => {
+    const { config } = load({ paths: { app: "/srv/api/app", workingDirectory: "/srv/api/app", venv: "/opt/api-venv", logs: "/var/log/api", envFile: "/srv/api/app/.env" } });
+    assert.equal(config.paths.logs, "/var/log/api");
+});
+
+/** Secrecy as Pulumi reports it: the keys set with --secret. */
+function loadWithSecrecy(values: Record<string, unknown>, secretKeys: string[]): string[] {
+    try {
+        loadConfig(raw({ hosts: [TEST_HOST], sshPrivateKey: KEY, ...values }), NS, { isSecret: (k) => secretKeys.includes(k) });
+    } catch (e) {
+        assert.ok(e instanceof ConfigError);
+        return [...e.problems];
+    }
+    return [];
+}
+
+test("secret keys stored as secrets are accepted", () => {
+    assert.deepEqual(loadWithSecrecy({ secretEnv: { A: "1" } }, ["sshPrivateKey", "secretEnv"]), []);
+});
+
+test("a plaintext sshPrivateKey is refused with the command that fixes it", () => {
+    const found = loadWithSecrecy({}, []);
+    const line = found.find((p) => p.startsWith(`${NS}:sshPrivateKey: `));
+    assert.ok(line, found.join("\n"));
+    assert.match(line, /plain text/);
+    assert.ok(line.includes("pulumi config set --secret sshPrivateKey < "), line);
+    assert.ok(!line.includes("OPENSSH PRIVATE KEY"), "the key itself is never echoed");
+});
+
+test("a plaintext secretEnv is refused with one set --secret line per entry, values never echoed", () => {
+    const found = loadWithSecrecy({ secretEnv: { OPENAI_API_KEY: "sk-visible", MONGO_URL: "mongodb://u:p@h" } }, ["sshPrivateKey"]);
+    const line = found.find((p) => p.startsWith(`${NS}:secretEnv: `));
+    assert.ok(line, found.join("\n"));
+    assert.ok(line.includes("pulumi config set --secret --path 'secretEnv.OPENAI_API_KEY'"), line);
+    assert.ok(line.includes("pulumi config set --secret --path 'secretEnv.MONGO_URL'"), line);
+    assert.ok(!line.includes("sk-visible") && !line.includes("u:p@h"), line);
+});
+
+test("a secret-flagged env value is refused and pointed at secretEnv", () => {
+    const found = loadWithSecrecy({ env: { TOKEN: "hidden-value" } }, ["sshPrivateKey", "env"]);
+    const line = found.find((p) => p.startsWith(`${NS}:env: `));
+    assert.ok(line, found.join("\n"));
+    assert.match(line, /set with --secret.*secretEnv/);
+    assert.ok(!line.includes("hidden-value"));
+});
+
+test("a secret-flagged override environment is refused and pointed at secretEnv", () => {
+    const found = loadWithSecrecy({ overrides: { e: { environment: { TOKEN: "hidden" } } } }, ["sshPrivateKey", "overrides"]);
+    const line = found.find((p) => p.startsWith(`${NS}:overrides: `));
+    assert.ok(line, found.join("\n"));
+    assert.match(line, /secretEnv.*systemctl show/);
+});
 
 test("every problem is reported at once", () => {
     const found = problems({ app: { port: 0, logLevel: "loud" }, overrides: { w: { workers: 0 } } });
