@@ -105,7 +105,7 @@ export const pathsSchema = z
         workingDirectory: servicePath.default("/var/amarktai/app/backend").describe("The working directory, where the app module and `.env` live."),
         venv: servicePath.default("/var/amarktai/venv").describe("The virtualenv."),
         logs: servicePath.default("/var/amarktai/logs").describe("The log directory (writable by the service)."),
-        envFile: servicePath.default("/var/amarktai/app/backend/.env").describe("The environment file read by `EnvironmentFile=`."),
+        envFile: servicePath.default("/var/amarktai/app/backend/.env").describe("The notes' path of the `.env`: a root-owned link to the real file `/etc/amarktai-infra/<serviceName>/env` (root:group 0640), which `EnvironmentFile=` reads, so the service can read its secrets but never replace them. Directly in `paths.workingDirectory` or `paths.app`."),
     })
     .strict();
 

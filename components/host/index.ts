@@ -2,3 +2,4 @@
 // May import model only; never Pulumi, never the network.
 export * from "./shell";
 export * from "./scripts";
+export * from "./safe-fs";

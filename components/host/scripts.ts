@@ -3,7 +3,8 @@
  * is idempotent, runs under `set -euo pipefail`, quotes every value with
  * {@link shellQuote}, and never carries a secret: secret content comes on stdin.
  */
-import { FileEffect, HostAction, ManagedFile, PrepareSpec, PurgeSpec, backupDir, fileIdForPath, ownerRecordPath, serviceStateDir, stagingDir, triggers } from "../model";
+import { FileEffect, HostAction, LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, backupDir, createdRecordPath, envStorePath, fileIdForPath, ownerRecordPath, requirementsMarkerPath, serviceStateDir, stagingDir, triggers } from "../model";
+import { safeFsFunction } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
 const PRELUDE = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\" || true; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
@@ -27,26 +28,78 @@ function bashArray(name: string, values: readonly string[]): string {
     return `${name}=(${shellWords(values)})`;
 }
 
-/** Prepares a host: checks prerequisites (systemd as PID 1, python3, Debian/Ubuntu), installs python3-venv when missing, creates the user, directories and venv, and installs requirements when they changed. */
+/**
+ * Shell lines defining `foreign_unit UNIT`: prints the unit file (or alias)
+ * of UNIT that the library did not write (no managed-file marker in
+ * /etc/systemd/system, or any vendor, runtime or generated unit) and
+ * succeeds; fails when UNIT is free or ours. Nothing is changed.
+ */
+function foreignUnitFunction(): string[] {
+    return [
+        `MANAGED_FIRST_LINE=${q(`# ${MANAGED_MARKER}`)}`,
+        "foreign_unit() {",
+        '  local unit="$1" d f frag',
+        "  for d in /etc/systemd/system /run/systemd/system /run/systemd/transient /run/systemd/generator /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system; do",
+        '    f="$d/$unit"',
+        '    [ -e "$f" ] || [ -L "$f" ] || continue',
+        '    if [ "$d" = /etc/systemd/system ] && [ -f "$f" ] && [ ! -L "$f" ] && [ "$(head -n 1 "$f")" = "$MANAGED_FIRST_LINE" ]; then continue; fi',
+        '    printf \'%s\\n\' "$f"; return 0',
+        "  done",
+        '  frag=$(systemctl show -p FragmentPath --value "$unit" 2>/dev/null || true)',
+        '  if [ -n "$frag" ] && [ "$frag" != "/etc/systemd/system/$unit" ]; then printf \'%s\\n\' "$frag"; return 0; fi',
+        "  return 1",
+        "}",
+        'refuse_foreign_unit() { local f; if f=$(foreign_unit "$1"); then fail "serviceName: $1 already exists on this host ($f) and was not written by amarktai-infra; refusing to replace it. Choose another serviceName"; fi; }',
+    ];
+}
+
+/**
+ * Prepares a host: checks prerequisites (systemd as PID 1, python3,
+ * Debian/Ubuntu) and the privilege boundary (no existing unit of that name
+ * the library did not write; no existing user or group it did not create
+ * unless `allowExistingUser`) before changing anything; then installs
+ * python3-venv when missing, creates the user, directories (through the
+ * safe helper: no link followed, no foreign directory re-owned) and venv,
+ * records what it created, and installs requirements when they changed.
+ */
 export function prepareScript(spec: PrepareSpec): string {
     const lines = [
         ...PRELUDE,
         "trap '' HUP PIPE",
-        // Nothing secret is created here, and operators must be able to read the venv (the notes `source` it to debug).
-        "umask 022",
         `USER_NAME=${q(spec.user)}`,
         `GROUP_NAME=${q(spec.group)}`,
+        `UNIT=${q(`${spec.serviceName}.service`)}`,
+        `STATE=${q(serviceStateDir(spec.serviceName))}`,
+        `RECORD=${q(createdRecordPath(spec.serviceName))}`,
+        `REQ_MARKER=${q(requirementsMarkerPath(spec.serviceName))}`,
+        `ALLOW_EXISTING=${spec.allowExistingUser ? "1" : "0"}`,
         `VENV=${q(spec.venv)}`,
         bashArray("REQUIREMENTS", spec.requirements),
+        bashArray("DIR_KEYS", spec.directories.map((d) => d.key)),
         bashArray("DIR_PATHS", spec.directories.map((d) => d.path)),
         bashArray("DIR_OWNERS", spec.directories.map((d) => d.owner)),
         bashArray("DIR_GROUPS", spec.directories.map((d) => d.group)),
         bashArray("DIR_MODES", spec.directories.map((d) => d.mode)),
+        ...safeFsFunction(),
+        ...foreignUnitFunction(),
         "[ -r /etc/os-release ] || fail 'cannot read /etc/os-release'",
         ". /etc/os-release",
         'case " ${ID:-} ${ID_LIKE:-} " in *" debian "*|*" ubuntu "*) ;; *) fail "unsupported OS ${PRETTY_NAME:-unknown}: Ubuntu 24.04 (or Debian) is required";; esac',
         "[ -d /run/systemd/system ] || fail 'systemd is not running as PID 1'",
         "command -v systemctl >/dev/null || fail 'systemctl not found'",
+        // The boundary, checked before anything on the host changes.
+        'recorded() { [ -f "$RECORD" ] && grep -qxF -- "$1" "$RECORD"; }',
+        // A state directory without a record: prepared by a release that kept no record; what exists is adopted, never recorded as created.
+        'legacy=""; if [ -d "$STATE" ] && [ ! -f "$RECORD" ]; then legacy=1; fi',
+        'refuse_foreign_unit "$UNIT"',
+        'if id -u "$USER_NAME" >/dev/null 2>&1; then',
+        '  [ "$(id -u "$USER_NAME")" != 0 ] || fail "user: $USER_NAME has uid 0 on this host; the service never runs as root"',
+        '  if ! recorded "user $USER_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "user: $USER_NAME already exists on this host and was not created by amarktai-infra; set allowExistingUser: true to run as it (it is then never removed), or choose another user"; fi',
+        "fi",
+        'if getent group "$GROUP_NAME" >/dev/null; then',
+        '  [ "$(getent group "$GROUP_NAME" | cut -d: -f3)" != 0 ] || fail "group: $GROUP_NAME has gid 0 on this host; refusing it"',
+        '  if ! recorded "group $GROUP_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "group: $GROUP_NAME already exists on this host and was not created by amarktai-infra; set allowExistingUser: true to use it (it is then never removed), or choose another group"; fi',
+        "fi",
         "need=()",
         "command -v python3 >/dev/null || need+=(python3)",
         // Ubuntu cloud images ship python3 without venv/ensurepip.
@@ -57,61 +110,49 @@ export function prepareScript(spec: PrepareSpec): string {
         "  apt-get update -q >/dev/null",
         '  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null',
         "fi",
-        'getent group "$GROUP_NAME" >/dev/null || { log "creating group $GROUP_NAME"; groupadd --system "$GROUP_NAME"; }',
+        'install -d -m 0755 -o root -g root "${STATE%/*}"',
+        'install -d -m 0700 -o root -g root "$STATE"',
+        '[ -f "$RECORD" ] || : > "$RECORD"',
+        'record() { recorded "$1" || printf \'%s\\n\' "$1" >> "$RECORD"; }',
+        'if ! getent group "$GROUP_NAME" >/dev/null; then log "creating group $GROUP_NAME"; groupadd --system "$GROUP_NAME"; record "group $GROUP_NAME"; fi',
         'if ! id -u "$USER_NAME" >/dev/null 2>&1; then',
         '  log "creating user $USER_NAME"',
         '  useradd --system --gid "$GROUP_NAME" --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$USER_NAME"',
+        '  record "user $USER_NAME"',
         "fi",
+        // Nothing secret is created here, and operators must be able to read the venv (the notes `source` it to debug).
+        "umask 022",
         'for i in "${!DIR_PATHS[@]}"; do',
-        '  install -d -o "${DIR_OWNERS[$i]}" -g "${DIR_GROUPS[$i]}" -m "${DIR_MODES[$i]}" "${DIR_PATHS[$i]}"',
+        '  p="${DIR_PATHS[$i]}"',
+        '  adopt=no; if recorded "dir $p" || [ -n "$legacy" ]; then adopt=adopt; fi',
+        '  if ! out=$(safe_fs --trust "$USER_NAME:$GROUP_NAME" mkdir "$p" "${DIR_OWNERS[$i]}" "${DIR_GROUPS[$i]}" "${DIR_MODES[$i]}" "$adopt" 2>&1); then fail "${DIR_KEYS[$i]}: ${out#*refused: }"; fi',
+        '  while read -r kind path; do case "$kind" in parent) record "parent $path" ;; created) record "dir $path" ;; esac; done <<< "$out"',
         "done",
         'if [ ! -x "$VENV/bin/python" ]; then',
         '  log "creating the virtualenv $VENV"',
         '  runuser -u "$USER_NAME" -- python3 -m venv "$VENV"',
+        '  rm -f "$REQ_MARKER"',
         "fi",
         'wanted=$(printf \'%s\\n\' "${REQUIREMENTS[@]}")',
-        'marker="$VENV/.amarktai-infra-requirements"',
-        'if [ "${#REQUIREMENTS[@]}" -gt 0 ] && [ "$(cat "$marker" 2>/dev/null || true)" != "$wanted" ]; then',
+        'if [ "${#REQUIREMENTS[@]}" -gt 0 ] && [ "$(cat "$REQ_MARKER" 2>/dev/null || true)" != "$wanted" ]; then',
         '  log "installing requirements: ${REQUIREMENTS[*]}"',
         '  runuser -u "$USER_NAME" -- env HOME=/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q "${REQUIREMENTS[@]}"',
-        '  printf \'%s\\n\' "$wanted" > "$marker.tmp" && chown "$USER_NAME:$GROUP_NAME" "$marker.tmp" && mv -f "$marker.tmp" "$marker"',
+        // The marker lives in root's state directory, never in the venv the service can write.
+        '  printf \'%s\\n\' "$wanted" > "$REQ_MARKER.tmp" && mv -f "$REQ_MARKER.tmp" "$REQ_MARKER"',
         "fi",
         'log "host prepared"',
     ];
     return lines.join("\n") + "\n";
 }
 
-/** Python that prints one key's value from an env file, undoing the quoting `renderEnvLine` (and a hand-written .env) uses. */
-const READ_ENV_VALUE_PY = [
-    "import sys",
-    "path, wanted = sys.argv[1], sys.argv[2]",
-    "for line in open(path, encoding='utf-8'):",
-    "    line = line.rstrip('\\n')",
-    "    if not line.startswith(wanted + '='):",
-    "        continue",
-    "    value = line[len(wanted) + 1:]",
-    "    if len(value) >= 2 and value[0] == value[-1] == '\"':",
-    "        out, i, body = [], 0, value[1:-1]",
-    "        while i < len(body):",
-    "            if body[i] == '\\\\' and i + 1 < len(body) and body[i + 1] in '\"\\\\`$':",
-    "                out.append(body[i + 1])",
-    "                i += 2",
-    "            else:",
-    "                out.append(body[i])",
-    "                i += 1",
-    "        value = ''.join(out)",
-    "    elif len(value) >= 2 and value[0] == value[-1] == \"'\":",
-    "        value = value[1:-1]",
-    "    sys.stdout.write(value)",
-].join("\n");
-
 /**
- * Prints the value of `name` in an env file (ours, or a hand-written one in
- * the same `NAME=value` form); prints nothing when the file or the key is
- * absent. The output is a secret: the caller never puts it in a message.
+ * Prints the value of `name` from the first of `envFiles` that is a regular
+ * file holding it (the library's root-owned `.env`, then a hand-made one at
+ * the notes' path), never following a link; prints nothing when none has it.
+ * The output is a secret: the caller never puts it in a message.
  */
-export function readEnvValueScript(envFile: string, name: string): string {
-    return [...PRELUDE, `FILE=${q(envFile)}`, `NAME=${q(name)}`, '[ -f "$FILE" ] || exit 0', `python3 -c ${quoteScript(READ_ENV_VALUE_PY)} "$FILE" "$NAME"`].join("\n") + "\n";
+export function readEnvValueScript(envFiles: readonly string[], name: string): string {
+    return [...PRELUDE, ...safeFsFunction(), `safe_fs env-value ${q(name)} ${shellWords(envFiles)}`].join("\n") + "\n";
 }
 
 /** Who owns a service on a host (see `ownerRecordPath`): the owning resource and its activation count. */
@@ -181,6 +222,10 @@ export interface ActivationSpec {
     readonly removed: readonly Pick<ManagedFile, "path" | "effect">[];
     /** The first line of every managed file. */
     readonly marker: string;
+    /** Root-owned links kept in place (the notes' `.env` path to the real file). */
+    readonly links: readonly LinkSpec[];
+    /** The service's account: the only one besides root trusted to own directories the activation works in. */
+    readonly account: { readonly user: string; readonly group: string };
     /** The health URL probed inside the host. */
     readonly healthUrl: string;
     /** How long to wait for active + healthy, in seconds. */
@@ -241,6 +286,13 @@ export function activationScript(spec: ActivationSpec): string {
         bashArray("EFFECTS", spec.files.map((f) => f.effect)),
         bashArray("REMOVED_PATHS", spec.removed.map((f) => f.path)),
         bashArray("REMOVED_IDS", spec.removed.map((f) => fileIdForPath(f.path))),
+        bashArray("LINK_PATHS", spec.links.map((l) => l.path)),
+        bashArray("LINK_TARGETS", spec.links.map((l) => l.target)),
+        `ACCOUNT=${q(`${spec.account.user}:${spec.account.group}`)}`,
+        ...safeFsFunction(),
+        // safe OP ARGS…: the helper, trusting root and the service's account (nobody else) to own the directories it walks.
+        'safe() { safe_fs --trust "$ACCOUNT" "$@"; }',
+        ...foreignUnitFunction(),
         // What a change to each file triggers (model/triggers.ts), one 0/1 flag per file and action.
         ...triggerArrays("", spec.files),
         ...triggerArrays("REMOVED_", spec.removed),
@@ -255,6 +307,8 @@ export function activationScript(spec: ActivationSpec): string {
         "trap finish EXIT",
         'exec 9>"/run/amarktai-infra-$SERVICE.lock"',
         "flock -w 600 9 || fail 'another activation is still running'",
+        // Never replace a unit the library did not write (a system unit, a package's, a hand-made one).
+        'refuse_foreign_unit "$UNIT"',
         // A file not readable by others (the .env) keeps no staged copy once it is live: no second copy of a secret.
         'sensitive() { [ $(( 8#${MODES[$1]} & 4 )) -eq 0 ]; }',
         'for i in "${!IDS[@]}"; do',
@@ -279,53 +333,54 @@ export function activationScript(spec: ActivationSpec): string {
         '    fail "systemd-analyze verify refused the new $UNIT; nothing was changed"',
         "  fi",
         "fi",
-        // Work out what changes.
+        // Work out what changes (the helper compares bytes, owner, mode and that the live file is a plain file with one name).
         'changed=(); need_reload=""; need_restart=""; need_journald=""',
         // Set need_* for what changing (removing) file $1 triggers.
         'note_change() { [ "${RELOADS[$1]}" = 1 ] && need_reload=1; [ "${RESTARTS[$1]}" = 1 ] && need_restart=1; [ "${JOURNALDS[$1]}" = 1 ] && need_journald=1; return 0; }',
         'note_removal() { [ "${REMOVED_RELOADS[$1]}" = 1 ] && need_reload=1; [ "${REMOVED_RESTARTS[$1]}" = 1 ] && need_restart=1; [ "${REMOVED_JOURNALDS[$1]}" = 1 ] && need_journald=1; return 0; }',
         'for i in "${!IDS[@]}"; do',
-        '  p="${PATHS[$i]}"',
         '  [ -f "$STAGE/${IDS[$i]}" ] || continue',
-        '  if [ -f "$p" ] && cmp -s "$STAGE/${IDS[$i]}" "$p" && [ "$(stat -c \'%a %U %G\' "$p")" = "$(printf \'%o\' "$((8#${MODES[$i]}))") ${OWNERS[$i]} ${GROUPS_[$i]}" ]; then continue; fi',
+        '  rc=0; safe same "$STAGE/${IDS[$i]}" "${PATHS[$i]}" "${OWNERS[$i]}" "${GROUPS_[$i]}" "${MODES[$i]}" || rc=$?',
+        '  [ "$rc" -eq 0 ] && continue',
         '  changed+=("$i")',
         '  note_change "$i"',
+        "done",
+        'relink=()',
+        'for i in "${!LINK_PATHS[@]}"; do',
+        '  if [ -L "${LINK_PATHS[$i]}" ] && [ "$(stat -c %u "${LINK_PATHS[$i]}")" = 0 ] && [ "$(readlink "${LINK_PATHS[$i]}")" = "${LINK_TARGETS[$i]}" ]; then continue; fi',
+        '  relink+=("$i")',
         "done",
         "removing=()",
         'for i in "${!REMOVED_PATHS[@]}"; do',
         '  p="${REMOVED_PATHS[$i]}"',
-        '  [ -f "$p" ] || continue',
+        '  [ -f "$p" ] && [ ! -L "$p" ] || continue',
         '  if [ "$(head -n 1 "$p")" != "$MARKER" ]; then log "leaving $p alone: not written by amarktai-infra"; continue; fi',
         '  removing+=("$i")',
         '  note_removal "$i"',
         "done",
-        // Back up what is about to change, so a failed start can be undone.
-        'rm -rf "$BACKUP"; install -d -m 0700 "$BACKUP"',
-        ': > "$BACKUP/absent"',
-        // backup PATH ID: keeps a copy under the file's id (see model/files.ts), or records that it was absent.
-        "backup() {",
-        '  local p="$1" name="$2"',
-        '  if [ -e "$p" ]; then cp -a "$p" "$BACKUP/$name"; printf \'%s\\t%s\\n\' "$name" "$p" >> "$BACKUP/present"; else printf \'%s\\n\' "$p" >> "$BACKUP/absent"; fi',
-        "}",
+        // Back up what is about to change (in root's state directory), so a failed start can be undone.
+        'rm -rf "$BACKUP"; install -d -m 0700 -o root -g root "$BACKUP"',
+        ': > "$BACKUP/entries"',
+        // backup PATH KEY: the helper keeps a plain file (or a root-owned link) under KEY, without following anything.
+        'backup() { safe backup "$1" "$BACKUP" "$2" >/dev/null; printf \'%s\\t%s\\n\' "$2" "$1" >> "$BACKUP/entries"; }',
         'for i in "${changed[@]}"; do backup "${PATHS[$i]}" "${IDS[$i]}"; done',
         'for i in "${removing[@]}"; do backup "${REMOVED_PATHS[$i]}" "${REMOVED_IDS[$i]}"; done',
-        // Swap in: write next to the target, set mode and owner, then rename over it.
+        'for i in "${relink[@]}"; do backup "${LINK_PATHS[$i]}" "link-$i"; done',
+        'restore_files() { while IFS=$\'\\t\' read -r key p; do [ -n "$p" ] && { safe restore "$BACKUP" "$key" "$p" || log "could not restore $p"; }; done < "$BACKUP/entries"; }',
+        // A refused step (a link or a foreign directory on the way) puts back what was already swapped and fails with the helper's message.
+        'swap_failed() { local what="$1"; restore_files; systemctl daemon-reload || true; rm -rf "$BACKUP"; fail "$what; nothing was changed (the files already swapped were restored)"; }',
+        // Swap in through the helper: a fresh temporary file beside the target, owner and mode set on its fd, renamed over the target.
         'for i in "${changed[@]}"; do',
         '  p="${PATHS[$i]}"',
-        '  install -d -m 0755 "$(dirname "$p")"',
-        '  tmp="$p.amarktai-infra.tmp"',
-        '  cp "$STAGE/${IDS[$i]}" "$tmp"',
-        '  chown "${OWNERS[$i]}:${GROUPS_[$i]}" "$tmp"',
-        '  chmod "${MODES[$i]}" "$tmp"',
-        '  mv -f "$tmp" "$p"',
+        '  safe install "$STAGE/${IDS[$i]}" "$p" "${OWNERS[$i]}" "${GROUPS_[$i]}" "${MODES[$i]}" || swap_failed "could not install $p safely"',
         '  log "installed $p"',
         "done",
-        'for i in "${removing[@]}"; do rm -f "${REMOVED_PATHS[$i]}"; log "removed ${REMOVED_PATHS[$i]}"; done',
+        'for i in "${removing[@]}"; do safe remove "${REMOVED_PATHS[$i]}" "$MARKER" || swap_failed "could not remove ${REMOVED_PATHS[$i]} safely"; done',
+        'for i in "${relink[@]}"; do safe symlink "${LINK_TARGETS[$i]}" "${LINK_PATHS[$i]}" || swap_failed "could not link ${LINK_PATHS[$i]} safely"; done',
         'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
         "rollback() {",
         '  log "rolling back to the previous files"',
-        '  if [ -f "$BACKUP/present" ]; then while IFS=$\'\\t\' read -r name p; do cp -a "$BACKUP/$name" "$p.amarktai-infra.tmp" && mv -f "$p.amarktai-infra.tmp" "$p"; done < "$BACKUP/present"; fi',
-        '  while IFS= read -r p; do [ -n "$p" ] && rm -f "$p"; done < "$BACKUP/absent"',
+        "  restore_files",
         "  systemctl daemon-reload",
         '  if [ -n "$need_journald" ]; then systemctl restart systemd-journald || true; fi',
         '  if systemctl cat "$UNIT" >/dev/null 2>&1; then systemctl restart "$UNIT" || true; wait_healthy || log "the previous version is not healthy either"; fi',
@@ -419,17 +474,38 @@ export function removalScript(spec: RemovalSpec): string {
         "systemctl daemon-reload",
         'systemctl reset-failed "$UNIT" 2>/dev/null || true',
         'if [ -n "$journald" ]; then systemctl restart systemd-journald; fi',
-        `rm -rf ${q(serviceStateDir(spec.serviceName))}`,
+        `STATE=${q(serviceStateDir(spec.serviceName))}`,
+        `RECORD=${q(createdRecordPath(spec.serviceName))}`,
+        'recorded() { [ -f "$RECORD" ] && grep -qxF -- "$1" "$RECORD"; }',
     ];
     if (spec.purge) {
         lines.push(
-            bashArray("PURGE_PATHS", spec.purge.paths),
-            'for p in "${PURGE_PATHS[@]}"; do rm -rf -- "$p"; log "purged $p"; done',
-            `if id -u ${q(spec.purge.user)} >/dev/null 2>&1; then userdel ${q(spec.purge.user)}; log ${q(`removed user ${spec.purge.user}`)}; fi`,
-            `if getent group ${q(spec.purge.group)} >/dev/null; then groupdel ${q(spec.purge.group)} || true; fi`,
+            ...safeFsFunction(),
+            `USER_NAME=${q(spec.purge.user)}`,
+            `GROUP_NAME=${q(spec.purge.group)}`,
+            `ENV_LINK=${q(spec.purge.envLink)}`,
+            `ENV_STORE=${q(envStorePath(spec.serviceName).replace(/\/[^/]+$/, ""))}`,
+            // Only what the record lists as created by the library goes; what existed before stays.
+            'trust=(); if id -u "$USER_NAME" >/dev/null 2>&1 && getent group "$GROUP_NAME" >/dev/null; then trust=(--trust "$USER_NAME:$GROUP_NAME"); fi',
+            'if [ -L "$ENV_LINK" ] && [ "$(stat -c %u "$ENV_LINK")" = 0 ]; then safe_fs "${trust[@]}" remove "$ENV_LINK" || true; fi',
+            'safe_fs rmtree "$ENV_STORE"',
+            // Directories it created, shortest first (a directory takes the ones inside it along); then the parents it created, deepest first, if empty.
+            'if [ -f "$RECORD" ]; then',
+            "  sed -n 's/^dir //p' \"$RECORD\" | awk '{ print length($0) \"\\t\" $0 }' | sort -n | cut -f2- | while IFS= read -r p; do safe_fs rmtree \"$p\"; done",
+            "  sed -n 's/^parent //p' \"$RECORD\" | awk '{ print length($0) \"\\t\" $0 }' | sort -rn | cut -f2- | while IFS= read -r p; do safe_fs rmdir \"$p\"; done",
+            "fi",
+            'if recorded "user $USER_NAME" && id -u "$USER_NAME" >/dev/null 2>&1; then userdel "$USER_NAME"; log "removed user $USER_NAME"; elif id -u "$USER_NAME" >/dev/null 2>&1; then log "kept user $USER_NAME: not created by amarktai-infra"; fi',
+            'if recorded "group $GROUP_NAME" && getent group "$GROUP_NAME" >/dev/null; then groupdel "$GROUP_NAME" || true; fi',
+            'rm -rf "$STATE"',
         );
     } else {
-        lines.push('log "kept the user, app, venv, logs and .env (purgeOnDestroy is off)"');
+        // The record of what the library created stays, so a later purge still knows; staged copies and backups go.
+        // The record of what the library created stays (and the requirements the kept venv holds), so a later
+        // up or purge still knows what is the library's; everything else in the state directory goes.
+        lines.push(
+            'if [ -d "$STATE" ]; then find "$STATE" -mindepth 1 -maxdepth 1 ! -name created ! -name requirements -exec rm -rf {} +; fi',
+            'log "kept the user, app, venv, logs and .env (purgeOnDestroy is off)"',
+        );
     }
     return lines.join("\n") + "\n";
 }

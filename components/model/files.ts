@@ -39,6 +39,33 @@ export function serviceStateDir(serviceName: string): string {
     return `${STATE_ROOT}/${serviceName}`;
 }
 
+/**
+ * Where the real `.env` of each service lives: root-owned directories
+ * outside everything the service can write, so the service can read its
+ * environment but never replace it (the notes' `.env` path is a root-owned
+ * link to it).
+ */
+export const ENV_STORE_ROOT = "/etc/amarktai-infra";
+
+/** The real `.env` of one service: `/etc/amarktai-infra/<service>/env`. */
+export function envStorePath(serviceName: string): string {
+    return `${ENV_STORE_ROOT}/${serviceName}/env`;
+}
+
+/**
+ * The record of what the library created on a host for one service (the
+ * user, the group, directories), one `kind value` per line. Purging removes
+ * only what it lists; it survives a destroy without purge.
+ */
+export function createdRecordPath(serviceName: string): string {
+    return `${serviceStateDir(serviceName)}/created`;
+}
+
+/** The requirements last installed into the venv (kept by root, outside the venv the service can write). */
+export function requirementsMarkerPath(serviceName: string): string {
+    return `${serviceStateDir(serviceName)}/requirements`;
+}
+
 /** The staging directory of one service on a host. */
 export function stagingDir(serviceName: string): string {
     return `${serviceStateDir(serviceName)}/staged`;

@@ -2,6 +2,8 @@
 
 /** A directory the host preparation creates, with owner and mode. */
 export interface DirectorySpec {
+    /** The config key the path comes from (named in refusals), e.g. `paths.logs`. */
+    readonly key: string;
     readonly path: string;
     readonly owner: string;
     readonly group: string;
@@ -11,6 +13,10 @@ export interface DirectorySpec {
 
 /** The host preparation: the service user, its directories, the venv and its requirements. */
 export interface PrepareSpec {
+    /** The service (its state directory holds the record of what the preparation created). */
+    readonly serviceName: string;
+    /** Run as a user/group that already exists (not created by the library); they are then never removed. */
+    readonly allowExistingUser: boolean;
     readonly user: string;
     readonly group: string;
     /** Directories to create, with owner and mode, parents first. */
@@ -21,9 +27,22 @@ export interface PrepareSpec {
     readonly requirements: readonly string[];
 }
 
-/** What `pulumi destroy` removes besides the service when purging is on. */
+/**
+ * What `pulumi destroy` removes besides the service when purging is on: the
+ * `.env` store, and of the user, group and directories only those the host's
+ * record says the library created (see `createdRecordPath`).
+ */
 export interface PurgeSpec {
+    /** The configured paths (informational: only recorded ones are removed). */
     readonly paths: readonly string[];
+    /** The notes' `.env` path: removed when it is the library's root-owned link. */
+    readonly envLink: string;
     readonly user: string;
     readonly group: string;
+}
+
+/** A root-owned symlink the activation keeps in place, e.g. the notes' `.env` path to the real file. */
+export interface LinkSpec {
+    readonly path: string;
+    readonly target: string;
 }

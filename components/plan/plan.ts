@@ -6,7 +6,7 @@
  */
 import { createHmac } from "crypto";
 import { ServiceConfig } from "../config";
-import { MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec } from "../model";
+import { LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, envStorePath } from "../model";
 import { RenderedSystemdFiles, renderEnvFile, renderSystemdFiles } from "../systemd";
 import { AppSourceFile } from "./app-source";
 
@@ -26,8 +26,10 @@ export interface ServicePlan {
     readonly unitName: string;
     readonly systemd: RenderedSystemdFiles;
     readonly files: readonly PlannedFile[];
-    /** The `.env` entry of {@link files} (its text is rendered from secrets). */
+    /** The `.env` entry of {@link files} (its text is rendered from secrets): the root-owned real file. */
     readonly envFile: ManagedFile;
+    /** Root-owned links the activation keeps: the notes' `.env` path to the real file. */
+    readonly links: readonly LinkSpec[];
     /** The host preparation: user, directories, venv and requirements. */
     readonly prepare: PrepareSpec;
     /** What `pulumi destroy` also removes, when `purgeOnDestroy` is on. */
@@ -44,11 +46,13 @@ function managed(path: string, mode: string, owner: string, group: string, effec
 
 /** The host preparation for the config: the user, the notes' directories with their owners and modes, the venv. */
 export function planPrepare(config: ServiceConfig): PrepareSpec {
-    const dir = (path: string, mode: string) => ({ path, owner: config.user, group: config.group, mode });
+    const dir = (key: keyof ServiceConfig["paths"], mode: string) => ({ key: `paths.${key}`, path: config.paths[key], owner: config.user, group: config.group, mode });
     return {
+        serviceName: config.serviceName,
+        allowExistingUser: config.allowExistingUser,
         user: config.user,
         group: config.group,
-        directories: [dir(config.paths.app, "0755"), dir(config.paths.workingDirectory, "0755"), dir(config.paths.venv, "0755"), dir(config.paths.logs, "0750")],
+        directories: [dir("app", "0755"), dir("workingDirectory", "0755"), dir("venv", "0755"), dir("logs", "0750")],
         venv: config.paths.venv,
         requirements: config.app.requirements,
     };
@@ -70,8 +74,9 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
     if (systemd.journald) {
         files.push({ label: "journald", file: managed(systemd.journald.path, "0644", "root", "root", "journald"), text: systemd.journald.text });
     }
-    // Readable by the service's group only, never by others; root owns it so the service cannot rewrite its own secrets.
-    const envFile = managed(config.paths.envFile, "0640", "root", config.group, "restart");
+    // Readable by the service's group only, never by others; root owns it, in a root-owned directory outside everything the
+    // service can write, so the service can read its secrets but never replace the file (the notes' path links to it).
+    const envFile = managed(envStorePath(config.serviceName), "0640", "root", config.group, "restart");
     files.push({ label: "env", file: envFile });
     for (const f of appFiles) {
         if (f.relativePath.split("/").some((part) => part === ".." || part === "") || !/^[A-Za-z0-9._@+\/-]+$/.test(f.relativePath)) {
@@ -80,7 +85,7 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
         files.push({ label: `app-${f.relativePath}`, file: managed(`${config.paths.workingDirectory}/${f.relativePath}`, "0644", config.user, config.group, "restart"), text: f.content });
     }
     const purge: PurgeSpec | undefined = config.purgeOnDestroy
-        ? { paths: [config.paths.envFile, config.paths.app, config.paths.venv, config.paths.logs], user: config.user, group: config.group }
+        ? { paths: [envStorePath(config.serviceName), config.paths.app, config.paths.venv, config.paths.logs], envLink: config.paths.envFile, user: config.user, group: config.group }
         : undefined;
     return {
         serviceName: config.serviceName,
@@ -88,6 +93,7 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
         systemd,
         files,
         envFile,
+        links: [{ path: config.paths.envFile, target: envStorePath(config.serviceName) }],
         prepare: planPrepare(config),
         ...(purge ? { purge } : {}),
         healthUrl: healthUrl(config),

@@ -213,6 +213,8 @@ export class SystemdService extends pulumi.ComponentResource {
                     connection,
                     service: config.serviceName,
                     files: activationFiles,
+                    links: Object.fromEntries(plan.links.map((l) => [l.path, l.target])),
+                    account: { user: config.user, group: config.group },
                     contentHashes,
                     health: { url: healthUrl, timeoutSec: plan.healthTimeoutSec },
                     ...(plan.purge ? { purge: plan.purge } : {}),

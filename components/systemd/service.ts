@@ -4,8 +4,8 @@
  * drop-in per named override, and the journald drop-in.
  */
 import { OverrideConfig, ServiceConfig } from "../config";
-import { MANAGED_MARKER } from "../model";
-import { renderCommandLine, renderEnvironmentAssignment, renderPath } from "./escape";
+import { MANAGED_MARKER, envStorePath } from "../model";
+import { escapeSpecifiers, renderCommandLine, renderEnvironmentAssignment, renderPath } from "./escape";
 import { notesHardening, strictHardeningExtras } from "./hardening";
 import { Directive, IniFile, group, installDirective as i, journalDirective as j, section, serviceDirective as s, unitDirective as u } from "./model";
 import { renderIniFile } from "./render";
@@ -52,7 +52,7 @@ export function uvicornCommand(config: ServiceConfig, workers: number | undefine
 /** The main unit file, as in the service notes (plus Requires=/Wants=/Group= when configured, and the strict profile's extras). */
 export function buildUnit(config: ServiceConfig): IniFile {
     const unitDirectives: Directive<"Unit">[] = [
-        u("Description", config.description),
+        u("Description", escapeSpecifiers(config.description)),
         u("Documentation", config.documentation),
         u("After", config.dependencies.after.join(" ")),
     ];
@@ -69,7 +69,7 @@ export function buildUnit(config: ServiceConfig): IniFile {
     identity.push(
         s("WorkingDirectory", renderPath(config.paths.workingDirectory)),
         s("Environment", renderEnvironmentAssignment("PATH", `${config.paths.venv}/bin`)),
-        s("EnvironmentFile", renderPath(config.paths.envFile)),
+        s("EnvironmentFile", renderPath(envStorePath(config.serviceName))),
     );
     const serviceGroups = [
         group(identity),

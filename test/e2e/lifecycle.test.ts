@@ -70,7 +70,8 @@ test("pulumi up on a fresh VM brings the service to healthy with the notes' unit
     assert.equal(show("Type"), "simple");
     assert.equal(show("WorkingDirectory"), "/var/amarktai/app/backend");
     assert.equal(show("Environment"), "PATH=/var/amarktai/venv/bin");
-    assert.match(show("EnvironmentFiles"), /^\/var\/amarktai\/app\/backend\/\.env /);
+    // The one deliberate difference from the notes: systemd reads the root-owned real file, the notes' path links to it.
+    assert.match(show("EnvironmentFiles"), /^\/etc\/amarktai-infra\/amarktai-api\/env /);
     assert.match(show("ExecStart"), /argv\[\]=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --host 127\.0\.0\.1 --port 8000 --log-level info /);
     assert.equal(show("Restart"), "always");
     assert.equal(show("RestartUSec"), "5s");
@@ -90,7 +91,8 @@ test("pulumi up on a fresh VM brings the service to healthy with the notes' unit
     assert.match(show("After"), /\bmongodb\.service\b/);
     assert.match(show("WantedBy"), /multi-user\.target/);
     // Ownership and modes from the notes; .env readable by the service group only.
-    assert.equal(vmRun(vm, "stat -c '%a %U %G' /var/amarktai/app/backend/.env", { root: true }).trim(), "640 root amarktai");
+    assert.equal(vmRun(vm, "stat -c '%a %U %G' /etc/amarktai-infra/amarktai-api/env /etc/amarktai-infra/amarktai-api", { root: true }).trim(), "640 root amarktai\n755 root root");
+    assert.equal(vmRun(vm, "stat -c '%U %N' /var/amarktai/app/backend/.env", { root: true }).trim(), "root '/var/amarktai/app/backend/.env' -> '/etc/amarktai-infra/amarktai-api/env'");
     assert.equal(vmRun(vm, "stat -c '%U %G' /var/amarktai/app/backend /var/amarktai/venv /var/amarktai/logs").trim(), "amarktai amarktai\namarktai amarktai\namarktai amarktai");
     assert.match(vmRun(vm, "getent passwd amarktai"), /:\/usr\/sbin\/nologin$/m);
     // The library's prerequisite step installed what the image lacked.
@@ -114,10 +116,10 @@ test("render writes the same unit the host runs, and no secret value", { timeout
     try {
         const r = await stack.script("scripts/render", ["--stack", stack.name, "--config-file", stack.configFile, "--out", out]);
         assert.equal(r.code, 0, r.stdout + r.stderr);
-        assert.match(r.stdout, /0640 root:amarktai .* \/var\/amarktai\/app\/backend\/\.env/);
+        assert.match(r.stdout, /0640 root:amarktai .* \/etc\/amarktai-infra\/amarktai-api\/env/);
         const unit = fs.readFileSync(path.join(out, "vm", "etc/systemd/system/amarktai-api.service"), "utf8");
         assert.equal(unit, vmRun(vm, "cat /etc/systemd/system/amarktai-api.service"));
-        const env = fs.readFileSync(path.join(out, "vm", "var/amarktai/app/backend/.env"), "utf8");
+        const env = fs.readFileSync(path.join(out, "vm", "etc/amarktai-infra/amarktai-api/env"), "utf8");
         assert.match(env, /^OPENAI_API_KEY=\[secret\]$/m);
         const everything = r.stdout + r.stderr + fs.readdirSync(out, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => fs.readFileSync(path.join(e.parentPath, e.name), "utf8")).join("\n");
         for (const secret of [OPENAI_API_KEY, MONGO_URL, vmPrivateKey(vm).split("\n")[1]!]) {

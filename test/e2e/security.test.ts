@@ -130,9 +130,9 @@ test("no secret in the host's process list, journal or any file but the .env; th
     assert.ok(Number(vmRun(vm, "wc -l < /root/ps.log", { root: true }).trim()) > 100, "the process list was not sampled");
     const journal = vmSsh(vm, "journalctl -q --no-pager -o cat | grep -c -F -f /dev/stdin", { root: true, input: patterns });
     assert.equal(journal.stdout.trim(), "0", "a secret appeared in the journal");
-    const files = vmSsh(vm, "grep -rlF -f /dev/stdin /etc /var /root /home /tmp /run /opt /srv /usr/local 2>/dev/null | grep -v '^/var/amarktai/app/backend/.env$' || true", { root: true, input: patterns });
+    const files = vmSsh(vm, "grep -rlF -f /dev/stdin /etc /var /root /home /tmp /run /opt /srv /usr/local 2>/dev/null | grep -v '^/etc/amarktai-infra/amarktai-api/env$' || true", { root: true, input: patterns });
     assert.equal(files.stdout.trim(), "", `secrets found in files other than the .env:\n${files.stdout}`);
-    assert.equal(vmRun(vm, "stat -c '%a %U %G' /var/amarktai/app/backend/.env /var/lib/amarktai-infra/amarktai-api/staged", { root: true }).trim(), "640 root amarktai\n700 root root");
+    assert.equal(vmRun(vm, "stat -c '%a %U %G' /etc/amarktai-infra/amarktai-api/env /var/lib/amarktai-infra/amarktai-api/staged", { root: true }).trim(), "640 root amarktai\n700 root root");
 });
 
 test("the strict profile scores 2.0 or less while the service is healthy, logs, and connects out", { timeout: 5 * MINUTE }, async () => {

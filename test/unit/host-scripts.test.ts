@@ -31,7 +31,7 @@ const plan = planService(config, [{ relativePath: "server.py", content: "app = N
 const files = plan.files.map((f) => f.file);
 
 const SCRIPTS: [string, string][] = [
-    ["prepare", prepareScript({ user: "amarktai", group: "amarktai", directories: [{ path: "/var/amarktai/app", owner: "amarktai", group: "amarktai", mode: "0755" }], venv: "/var/amarktai/venv", requirements: ["uvicorn==0.38.0"] })],
+    ["prepare", prepareScript(plan.prepare)],
     ["stage", stageFileScript("amarktai-api", files[0]!)],
     ["unstage", unstageFileScript("amarktai-api", files[0]!)],
     [
@@ -42,12 +42,14 @@ const SCRIPTS: [string, string][] = [
             files,
             removed: [{ path: "/etc/systemd/system/amarktai-api.service.d/20-old.conf", effect: "systemd" }],
             marker: MANAGED_MARKER,
+            links: plan.links,
+            account: { user: "amarktai", group: "amarktai" },
             healthUrl: "http://127.0.0.1:8000/health",
             healthTimeoutSec: 60,
         }),
     ],
     ["detached", detachedScript("activate amarktai-api.service", "echo 'it''s'\nexit 0\n")],
-    ["read env value", readEnvValueScript("/var/amarktai/app/backend/.env", "JWT_SECRET")],
+    ["read env value", readEnvValueScript(["/etc/amarktai-infra/amarktai-api/env", "/var/amarktai/app/backend/.env"], "JWT_SECRET")],
     ["removal", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER })],
     ["unstage by an owner", unstageFileScript("amarktai-api", files[0]!, { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 3 })],
     [
@@ -58,13 +60,15 @@ const SCRIPTS: [string, string][] = [
             files,
             removed: [],
             marker: MANAGED_MARKER,
+            links: plan.links,
+            account: { user: "amarktai", group: "amarktai" },
             healthUrl: "http://127.0.0.1:8000/health",
             healthTimeoutSec: 60,
             ownership: { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 4 },
         }),
     ],
     ["removal by an owner", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, ownership: { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 4 } })],
-    ["removal with purge", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, purge: { paths: ["/var/amarktai/app"], user: "amarktai", group: "amarktai" } })],
+    ["removal with purge", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, purge: plan.purge ?? { paths: ["/var/amarktai/app"], envLink: "/var/amarktai/app/backend/.env", user: "amarktai", group: "amarktai" } })],
 ];
 
 for (const [name, script] of SCRIPTS) {
@@ -83,7 +87,7 @@ for (const [name, script] of SCRIPTS) {
 
 test("hostile values in a spec stay quoted in the generated script", () => {
     const evil = "/var/x'$(touch /tmp/amarktai-pwned)'";
-    const script = prepareScript({ user: "u", group: "g", directories: [{ path: evil, owner: "u", group: "g", mode: "0755" }], venv: "/v", requirements: [] });
+    const script = prepareScript({ serviceName: "s", allowExistingUser: false, user: "u", group: "g", directories: [{ key: "paths.app", path: evil, owner: "u", group: "g", mode: "0755" }], venv: "/v", requirements: [] });
     // Run only the variable assignments: the value must come back verbatim.
     const assignments = script.split("\n").filter((l) => l.startsWith("DIR_PATHS="));
     const out = execFileSync("bash", ["-c", `${assignments.join("\n")}\nprintf '%s' "\${DIR_PATHS[0]}"`], { encoding: "utf8" });
@@ -128,7 +132,7 @@ test("what a change triggers is data: the activation's flags follow EFFECT_TRIGG
     assert.deepEqual(EFFECT_TRIGGERS.systemd, ["daemon-reload", "restart-service"]);
     assert.deepEqual(EFFECT_TRIGGERS.restart, ["restart-service"]);
     assert.deepEqual(EFFECT_TRIGGERS.journald, ["restart-journald"]);
-    const script = activationScript({ serviceName: "s", unitName: "s.service", files, removed: [], marker: MANAGED_MARKER, healthUrl: "http://127.0.0.1:1/", healthTimeoutSec: 1 });
+    const script = activationScript({ serviceName: "s", unitName: "s.service", files, removed: [], marker: MANAGED_MARKER, links: [], account: { user: "u", group: "u" }, healthUrl: "http://127.0.0.1:1/", healthTimeoutSec: 1 });
     const array = (name: string) => new RegExp(`^${name}=\\((.*)\\)$`, "m").exec(script)![1]!.split(" ").map((w) => w.replace(/'/g, ""));
     assert.deepEqual(array("RELOADS"), files.map((f) => (f.effect === "systemd" ? "1" : "0")));
     assert.deepEqual(array("RESTARTS"), files.map((f) => (f.effect === "journald" ? "0" : "1")));
@@ -136,19 +140,23 @@ test("what a change triggers is data: the activation's flags follow EFFECT_TRIGG
     assert.doesNotMatch(script, /case "\$\{EFFECTS/);
 });
 
-test("readEnvValueScript reads back exactly what renderEnvLine wrote", async () => {
+test("readEnvValueScript reads back exactly what renderEnvLine wrote", { skip: process.getuid?.() !== 0 && "the safe helper trusts root-owned directories only: run as root" }, async () => {
     const fs = await import("fs");
     const os = await import("os");
     const path = await import("path");
     const { renderEnvFile } = await import("../../components/systemd");
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "envread-"));
+    // Not under /tmp: the helper refuses to read through a directory everyone can write.
+    const dir = fs.mkdtempSync(path.join(os.homedir(), ".envread-"));
     try {
         const values: Record<string, string> = { JWT_SECRET: `a"b'c$d\`e\\f # g  `, OTHER: "x" };
         fs.writeFileSync(path.join(dir, ".env"), renderEnvFile(values));
-        const script = readEnvValueScript(path.join(dir, ".env"), "JWT_SECRET");
+        const script = readEnvValueScript([path.join(dir, "absent"), path.join(dir, ".env")], "JWT_SECRET");
         const out = execFileSync("bash", ["-c", script], { encoding: "utf8" });
         assert.equal(out, values.JWT_SECRET);
-        assert.equal(execFileSync("bash", ["-c", readEnvValueScript(path.join(dir, "missing"), "JWT_SECRET")], { encoding: "utf8" }), "");
+        assert.equal(execFileSync("bash", ["-c", readEnvValueScript([path.join(dir, "missing")], "JWT_SECRET")], { encoding: "utf8" }), "");
+        // A link planted at the notes' path is never followed.
+        fs.symlinkSync(path.join(dir, ".env"), path.join(dir, "planted"));
+        assert.equal(execFileSync("bash", ["-c", readEnvValueScript([path.join(dir, "planted")], "JWT_SECRET")], { encoding: "utf8" }), "");
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -44,7 +44,7 @@ test("render-diff shows, per stack, the unified diff of every host file and the 
         const comment = fs.readFileSync(md, "utf8");
         assert.match(comment, /^### Files on the hosts: `[0-9a-f]{7,}` → `[0-9a-f]{7,}`$/m);
         assert.match(comment, /^#### staging\n\nNo file changes\.$/m);
-        assert.match(comment, /<summary><b>prod<\/b>: 4 file\(s\) change<\/summary>\n\n```diff\ndiff -ruN base\/prod\/api-1\/etc\/systemd\/system\/amarktai-api\.service\.d\/10-workers\.conf /);
+        assert.match(comment, /<summary><b>prod<\/b>: 4 file\(s\) change<\/summary>\n\n```diff\ndiff -ruN base\/prod\/api-1\/etc\/amarktai-infra\/amarktai-api\/env /);
         assert.ok(comment.includes("+FEATURE_SIGNALS=on\n"));
         // Nothing tracked was touched.
         assert.equal(git(dir, "status", "--porcelain", "--untracked-files=no"), "");

@@ -56,7 +56,7 @@ test("on a fresh clone with no backend and no secrets, render --stack prod write
             "etc/systemd/system/amarktai-api.service.d/20-memory.conf",
             "etc/systemd/system/amarktai-api.service.d/30-cpu.conf",
             "etc/systemd/journald.conf.d/60-amarktai-infra.conf",
-            "var/amarktai/app/backend/.env",
+            "etc/amarktai-infra/amarktai-api/env",
         ];
         for (const f of files) {
             assert.ok(fs.existsSync(path.join(out, "api-1", f)), `${f} not written`);
@@ -89,7 +89,7 @@ test("render shows encrypted values as placeholders and names what is missing in
         );
         const r = renderIn(dir, ["--stack", "review", "--out", path.join(dir, "o")]);
         assert.equal(r.status, 0, r.stdout + r.stderr);
-        const env = fs.readFileSync(path.join(dir, "o", "api-1", "var/amarktai/app/backend/.env"), "utf8");
+        const env = fs.readFileSync(path.join(dir, "o", "api-1", "etc/amarktai-infra/amarktai-api/env"), "utf8");
         assert.match(env, /^OPENAI_API_KEY=\[secret\]$/m);
         assert.ok(!r.stdout.includes("v1:"), "ciphertext in the output");
 

@@ -8,17 +8,32 @@ import { testConfig } from "../support/config";
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, "..", "..", "..", "test", "fixtures", name), "utf8");
 
-test("with default settings the unit equals the service notes' unit, directive for directive", () => {
+/**
+ * The one deliberate difference from the notes: `EnvironmentFile=` names the
+ * root-owned real file. The notes' path is in a directory the service can
+ * write, and systemd reads `EnvironmentFile=` as root before dropping
+ * privileges, so a link the service planted there would hand it root-only
+ * files; the notes' path stays as a root-owned link to the real file.
+ */
+const NOTES_ENV_LINE = "EnvironmentFile=/var/amarktai/app/backend/.env";
+const OUR_ENV_LINE = "EnvironmentFile=/etc/amarktai-infra/amarktai-api/env";
+const notesUnit = () => {
+    const text = fixture("notes-unit.service");
+    assert.ok(text.includes(`${NOTES_ENV_LINE}\n`), "the notes' unit reads the .env at the notes' path");
+    return text.replace(`${NOTES_ENV_LINE}\n`, `${OUR_ENV_LINE}\n`);
+};
+
+test("with default settings the unit equals the service notes' unit, directive for directive, but for the root-owned EnvironmentFile=", () => {
     const rendered = renderSystemdFiles(testConfig()).unit.text;
-    assert.deepEqual(parseIniDirectives(rendered), parseIniDirectives(fixture("notes-unit.service")));
+    assert.deepEqual(parseIniDirectives(rendered), parseIniDirectives(notesUnit()));
 });
 
-test("with default settings the unit text is the notes' text below the managed-file header", () => {
+test("with default settings the unit text is the notes' text below the managed-file header, but for the root-owned EnvironmentFile=", () => {
     const rendered = renderSystemdFiles(testConfig()).unit.text;
     const [header, blank, ...rest] = rendered.split("\n");
     assert.equal(header, `# ${MANAGED_MARKER}`);
     assert.equal(blank, "");
-    assert.equal(rest.join("\n"), fixture("notes-unit.service"));
+    assert.equal(rest.join("\n"), notesUnit());
 });
 
 test("the unit lives at /etc/systemd/system/<service>.service", () => {

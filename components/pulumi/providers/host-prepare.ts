@@ -1,6 +1,6 @@
 /** The HostPrepare provider: prerequisites, the service user, directories, the venv and its requirements. */
 import { detachedScript, prepareScript, readEnvValueScript } from "../../host";
-import { PrepareSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
+import { PrepareSpec, STATE_SCHEMA_VERSION, envStorePath, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded } from "./diff";
 
@@ -8,7 +8,7 @@ import { Provider, diffProps, hostWorkNeeded } from "./diff";
 export interface HostPrepareInputs {
     connection: SshConnection;
     spec: PrepareSpec;
-    /** An env file whose existing JWT_SECRET is adopted (kept across destroy/up and from hand-made installs). */
+    /** The notes' env file path: an existing JWT_SECRET is adopted from the library's real `.env`, else from a hand-made file here (kept across destroy/up). */
     adoptJwtFrom?: string;
 }
 
@@ -24,7 +24,7 @@ async function prepare(inputs: HostPrepareInputs): Promise<HostPrepareOutputs> {
     let adoptedJwtSecret = "";
     if (inputs.adoptJwtFrom) {
         try {
-            adoptedJwtSecret = (await runAsRoot(inputs.connection, readEnvValueScript(inputs.adoptJwtFrom, "JWT_SECRET"), { what: "reading the existing JWT_SECRET" })).stdout;
+            adoptedJwtSecret = (await runAsRoot(inputs.connection, readEnvValueScript([envStorePath(inputs.spec.serviceName), inputs.adoptJwtFrom], "JWT_SECRET"), { what: "reading the existing JWT_SECRET" })).stdout;
         } catch {
             // Never let a secret-bearing output reach an error message.
             throw new Error(`could not read JWT_SECRET from ${inputs.adoptJwtFrom} on ${inputs.connection.host}`);

@@ -15,6 +15,10 @@ export interface ServiceActivationInputs {
     service: string;
     /** Every managed file by path: mode, owner and kind. (A list of lines in state written by release 0.1.0.) */
     files: Record<string, ActivationFile>;
+    /** Root-owned links the activation keeps, link path → target (the notes' `.env` path → the real file). */
+    links?: Record<string, string>;
+    /** The service's account, the only one besides root trusted to own directories the activation works in. */
+    account?: { user: string; group: string };
     /** A short hash of each file's content by path: a change re-runs the activation. */
     contentHashes: Record<string, string>;
     /** The health URL probed inside the host, and how long a start may take. */
@@ -34,7 +38,13 @@ export interface ServiceActivationOutputs extends ServiceActivationInputs {
 }
 
 /** What an activation's diff compares. */
-const COMPARED = ["connection", "files", "contentHashes", "health", "purge", "owner"] as const;
+const COMPARED = ["connection", "files", "links", "account", "contentHashes", "health", "purge", "owner"] as const;
+
+/** The service's account for state written before `account` was an input: the owner of the first file not owned by root. */
+function accountOf(files: readonly ManagedFile[]): { user: string; group: string } {
+    const f = files.find((x) => x.owner !== "root") ?? files.find((x) => x.group !== "root");
+    return { user: f?.owner && f.owner !== "root" ? f.owner : "amarktai", group: f?.group ?? "amarktai" };
+}
 
 async function activate(inputs: ServiceActivationInputs, previous?: ServiceActivationOutputs): Promise<ServiceActivationOutputs> {
     const files = activationFilesOf(inputs.files);
@@ -52,6 +62,8 @@ async function activate(inputs: ServiceActivationInputs, previous?: ServiceActiv
                 files,
                 removed,
                 marker: MANAGED_MARKER,
+                links: Object.entries(inputs.links ?? {}).map(([path, target]) => ({ path, target })),
+                account: inputs.account ?? accountOf(files),
                 healthUrl: inputs.health.url,
                 healthTimeoutSec: inputs.health.timeoutSec,
                 ...(inputs.owner ? { ownership: { owner: inputs.owner, generation } } : {}),

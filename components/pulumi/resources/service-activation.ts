@@ -9,6 +9,8 @@ export interface ServiceActivationArgs extends HostArgs {
     service: pulumi.Input<string>;
     /** Every managed file by path: mode, owner and kind. */
     files: pulumi.Input<Record<string, ActivationFile>>;
+    links?: pulumi.Input<Record<string, string>>;
+    account?: pulumi.Input<{ user: string; group: string }>;
     /** A short hash of each file's content by path. */
     contentHashes: pulumi.Input<Record<string, pulumi.Input<string>>>;
     health: pulumi.Input<{ url: string; timeoutSec: number }>;

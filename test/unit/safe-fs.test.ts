@@ -1,0 +1,251 @@
+/**
+ * The safe file-operation helper, run for real against a scratch tree:
+ * root's writes, moves, ownership changes and removals in a directory an
+ * unprivileged account owns never follow what that account planted.
+ * `nobody:nogroup` plays the service's account. Needs root (chown).
+ */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { SAFE_FS_PY } from "../../components/host";
+
+const skip = process.getuid?.() !== 0 ? "needs root (it changes owners)" : false;
+const NOBODY = 65534;
+const TRUST = ["--trust", "nobody:nogroup"];
+
+/** A scratch tree under a root-owned directory (never /tmp: the helper refuses directories everyone can write). */
+function scratch(): { root: string; helper: string; done: () => void } {
+    const root = fs.mkdtempSync(path.join(os.homedir(), ".safe-fs-"));
+    fs.chmodSync(root, 0o755);
+    const helper = path.join(root, "safe-fs.py");
+    fs.writeFileSync(helper, SAFE_FS_PY);
+    return { root, helper, done: () => fs.rmSync(root, { recursive: true, force: true }) };
+}
+
+function run(helper: string, args: string[]): { status: number; stdout: string; stderr: string } {
+    const r = spawnSync("python3", [helper, ...args], { encoding: "utf8" });
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A root-owned 0600 canary file and 0700 canary directory, with a fingerprint of both. */
+function canaries(root: string): { file: string; dir: string; fingerprint: () => string } {
+    const file = path.join(root, "canary");
+    const dir = path.join(root, "canary-dir");
+    fs.writeFileSync(file, "canary\n", { mode: 0o600 });
+    fs.mkdirSync(dir, { mode: 0o700 });
+    fs.writeFileSync(path.join(dir, "inside"), "inside\n", { mode: 0o600 });
+    const fingerprint = () =>
+        [file, dir, path.join(dir, "inside")]
+            .map((p) => {
+                const st = fs.lstatSync(p);
+                return `${p} ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)} ${st.isFile() ? fs.readFileSync(p, "utf8") : fs.readdirSync(p).join(",")}`;
+            })
+            .join("\n");
+    return { file, dir, fingerprint };
+}
+
+/** A service-owned directory `svc/` with a root-only staging file `staged`. */
+function serviceTree(root: string): { svc: string; staged: string } {
+    const svc = path.join(root, "svc");
+    fs.mkdirSync(svc, { mode: 0o755 });
+    fs.chownSync(svc, NOBODY, NOBODY);
+    const stage = path.join(root, "stage");
+    fs.mkdirSync(stage, { mode: 0o700 });
+    const staged = path.join(stage, "content");
+    fs.writeFileSync(staged, "NEW CONTENT\n", { mode: 0o600 });
+    return { svc, staged };
+}
+
+test("install writes through a fresh temporary file: content, owner and mode set, nothing left behind", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const { svc, staged } = serviceTree(root);
+        const target = path.join(svc, "sub", ".env");
+        const r = run(helper, [...TRUST, "install", staged, target, "root", "nogroup", "0640"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(fs.readFileSync(target, "utf8"), "NEW CONTENT\n");
+        const st = fs.statSync(target);
+        assert.deepEqual([st.uid, st.gid, (st.mode & 0o7777).toString(8)], [0, NOBODY, "640"]);
+        assert.deepEqual(fs.readdirSync(path.dirname(target)), [".env"]);
+        assert.equal(fs.statSync(path.dirname(target)).uid, 0, "a missing parent is created root-owned");
+    } finally {
+        done();
+    }
+});
+
+test("install replaces a planted symlink at the target (or at the old temp name) without touching what it points to", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const c = canaries(root);
+        const before = c.fingerprint();
+        const { svc, staged } = serviceTree(root);
+        const target = path.join(svc, "server.py");
+        fs.symlinkSync(c.file, target);
+        fs.symlinkSync(c.file, `${target}.amarktai-infra.tmp`);
+        fs.lchownSync(target, NOBODY, NOBODY);
+        const r = run(helper, [...TRUST, "install", staged, target, "nobody", "nogroup", "0644"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(!fs.lstatSync(target).isSymbolicLink(), "the link was replaced by a file");
+        assert.equal(fs.readFileSync(target, "utf8"), "NEW CONTENT\n");
+        assert.equal(c.fingerprint(), before, "the canary changed");
+    } finally {
+        done();
+    }
+});
+
+test("install over a hardlink to a root file leaves that file as it was", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const c = canaries(root);
+        const before = c.fingerprint();
+        const { svc, staged } = serviceTree(root);
+        const target = path.join(svc, ".env");
+        fs.linkSync(c.file, target);
+        const r = run(helper, [...TRUST, "install", staged, target, "root", "nogroup", "0640"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(fs.statSync(target).nlink, 1);
+        assert.equal(c.fingerprint(), before, "the canary changed");
+    } finally {
+        done();
+    }
+});
+
+test("a directory swapped for a symlink is refused with a clear message and nothing is written", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const c = canaries(root);
+        const before = c.fingerprint();
+        const { svc, staged } = serviceTree(root);
+        fs.symlinkSync(c.dir, path.join(svc, "backend"));
+        const r = run(helper, [...TRUST, "install", staged, path.join(svc, "backend", ".env"), "root", "nogroup", "0640"]);
+        assert.equal(r.status, 2);
+        assert.match(r.stderr, /refused: .*backend is a symlink or not a directory; refusing to follow it/);
+        const m = run(helper, [...TRUST, "mkdir", path.join(svc, "backend"), "nobody", "nogroup", "0755"]);
+        assert.equal(m.status, 2);
+        assert.match(m.stderr, /backend is a symlink or not a directory/);
+        assert.equal(c.fingerprint(), before, "the canary changed");
+    } finally {
+        done();
+    }
+});
+
+test("a directory owned by an account that is not trusted is refused", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const { svc, staged } = serviceTree(root);
+        const r = run(helper, ["install", staged, path.join(svc, "x"), "root", "root", "0644"]);
+        assert.equal(r.status, 2);
+        assert.match(r.stderr, /owned by uid 65534, not by root or the service's user/);
+    } finally {
+        done();
+    }
+});
+
+test("same says 'differs' for a planted link even when it points at identical content", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const { svc, staged } = serviceTree(root);
+        const target = path.join(svc, "f");
+        fs.symlinkSync(staged, target);
+        assert.equal(run(helper, [...TRUST, "same", staged, target, "root", "root", "0600"]).status, 10);
+        fs.rmSync(target);
+        assert.equal(run(helper, [...TRUST, "install", staged, target, "root", "root", "0600"]).status, 0);
+        assert.equal(run(helper, [...TRUST, "same", staged, target, "root", "root", "0600"]).status, 0);
+        assert.equal(run(helper, [...TRUST, "same", staged, target, "root", "root", "0644"]).status, 10);
+    } finally {
+        done();
+    }
+});
+
+test("backup and restore put back a file with its owner and mode, and remove what was absent or planted", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const c = canaries(root);
+        const before = c.fingerprint();
+        const { svc, staged } = serviceTree(root);
+        const backup = path.join(root, "backup");
+        fs.mkdirSync(backup, { mode: 0o700 });
+        const kept = path.join(svc, "kept");
+        fs.writeFileSync(kept, "OLD\n", { mode: 0o640 });
+        fs.chownSync(kept, 0, NOBODY);
+        assert.equal(run(helper, [...TRUST, "backup", kept, backup, "k1"]).stdout.trim(), "present");
+        const planted = path.join(svc, "planted");
+        fs.symlinkSync(c.file, planted);
+        fs.lchownSync(planted, NOBODY, NOBODY);
+        assert.equal(run(helper, [...TRUST, "backup", planted, backup, "k2"]).stdout.trim(), "absent");
+        assert.equal(run(helper, [...TRUST, "install", staged, kept, "nobody", "nogroup", "0644"]).status, 0);
+        assert.equal(run(helper, [...TRUST, "restore", backup, "k1", kept]).status, 0);
+        assert.equal(fs.readFileSync(kept, "utf8"), "OLD\n");
+        const st = fs.statSync(kept);
+        assert.deepEqual([st.uid, st.gid, (st.mode & 0o7777).toString(8)], [0, NOBODY, "640"]);
+        assert.equal(run(helper, [...TRUST, "restore", backup, "k2", planted]).status, 0);
+        assert.ok(!fs.existsSync(planted) && !fs.lstatSync(svc).isSymbolicLink());
+        assert.equal(c.fingerprint(), before, "the canary changed");
+    } finally {
+        done();
+    }
+});
+
+test("symlink makes a root-owned link atomically; remove never follows a link", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const c = canaries(root);
+        const before = c.fingerprint();
+        const { svc } = serviceTree(root);
+        const link = path.join(svc, ".env");
+        fs.writeFileSync(link, "old regular file\n");
+        assert.equal(run(helper, [...TRUST, "symlink", "/etc/amarktai-infra/x/env", link]).status, 0);
+        assert.equal(fs.readlinkSync(link), "/etc/amarktai-infra/x/env");
+        assert.equal(fs.lstatSync(link).uid, 0);
+        const planted = path.join(svc, "20-old.conf");
+        fs.symlinkSync(c.file, planted);
+        const r = run(helper, [...TRUST, "remove", planted, "# marker"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /leaving .* alone/);
+        assert.equal(run(helper, [...TRUST, "remove", planted]).status, 0);
+        assert.ok(!fs.existsSync(planted));
+        assert.equal(c.fingerprint(), before, "the canary changed");
+    } finally {
+        done();
+    }
+});
+
+test("mkdir creates and reports what it made, keeps a directory its owner already has, and refuses to re-own a foreign one", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const made = run(helper, [...TRUST, "mkdir", path.join(root, "a", "b"), "nobody", "nogroup", "0750"]);
+        assert.equal(made.status, 0, made.stderr);
+        assert.deepEqual(made.stdout.trim().split("\n"), [`parent ${path.join(root, "a")}`, `created ${path.join(root, "a", "b")}`]);
+        const st = fs.statSync(path.join(root, "a", "b"));
+        assert.deepEqual([st.uid, (st.mode & 0o7777).toString(8)], [NOBODY, "750"]);
+        assert.equal(run(helper, [...TRUST, "mkdir", path.join(root, "a", "b"), "nobody", "nogroup", "0755"]).stdout.trim(), `exists ${path.join(root, "a", "b")}`);
+        fs.mkdirSync(path.join(root, "foreign"), { mode: 0o700 });
+        const refused = run(helper, [...TRUST, "mkdir", path.join(root, "foreign"), "nobody", "nogroup", "0755"]);
+        assert.equal(refused.status, 2);
+        assert.match(refused.stderr, /already exists, owned by root, and was not created by amarktai-infra; refusing to re-own it/);
+        assert.equal(fs.statSync(path.join(root, "foreign")).uid, 0);
+        assert.equal(run(helper, [...TRUST, "mkdir", path.join(root, "foreign"), "nobody", "nogroup", "0755", "adopt"]).status, 0);
+    } finally {
+        done();
+    }
+});
+
+test("rmtree removes a tree without following links planted inside it", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        const c = canaries(root);
+        const before = c.fingerprint();
+        const tree = path.join(root, "tree");
+        fs.mkdirSync(path.join(tree, "deep"), { recursive: true });
+        fs.symlinkSync(c.dir, path.join(tree, "deep", "link"));
+        fs.symlinkSync(c.file, path.join(tree, "file-link"));
+        assert.equal(run(helper, ["rmtree", tree]).status, 0);
+        assert.ok(!fs.existsSync(tree));
+        assert.equal(c.fingerprint(), before, "the canary changed");
+    } finally {
+        done();
+    }
+});
