@@ -127,6 +127,11 @@ export function limitProblems(config: ServiceConfig, secrets: SecretConfig, name
     for (const [o, override] of Object.entries(config.overrides)) {
         for (const [name, value] of Object.entries(override.environment ?? {})) entry(`overrides.${o}.environment.${name}`, name, value);
     }
+    // The longest ExecStart= any drop-in can produce (workers and the longest log level included).
+    const command = `${config.paths.venv}/bin/python -m uvicorn ${config.app.module} --host ${config.app.bindHost} --port ${config.app.port} --workers 64 --log-level critical`;
+    if (Buffer.byteLength(command, "utf8") > LIMITS.commandLineBytes) {
+        problems.push(`${namespace}:paths.venv: with app.module the service's command line is ${Buffer.byteLength(command, "utf8")} bytes; it may be at most ${LIMITS.commandLineBytes} bytes`);
+    }
     if (total > LIMITS.envTotalBytes) {
         problems.push(`${namespace}:env: env, secretEnv and overrides.*.environment add up to ${total} bytes; the service's environment may be at most ${LIMITS.envTotalBytes} bytes in all`);
     }

@@ -72,6 +72,43 @@ interface Pooled {
     idleTimer?: NodeJS.Timeout;
 }
 
+/**
+ * The host-key algorithms ssh2 may negotiate for a pinned key of `keyType`:
+ * only that key's own, so a host that also has keys of other types presents
+ * the pinned one (an RSA key may be signed with SHA-2 or SHA-1).
+ */
+export function hostKeyAlgorithms(keyType: string): string[] {
+    switch (keyType) {
+        case "ssh-ed25519":
+        case "ecdsa-sha2-nistp256":
+        case "ecdsa-sha2-nistp384":
+        case "ecdsa-sha2-nistp521":
+            return [keyType];
+        case "ssh-rsa":
+            return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"];
+        default:
+            throw new Error(`pinned host key type ${JSON.stringify(keyType)} is not supported (ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa)`);
+    }
+}
+
+/** The key type named inside an SSH public key blob (its first length-prefixed string), or "unknown". */
+export function keyTypeOfBlob(blob: Buffer): string {
+    if (blob.length < 4) return "unknown";
+    const n = blob.readUInt32BE(0);
+    return n > 0 && n < 64 && blob.length >= 4 + n ? blob.subarray(4, 4 + n).toString("latin1") : "unknown";
+}
+
+/** Why a presented host key is not the pinned one, naming both types. */
+export function hostKeyMismatchMessage(target: string, presented: Buffer, pinned: string): string {
+    const pinnedType = pinned.trim().split(/\s+/)[0] ?? "unknown";
+    const presentedType = keyTypeOfBlob(presented);
+    const what =
+        presentedType === pinnedType
+            ? `the host presented a different ${presentedType} key than the pinned one`
+            : `the host presented a ${presentedType} key, the pinned key is ${pinnedType}`;
+    return `host key verification failed for ${target}: ${what}. Nothing was run. If the host was rebuilt, update the pinned hostKey in the stack config (ssh-keyscan -t ${pinnedType === "ssh-rsa" ? "rsa" : pinnedType.startsWith("ecdsa") ? "ecdsa" : "ed25519"} HOST).`;
+}
+
 const pool = new Map<string, Pooled>();
 
 function poolKey(c: SshConnection): string {
@@ -83,18 +120,13 @@ function connect(c: SshConnection, key: string): Promise<Client> {
     return new Promise((resolve, reject) => {
         const client = new Client();
         const expected = hostKeyBlob(c.hostKey);
-        let hostKeyMismatch = false;
+        let mismatch: Buffer | undefined;
         client
             .on("ready", () => resolve(client))
             .on("error", (err: Error) => {
                 pool.delete(key);
-                if (hostKeyMismatch) {
-                    reject(
-                        new Error(
-                            `host key verification failed for ${describeTarget(c)}: the host did not present the pinned key ` +
-                                `(${c.hostKey.split(/\s+/)[0]} …). Nothing was run. If the host was rebuilt, update the pinned hostKey in the stack config.`,
-                        ),
-                    );
+                if (mismatch) {
+                    reject(new Error(hostKeyMismatchMessage(describeTarget(c), mismatch, c.hostKey)));
                 } else {
                     reject(new Error(`cannot connect to ${describeTarget(c)}: ${err.message}`));
                 }
@@ -108,9 +140,11 @@ function connect(c: SshConnection, key: string): Promise<Client> {
                 readyTimeout: 120_000,
                 keepaliveInterval: 15_000,
                 keepaliveCountMax: 8,
+                // Negotiate only the pinned key's own algorithm(s), so a correctly pinned ECDSA or RSA key is what the host presents.
+                algorithms: { serverHostKey: hostKeyAlgorithms(c.hostKey.trim().split(/\s+/)[0] ?? "") as never },
                 hostVerifier: (presented: Buffer) => {
                     const ok = presented.equals(expected);
-                    hostKeyMismatch = !ok;
+                    mismatch = ok ? undefined : presented;
                     return ok;
                 },
             });

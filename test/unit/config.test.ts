@@ -144,6 +144,7 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["an env value over the entry limit", { env: { BIG: "x".repeat(40 * 1024) } }, `${NS}:env.BIG`, /at most 32768 bytes.*131072/],
     ["a secret env value over the entry limit", { secretEnv: { BIG: "x".repeat(200 * 1024) } }, `${NS}:secretEnv.BIG`, /at most 32768 bytes/],
     ["an override environment value over the entry limit", { overrides: { e: { environment: { BIG: "x".repeat(33 * 1024) } } } }, `${NS}:overrides.e.environment.BIG`, /at most 32768/],
+    ["a command line over its limit", { paths: { venv: `/opt/${"v".repeat(9000)}` } }, `${NS}:paths.venv`, /command line is \d+ bytes; it may be at most 8192/],
     ["an environment over the total limit", { env: { A: "x".repeat(30000), B: "x".repeat(30000), C: "x".repeat(30000) } }, `${NS}:env`, /at most 65536 bytes in all/],
 ];
 

@@ -44,3 +44,15 @@ test("paths must be absolute without whitespace, and % is escaped", () => {
 test("an empty value renders as a reset line", () => {
     assert.equal(renderIniFile({ sections: [section("Service", group([serviceDirective("ExecStart", "")]))] }), "[Service]\nExecStart=\n");
 });
+
+test("a % in Description= is doubled, so systemd shows it literally instead of expanding a specifier", async () => {
+    const { renderSystemdFiles } = await import("../../components/systemd");
+    const { testConfig } = await import("../support/config");
+    const unit = renderSystemdFiles(testConfig({ description: "%n on %H (100%)" })).unit.text;
+    assert.match(unit, /^Description=%%n on %%H \(100%%\)$/m);
+    // Every other directive value that may hold a % is escaped too: no single % is left anywhere in the unit.
+    const hostile = renderSystemdFiles(testConfig({ description: "%i", overrides: { e: { environment: { A: "%h" } } } }));
+    for (const text of [hostile.unit.text, ...hostile.dropIns.map((d) => d.text)]) {
+        assert.doesNotMatch(text.replace(/%%/g, ""), /%/);
+    }
+});
