@@ -14,12 +14,12 @@
 import { quoteScript } from "./shell";
 
 /** The helper's Python source. */
-export const SAFE_FS_PY = String.raw`"""amarktai-infra safe-fs: root's file operations in directories a less
+export const SAFE_FS_PY = String.raw`"""amarktai-infra safe-fs: root file operations in directories a less
 privileged user can write, without following anything that user can plant.
 
 Every path is walked from / one component at a time with
-open(O_DIRECTORY|O_NOFOLLOW) relative to the previous directory's fd (the
-idea of systemd's chase() with CHASE_SAFE): a symlink, a non-directory, or a
+open(O_DIRECTORY|O_NOFOLLOW) relative to the previous directory fd (the
+idea of systemd chase() with CHASE_SAFE): a symlink, a non-directory, or a
 directory not owned by root or a trusted account (or writable by an
 untrusted group or by everyone) is refused. Files are written to a temporary
 name created with O_CREAT|O_EXCL|O_NOFOLLOW and an unpredictable suffix
@@ -29,7 +29,7 @@ through an existing name. Content comes from files in root-only places,
 never from the command line.
 
 Usage: safe-fs [--trust USER:GROUP]... OP ARGS...
-Exit status: 0 done, 10 "differs" (for 'same'), 2 refused (message on stderr).
+Exit status: 0 done, 10 "differs" (for same), 2 refused (message on stderr).
 """
 import errno
 import grp
@@ -69,16 +69,16 @@ def check_dir(st, path):
     if not stat.S_ISDIR(st.st_mode):
         raise Refused(f"{path} is not a directory")
     if st.st_uid not in TRUSTED_UIDS:
-        raise Refused(f"{path} is owned by uid {st.st_uid}, not by root or the service's user; refusing to work inside it")
+        raise Refused(f"{path} is owned by uid {st.st_uid}, not by root or the service user; refusing to work inside it")
     if st.st_mode & 0o002:
         raise Refused(f"{path} is writable by everyone; refusing to work inside it")
     if st.st_mode & 0o020 and st.st_gid not in TRUSTED_GIDS:
-        raise Refused(f"{path} is writable by group {st.st_gid}, not the service's group; refusing to work inside it")
+        raise Refused(f"{path} is writable by group {st.st_gid}, not the service group; refusing to work inside it")
 
 
 def open_dir(path, created=None):
-    """An fd of directory 'path', reached without following links. With
-    'created' (a list), missing directories are made root:root 0755 and
+    """An fd of directory path, reached without following links. With
+    created (a list), missing directories are made root:root 0755 and
     their paths appended to it."""
     fd = os.open("/", O_DIR)
     check_dir(os.fstat(fd), "/")
@@ -118,6 +118,17 @@ def parent_of(path):
     return "/" + "/".join(parts[:-1]), parts[-1]
 
 
+def open_parent_if_present(path):
+    """The fd of the directory holding path and the last component; (None, name) when a parent is missing."""
+    d, name = parent_of(path)
+    try:
+        return open_dir(d), name
+    except Refused as e:
+        if "does not exist" in str(e):
+            return None, name
+        raise
+
+
 def lstat_at(dfd, name):
     try:
         return os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -126,7 +137,7 @@ def lstat_at(dfd, name):
 
 
 def open_regular(dfd, name):
-    """An fd of regular file 'name' in dfd; None when absent, -1 for a link or another kind of file."""
+    """An fd of regular file name in dfd; None when absent, -1 for a link or another kind of file."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
     except FileNotFoundError:
@@ -159,7 +170,7 @@ def temp_name(name):
 
 
 def write_at(dfd, name, data, uid, gid, mode):
-    """Writes 'data' to 'name' in dfd through a fresh temporary file and a rename."""
+    """Writes data to name in dfd through a fresh temporary file and a rename."""
     st = lstat_at(dfd, name)
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise Refused(f"{name} is a directory; refusing to replace it")
@@ -187,7 +198,7 @@ def write_at(dfd, name, data, uid, gid, mode):
 
 
 def symlink_at(dfd, name, target):
-    """Makes 'name' in dfd a symlink to 'target' (a fresh root-owned link renamed over it); False when it already is one."""
+    """Makes name in dfd a symlink to target (a fresh root-owned link renamed over it); False when it already is one."""
     st = lstat_at(dfd, name)
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise Refused(f"{name} is a directory; refusing to replace it")
@@ -215,7 +226,7 @@ def unlink_at(dfd, name):
 
 
 def op_install(src, dest, owner, group, mode):
-    """Installs the content of root-only file 'src' at 'dest' (missing parents: root:root 0755)."""
+    """Installs the content of root-only file src at dest (missing parents: root:root 0755)."""
     data = read_source(src)
     uid, gid = ids(owner, group)
     d, name = parent_of(dest)
@@ -228,7 +239,7 @@ def op_install(src, dest, owner, group, mode):
 
 
 def op_same(src, dest, owner, group, mode):
-    """Exit 0 when 'dest' is a regular file (not a link, one name) with the bytes of 'src', the owner and the mode; else 10."""
+    """Exit 0 when dest is a regular file (not a link, one name) with the bytes of src, the owner and the mode; else 10."""
     data = read_source(src)
     uid, gid = ids(owner, group)
     d, name = parent_of(dest)
@@ -249,9 +260,9 @@ def op_same(src, dest, owner, group, mode):
 
 
 def op_backup(dest, backup_dir, key):
-    """Keeps what is at 'dest' in root-only 'backup_dir' under 'key': a regular file's bytes, owner and
-    mode, or a root-owned symlink's target. Prints 'present' or 'absent' (anything else is not kept:
-    restoring then removes whatever is at 'dest')."""
+    """Keeps what is at dest in root-only backup_dir under key: a regular file bytes, owner and
+    mode, or the target of a root-owned symlink. Prints present or absent (anything else is not kept:
+    restoring then removes whatever is at dest)."""
     bfd = open_dir(backup_dir)
     d, name = parent_of(dest)
     try:
@@ -282,7 +293,7 @@ def op_backup(dest, backup_dir, key):
 
 
 def op_restore(backup_dir, key, dest):
-    """Puts back what 'backup' kept under 'key', or removes 'dest' when nothing was kept."""
+    """Puts back what backup kept under key, or removes dest when nothing was kept."""
     bfd = open_dir(backup_dir)
     try:
         fd = open_regular(bfd, key)
@@ -307,14 +318,10 @@ def op_restore(backup_dir, key, dest):
 
 
 def op_remove(dest, marker=None):
-    """Removes the file or link at 'dest' (never what it points to). With a marker, only a regular file whose first line is the marker."""
-    d, name = parent_of(dest)
-    try:
-        dfd = open_dir(d)
-    except Refused as e:
-        if "does not exist" in str(e):
-            return 0
-        raise
+    """Removes the file or link at dest (never what it points to). With a marker, only a regular file whose first line is the marker."""
+    dfd, name = open_parent_if_present(dest)
+    if dfd is None:
+        return 0
     try:
         if marker is not None:
             fd = open_regular(dfd, name)
@@ -336,7 +343,7 @@ def op_remove(dest, marker=None):
 
 
 def op_symlink(target, link):
-    """Makes 'link' a root-owned symlink to 'target', atomically (a directory at 'link' is refused)."""
+    """Makes link a root-owned symlink to target, atomically (a directory at link is refused)."""
     d, name = parent_of(link)
     dfd = open_dir(d)
     try:
@@ -348,9 +355,9 @@ def op_symlink(target, link):
 
 
 def op_mkdir(path, owner, group, mode, adopt="no"):
-    """Creates directory 'path' owned 'owner:group' with 'mode' (missing parents root:root 0755) and
-    prints 'parent P' / 'created P' / 'exists P'. An existing directory is given the owner and mode
-    only when it is already owned by that user or by root with 'adopt' (the library created it
+    """Creates directory path owned owner:group with mode (missing parents root:root 0755) and
+    prints parent P / created P / exists P. An existing directory is given the owner and mode
+    only when it is already owned by that user or by root with adopt (the library created it
     before); anything else (a link, a file, a directory of another owner) is refused."""
     uid, gid = ids(owner, group)
     d, name = parent_of(path)
@@ -382,21 +389,18 @@ def op_mkdir(path, owner, group, mode, adopt="no"):
             os.fchmod(fd, int(mode, 8))
         finally:
             os.close(fd)
-        print(f"{'created' if new else 'exists'} {path}")
+        word = "created" if new else "exists"
+        print(f"{word} {path}")
     finally:
         os.close(dfd)
     return 0
 
 
 def op_rmtree(path):
-    """Removes directory 'path' and everything in it without following links."""
-    d, name = parent_of(path)
-    try:
-        dfd = open_dir(d)
-    except Refused as e:
-        if "does not exist" in str(e):
-            return 0
-        raise
+    """Removes directory path and everything in it without following links."""
+    dfd, name = open_parent_if_present(path)
+    if dfd is None:
+        return 0
     try:
         st = lstat_at(dfd, name)
         if st is None:
@@ -412,7 +416,7 @@ def op_rmtree(path):
 
 
 def op_rmdir(path):
-    """Removes directory 'path' if it is empty."""
+    """Removes directory path if it is empty."""
     d, name = parent_of(path)
     try:
         dfd = open_dir(d)
@@ -433,24 +437,24 @@ def env_value(text, wanted):
         if not line.startswith(wanted + "="):
             continue
         value = line[len(wanted) + 1:]
-        if len(value) >= 2 and value[0] == value[-1] == '"':
+        if len(value) >= 2 and value[0] == value[-1] == chr(34):
             out, i, body = [], 0, value[1:-1]
             while i < len(body):
-                if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in '"\\$' + chr(96):
+                if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in chr(34) + "\\$" + chr(96):
                     out.append(body[i + 1])
                     i += 2
                 else:
                     out.append(body[i])
                     i += 1
             value = "".join(out)
-        elif len(value) >= 2 and value[0] == value[-1] == "'":
+        elif len(value) >= 2 and value[0] == value[-1] == chr(39):
             value = value[1:-1]
         return value
     return None
 
 
 def op_env_value(name, *paths):
-    """Prints the value of 'name' from the first of 'paths' that is a regular file holding it (links
+    """Prints the value of name from the first of paths that is a regular file holding it (links
     are never followed). Prints nothing when none has it. The output is a secret."""
     for path in paths:
         d, base = parent_of(path)
@@ -492,12 +496,12 @@ def main(argv):
         owner, _, group = argv[1].partition(":")
         uid, gid = ids(owner, group or owner)
         if uid == 0 or gid == 0:
-            raise Refused("--trust names the service's account, never root")
+            raise Refused("--trust names the service account, never root")
         TRUSTED_UIDS.add(uid)
         TRUSTED_GIDS.add(gid)
         argv = argv[2:]
     if not argv or argv[0] not in OPS:
-        raise Refused(f"usage: safe-fs [--trust USER:GROUP]... {'|'.join(OPS)} ARGS...")
+        raise Refused("usage: safe-fs [--trust USER:GROUP]... " + "|".join(OPS) + " ARGS...")
     return OPS[argv[0]](*argv[1:])
 
 

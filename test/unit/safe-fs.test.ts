@@ -138,7 +138,7 @@ test("a directory owned by an account that is not trusted is refused", { skip },
         const { svc, staged } = serviceTree(root);
         const r = run(helper, ["install", staged, path.join(svc, "x"), "root", "root", "0644"]);
         assert.equal(r.status, 2);
-        assert.match(r.stderr, /owned by uid 65534, not by root or the service's user/);
+        assert.match(r.stderr, /owned by uid 65534, not by root or the service user/);
     } finally {
         done();
     }
