@@ -252,6 +252,12 @@ export const stackConfigSchema = z
         env: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an env value")).default({}).describe("Plain (non-secret) `.env` entries, e.g. feature flags."),
         health: healthSchema.default(healthSchema.parse({})).describe("The health check run inside the host after every (re)start."),
         rollout: rolloutSchema.default(rolloutSchema.parse({})).describe("How changes roll out across several hosts."),
+        foreignDropIns: z
+            .enum(["refuse", "remove"])
+            .default("refuse")
+            .describe(
+                "Unmanaged drop-ins of the unit (e.g. the `override.conf` of `systemctl edit`) would silently override the managed settings. `refuse`: `up` fails before changing anything, naming each file and showing its text (remove it, or adopt its settings as an override); `remove`: `up` backs them up and removes them. `preview --refresh` shows them either way.",
+            ),
         purgeOnDestroy: z.boolean().default(false).describe("On `pulumi destroy`, also remove the user, group, directories and `.env` that the library created on the host and recorded there (never what existed before; default: keep data)."),
     })
     .strict();

@@ -3,3 +3,4 @@
 export * from "./shell";
 export * from "./scripts";
 export * from "./safe-fs";
+export * from "./read";

@@ -232,7 +232,18 @@ export interface ActivationSpec {
     readonly healthTimeoutSec: number;
     /** Recorded on the host once the service is healthy: from then on it owns the service. */
     readonly ownership?: Ownership;
+    /** What to do with unmanaged `*.conf` files in the unit's drop-in directory (default `refuse`). */
+    readonly foreignDropIns?: ForeignDropInPolicy;
 }
+
+/**
+ * What an activation does with unmanaged drop-ins of its unit (such as the
+ * `override.conf` of `systemctl edit`), which would silently override the
+ * managed settings: `refuse` fails before changing anything, naming each
+ * file and showing its text; `remove` backs them up and removes them (and
+ * puts them back if the new state is not healthy).
+ */
+export type ForeignDropInPolicy = "refuse" | "remove";
 
 /** Shared shell functions for activation and rollback: health probing and the journal excerpt. */
 function healthFunctions(spec: ActivationSpec): string[] {
@@ -316,6 +327,23 @@ export function activationScript(spec: ActivationSpec): string {
         '  if sensitive "$i" && [ -f "${PATHS[$i]}" ]; then continue; fi',
         '  fail "staged copy of ${PATHS[$i]} is missing; run pulumi up again"',
         "done",
+        // Unmanaged drop-ins would override the managed settings unseen: refused, or removed (see ForeignDropInPolicy).
+        `FOREIGN_POLICY=${q(spec.foreignDropIns ?? "refuse")}`,
+        'DROPIN_DIR="/etc/systemd/system/$UNIT.d"',
+        "foreign=()",
+        'if [ -d "$DROPIN_DIR" ] && [ ! -L "$DROPIN_DIR" ]; then',
+        '  for f in "$DROPIN_DIR"/*.conf; do',
+        '    [ -e "$f" ] || [ -L "$f" ] || continue',
+        '    if [ -L "$f" ] || [ ! -f "$f" ] || [ "$(head -n 1 "$f")" != "$MARKER" ]; then foreign+=("$f"); fi',
+        "  done",
+        "fi",
+        'if [ "${#foreign[@]}" -gt 0 ]; then',
+        '  if [ "$FOREIGN_POLICY" != remove ]; then',
+        '    for f in "${foreign[@]}"; do printf -- \'--- %s ---\\n\' "$f" >&2; if [ -L "$f" ]; then echo "(a link)" >&2; else head -c 4096 "$f" >&2 || true; fi; done',
+        '    fail "unmanaged drop-in(s) ${foreign[*]} would override the managed settings of $UNIT: remove them, adopt their settings as an override in the stack config, or set foreignDropIns: remove. Nothing was changed."',
+        "  fi",
+        "  need_reload=1; need_restart=1",
+        "fi",
         // Verify the unit and its drop-ins together, under their real names, before anything goes live.
         'verify_dir=$(mktemp -d /run/amarktai-infra-verify.XXXXXX)',
         'mkdir -p "$verify_dir/$UNIT.d"',
@@ -334,7 +362,8 @@ export function activationScript(spec: ActivationSpec): string {
         "  fi",
         "fi",
         // Work out what changes (the helper compares bytes, owner, mode and that the live file is a plain file with one name).
-        'changed=(); need_reload=""; need_restart=""; need_journald=""',
+        'changed=(); need_journald=""',
+        'need_reload="${need_reload:-}"; need_restart="${need_restart:-}"',
         // Set need_* for what changing (removing) file $1 triggers.
         'note_change() { [ "${RELOADS[$1]}" = 1 ] && need_reload=1; [ "${RESTARTS[$1]}" = 1 ] && need_restart=1; [ "${JOURNALDS[$1]}" = 1 ] && need_journald=1; return 0; }',
         'note_removal() { [ "${REMOVED_RELOADS[$1]}" = 1 ] && need_reload=1; [ "${REMOVED_RESTARTS[$1]}" = 1 ] && need_restart=1; [ "${REMOVED_JOURNALDS[$1]}" = 1 ] && need_journald=1; return 0; }',
@@ -365,6 +394,7 @@ export function activationScript(spec: ActivationSpec): string {
         'backup() { safe backup "$1" "$BACKUP" "$2" >/dev/null; printf \'%s\\t%s\\n\' "$2" "$1" >> "$BACKUP/entries"; }',
         'for i in "${changed[@]}"; do backup "${PATHS[$i]}" "${IDS[$i]}"; done',
         'for i in "${removing[@]}"; do backup "${REMOVED_PATHS[$i]}" "${REMOVED_IDS[$i]}"; done',
+        'for f in "${foreign[@]}"; do backup "$f" "foreign_${f##*/}"; done',
         'for i in "${relink[@]}"; do backup "${LINK_PATHS[$i]}" "link-$i"; done',
         'restore_files() { while IFS=$\'\\t\' read -r key p; do [ -n "$p" ] && { safe restore "$BACKUP" "$key" "$p" || log "could not restore $p"; }; done < "$BACKUP/entries"; }',
         // A refused step (a link or a foreign directory on the way) puts back what was already swapped and fails with the helper's message.
@@ -377,6 +407,7 @@ export function activationScript(spec: ActivationSpec): string {
         "done",
         'for i in "${removing[@]}"; do safe remove "${REMOVED_PATHS[$i]}" "$MARKER" || swap_failed "could not remove ${REMOVED_PATHS[$i]} safely"; done',
         'for i in "${relink[@]}"; do safe symlink "${LINK_TARGETS[$i]}" "${LINK_PATHS[$i]}" || swap_failed "could not link ${LINK_PATHS[$i]} safely"; done',
+        'for f in "${foreign[@]}"; do rm -f "$f"; log "removed the unmanaged drop-in $f (foreignDropIns: remove)"; done',
         'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
         "rollback() {",
         '  log "rolling back to the previous files"',

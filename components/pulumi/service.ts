@@ -219,6 +219,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     health: { url: healthUrl, timeoutSec: plan.healthTimeoutSec },
                     ...(plan.purge ? { purge: plan.purge } : {}),
                     owner,
+                    foreignDropIns: config.foreignDropIns,
                 },
                 { parent: this, dependsOn: [prepare, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
             );

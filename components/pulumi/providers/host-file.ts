@@ -1,9 +1,10 @@
 /** The HostFile provider: one managed file, staged on the host from stdin; the activation puts it live. */
-import { stageFileScript, unstageFileScript } from "../../host";
+import { LiveFile, stageFileScript, unstageFileScript } from "../../host";
 import { ManagedFile, STATE_SCHEMA_VERSION, fileIdForPath, sha256 } from "../../model";
 import { managedFileOf } from "./legacy";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded } from "./diff";
+import { readHost } from "./host-read";
 
 /** Inputs of a HostFile resource. */
 export interface HostFileInputs {
@@ -24,7 +25,46 @@ interface HostFileOutputs extends Omit<HostFileInputs, "content" | "file"> {
     /** A string in state written by release 0.1.0 (see legacy.ts). */
     file: ManagedFile | string;
     contentSha256: string;
+    /** For files that hold secrets: SHA-256 of each `KEY=value` line by key (a secret output), so a refresh can say which keys drifted. */
+    lineHashes?: Record<string, string>;
+    /** After a refresh that found drift, for non-secret files: the text the host has. */
+    content?: string;
     schemaVersion?: number;
+}
+
+/** Whether a file holds secrets: not readable by others (the `.env`). Its text never leaves the host on a read. */
+export function holdsSecrets(file: Pick<ManagedFile, "mode">): boolean {
+    return (parseInt(file.mode, 8) & 0o4) === 0;
+}
+
+/** SHA-256 of each `KEY=value` line, by key. */
+function lineHashesOf(content: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const line of content.split("\n")) {
+        const m = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(line);
+        if (m) out[m[1]!] = sha256(line);
+    }
+    return out;
+}
+
+/**
+ * The reviewer's view of a drifted secret file: the last view with each key
+ * that differs on the host marked (`[differs on the host]`, `[missing on the
+ * host]`, `[on the host only]`). Never a value: the host sends key names and
+ * line hashes only.
+ */
+export function driftedView(view: string | undefined, wanted: Record<string, string> | undefined, live: LiveFile): string {
+    if (live.state !== "present") return `(${live.state} on the host: put back by the next up)`;
+    if (!wanted || !live.keyHashes) return `${view ?? ""}\n(differs on the host)`.trim();
+    const onHost = live.keyHashes;
+    const lines = (view ?? "").split("\n").map((line) => {
+        const key = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(line)?.[1];
+        if (!key || !(key in wanted)) return line;
+        if (!(key in onHost)) return `${key}=[missing on the host]`;
+        return onHost[key] === wanted[key] ? line : `${key}=[differs on the host]`;
+    });
+    const extra = Object.keys(onHost).filter((k) => !(k in wanted)).map((k) => `${k}=[on the host only]`);
+    return [...lines, ...extra].join("\n");
 }
 
 /** What a HostFile's diff compares: the content by its hash. */
@@ -38,7 +78,7 @@ function comparable(news: HostFileInputs): Record<string, unknown> {
 /** The outputs for `inputs`: everything but the content, plus its hash and the schema version. */
 function outputsOf(inputs: HostFileInputs): HostFileOutputs {
     const { content, ...rest } = inputs;
-    return { ...rest, contentSha256: sha256(content), schemaVersion: STATE_SCHEMA_VERSION };
+    return { ...rest, contentSha256: sha256(content), ...(holdsSecrets(inputs.file) ? { lineHashes: lineHashesOf(content) } : {}), schemaVersion: STATE_SCHEMA_VERSION };
 }
 
 async function stage(inputs: HostFileInputs): Promise<HostFileOutputs> {
@@ -67,7 +107,20 @@ export const hostFile: Provider = {
         const ownership = props.owner ? { owner: props.owner, generation: Number.MAX_SAFE_INTEGER } : undefined;
         await runAsRoot(props.connection, unstageFileScript(props.service, file, ownership), { what: `unstaging ${file.path}` });
     },
-    async read(id, props) {
-        return { id, props };
+    async read(id, props: HostFileOutputs) {
+        // What the host has: a different hash, mode or owner (or no file) makes the next up stage the file again.
+        const file = managedFileOf(props.file);
+        const secret = holdsSecrets(file);
+        const live = (await readHost(props.connection, props.service, { [file.path]: secret })).files[file.path];
+        if (!live) return { id, props };
+        const same = live.state === "present" && live.sha256 === props.contentSha256 && live.mode === file.mode && live.owner === file.owner && live.group === file.group;
+        if (same) return { id, props };
+        const liveFile = live.state === "present" ? { ...file, mode: live.mode, owner: live.owner, group: live.group } : file;
+        const { contentSha256: _c, lineHashes: _l, schemaVersion: _s, content: _t, ...inputs } = props;
+        const shown = secret
+            ? { view: driftedView(props.view, props.lineHashes, live) }
+            : { content: live.state === "present" ? (live.text ?? `(differs on the host, sha256 ${live.sha256})`) : `(${live.state} on the host)` };
+        const refreshed = { ...inputs, file: liveFile, ...shown };
+        return { id, props: { ...props, ...refreshed, contentSha256: live.state === "present" ? live.sha256 : `(${live.state} on the host)` }, inputs: refreshed };
     },
 };

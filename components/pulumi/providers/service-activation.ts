@@ -1,9 +1,11 @@
 /** The ServiceActivation provider: verify, swap in, reload once, restart at most once, health-check, roll back. */
-import { activationScript, detachedScript, removalScript } from "../../host";
+import { ForeignDropInPolicy, HostRead, activationScript, detachedScript, removalScript, unitDropInDir } from "../../host";
 import { MANAGED_MARKER, ManagedFile, PurgeSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded } from "./diff";
 import { activationFilesOf } from "./legacy";
+import { holdsSecrets } from "./host-file";
+import { readHost } from "./host-read";
 
 /** The activation's view of a managed file, keyed by its path (so adding one file previews as one `+` line). */
 export type ActivationFile = Omit<ManagedFile, "path">;
@@ -27,6 +29,20 @@ export interface ServiceActivationInputs {
     purge?: PurgeSpec;
     /** `<project>/<stack>/<resource>`: recorded on the host as the service's owner (absent in older state). */
     owner?: string;
+    /** What the activation does with unmanaged drop-ins of the unit (default `refuse`). */
+    foreignDropIns?: ForeignDropInPolicy;
+}
+
+/** What a refresh found on the host that differs from the last activation; absent when nothing does. */
+export interface ActivationDrift {
+    /** `systemctl is-enabled`, `is-active` when not `enabled`, `active`. */
+    unit?: string;
+    /** Managed files that differ: what differs. */
+    files?: Record<string, string>;
+    /** Unmanaged drop-ins of the unit: path → text. */
+    foreignDropIns?: Record<string, string>;
+    /** What the next `up` does about them. */
+    foreignDropInsAction?: string;
 }
 
 /** What an activation keeps in state. */
@@ -35,10 +51,51 @@ export interface ServiceActivationOutputs extends ServiceActivationInputs {
     /** How many activations this resource ran; recorded on the host with the owner. */
     generation?: number;
     schemaVersion?: number;
+    /** Set by a refresh that found drift: the next up activates again. */
+    drift?: ActivationDrift;
+    /** Unmanaged journald drop-ins a refresh found (reported, never acted on: they belong to the host's admin). */
+    journaldDropIns?: string[];
+}
+
+/** Whether a refresh recorded drift in `olds`. */
+function hasDrift(olds: Record<string, unknown>): boolean {
+    return typeof olds["drift"] === "object" && olds["drift"] !== null && Object.keys(olds["drift"]).length > 0;
+}
+
+/** Compares the host's state with the last activation. */
+export function driftOf(props: ServiceActivationOutputs, host: HostRead): ActivationDrift {
+    const drift: ActivationDrift = {};
+    const files: Record<string, string> = {};
+    for (const f of activationFilesOf(props.files)) {
+        const live = host.files[f.path];
+        if (!live) continue;
+        if (live.state !== "present") {
+            files[f.path] = `${live.state} on the host`;
+            continue;
+        }
+        const what: string[] = [];
+        const wanted = props.contentHashes?.[f.path];
+        if (wanted !== undefined && live.sha256.slice(0, wanted.length) !== wanted) what.push("content differs");
+        if (live.mode !== f.mode) what.push(`mode ${live.mode} (wants ${f.mode})`);
+        if (live.owner !== f.owner || live.group !== f.group) what.push(`owner ${live.owner}:${live.group} (wants ${f.owner}:${f.group})`);
+        if (what.length > 0) files[f.path] = what.join(", ");
+    }
+    if (Object.keys(files).length > 0) drift.files = files;
+    if (host.unit.enabled !== "enabled" || host.unit.active !== "active") drift.unit = `${host.unit.enabled || "unknown"}, ${host.unit.active || "unknown"}`;
+    const dropInDir = `${unitDropInDir(`${props.service}.service`)}/`;
+    const foreign = Object.fromEntries(Object.entries(host.foreign).filter(([path]) => path.startsWith(dropInDir)));
+    if (Object.keys(foreign).length > 0) {
+        drift.foreignDropIns = foreign;
+        drift.foreignDropInsAction =
+            props.foreignDropIns === "remove"
+                ? "removed by the next up (foreignDropIns: remove)"
+                : "up refuses to activate until they are removed or adopted as overrides (foreignDropIns: refuse)";
+    }
+    return drift;
 }
 
 /** What an activation's diff compares. */
-const COMPARED = ["connection", "files", "links", "account", "contentHashes", "health", "purge", "owner"] as const;
+const COMPARED = ["connection", "files", "links", "account", "contentHashes", "health", "purge", "owner", "foreignDropIns"] as const;
 
 /** The service's account for state written before `account` was an input: the owner of the first file not owned by root. */
 function accountOf(files: readonly ManagedFile[]): { user: string; group: string } {
@@ -67,6 +124,7 @@ async function activate(inputs: ServiceActivationInputs, previous?: ServiceActiv
                 healthUrl: inputs.health.url,
                 healthTimeoutSec: inputs.health.timeoutSec,
                 ...(inputs.owner ? { ownership: { owner: inputs.owner, generation } } : {}),
+                ...(inputs.foreignDropIns ? { foreignDropIns: inputs.foreignDropIns } : {}),
             }),
         ),
         { what: `activating ${unitName}` },
@@ -79,7 +137,8 @@ export const serviceActivation: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        return diffProps(olds, news, COMPARED, ["service"]);
+        const d = diffProps(olds, news, COMPARED, ["service"]);
+        return hasDrift(olds) ? { ...d, changes: true } : d;
     },
     async create(inputs: ServiceActivationInputs) {
         return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/${inputs.service}.service`, outs: await activate(inputs) };
@@ -87,7 +146,7 @@ export const serviceActivation: Provider = {
     async update(_id, olds: ServiceActivationOutputs, news: ServiceActivationInputs) {
         // A new address, port or login only: record it; nothing on the host changes. (A new owner, as when
         // state from an older release is migrated, runs the activation once: it records the owner on the host.)
-        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
+        if (!hasDrift(olds as unknown as Record<string, unknown>) && !hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
             return { outs: { ...news, activatedAt: olds.activatedAt, generation: olds.generation ?? 0, schemaVersion: STATE_SCHEMA_VERSION } };
         }
         return { outs: await activate(news, olds) };
@@ -103,7 +162,16 @@ export const serviceActivation: Provider = {
             { what: `removing ${unitName}` },
         );
     },
-    async read(id, props) {
-        return { id, props };
+    async read(id, props: ServiceActivationOutputs) {
+        const files = activationFilesOf(props.files);
+        const host = await readHost(props.connection, props.service, Object.fromEntries(files.map((f) => [f.path, holdsSecrets(f)])));
+        const drift = driftOf(props, host);
+        const journaldDropIns = Object.keys(host.foreign).filter((p) => !p.startsWith(`${unitDropInDir(`${props.service}.service`)}/`));
+        const { drift: _d, journaldDropIns: _j, ...rest } = props;
+        const refreshed = { ...rest, ...(journaldDropIns.length > 0 ? { journaldDropIns } : {}) };
+        if (Object.keys(drift).length === 0) return { id, props: refreshed };
+        // The drift is shown as a property the next up makes go away.
+        const { activatedAt: _a, generation: _g, schemaVersion: _s, journaldDropIns: _jj, ...inputs } = refreshed;
+        return { id, props: { ...refreshed, drift }, inputs: { ...inputs, drift } };
     },
 };

@@ -21,7 +21,7 @@ export const HostFile = libraryResource<HostFileArgs, { /** SHA-256 of the stage
     kind: "hostFile",
     type: "HostFile",
     outputs: ["contentSha256"],
-    secretOutputs: ["connection", "contentSha256"],
+    secretOutputs: ["connection", "contentSha256", "lineHashes"],
 });
 /** An instance of {@link HostFile}. */
 export type HostFile = InstanceType<typeof HostFile>;

@@ -18,6 +18,8 @@ export interface ServiceActivationArgs extends HostArgs {
     purge?: pulumi.Input<PurgeSpec>;
     /** `<project>/<stack>/<resource>`: recorded on the host as the service's owner; a delete by anyone else removes nothing. */
     owner?: pulumi.Input<string>;
+    /** What the activation does with unmanaged drop-ins of the unit: `refuse` (default) or `remove`. */
+    foreignDropIns?: pulumi.Input<"refuse" | "remove">;
 }
 
 /** Verifies, swaps in, reloads, restarts and health-checks one service on one host; rolls back on failure. */

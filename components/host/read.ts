@@ -1,0 +1,148 @@
+/**
+ * Reading a service back from its host, for `pulumi refresh`: one script per
+ * host and refresh that reports every managed file (hash, mode, owner, the
+ * text of files that hold no secret, the per-key line hashes of files that
+ * do), unmanaged files in the unit's and journald's drop-in directories, the
+ * unit's enabled and active state, and the owner record. It changes nothing,
+ * never follows a link, and never prints a secret value.
+ */
+import { ownerRecordPath } from "../model";
+import { quoteScript, shellQuote as q, shellWords } from "./shell";
+
+/** The journald drop-in directory. */
+export const JOURNALD_DROPIN_DIR = "/etc/systemd/journald.conf.d";
+
+/** The drop-in directory of `unitName` (where `systemctl edit` writes `override.conf`). */
+export function unitDropInDir(unitName: string): string {
+    return `/etc/systemd/system/${unitName}.d`;
+}
+
+/** The most text kept of one non-secret file (larger files are compared by hash only). */
+export const READ_TEXT_LIMIT = 65536;
+
+/** What to read. */
+export interface HostReadSpec {
+    readonly serviceName: string;
+    /** `<serviceName>.service`. */
+    readonly unitName: string;
+    /** The managed files to report; `secret` files report per-key line hashes instead of their text. */
+    readonly files: readonly { readonly path: string; readonly secret: boolean }[];
+    /** The first line of every managed file (files without it are foreign). */
+    readonly marker: string;
+}
+
+/** Python that prints `envkey PATH KEY SHA256(line)` for each `KEY=…` line of an env file: key names and hashes only. */
+const ENV_KEYS_PY = [
+    "import hashlib, re, sys",
+    "path = sys.argv[1]",
+    "for line in open(path, encoding='utf-8', errors='replace'):",
+    "    line = line.rstrip('\\n')",
+    "    m = re.match(r'^([A-Za-z_][A-Za-z0-9_]*)=', line)",
+    "    if m:",
+    "        print('envkey\\t%s\\t%s\\t%s' % (path, m.group(1), hashlib.sha256(line.encode('utf-8', 'surrogateescape')).hexdigest()))",
+].join("\n");
+
+/**
+ * The read script. Output, one record per line, tab-separated:
+ * `file PATH absent|link|other`, `file PATH present SHA256 MODE OWNER GROUP b64:TEXT|-`,
+ * `envkey PATH KEY SHA256`, `foreign PATH BASE64TEXT|link`, `unit ENABLED ACTIVE`, `owner OWNER GENERATION`.
+ */
+export function readHostScript(spec: HostReadSpec): string {
+    return (
+        [
+            "set -euo pipefail",
+            "export LC_ALL=C",
+            "umask 077",
+            `UNIT=${q(spec.unitName)}`,
+            `MARKER=${q(`# ${spec.marker}`)}`,
+            `PATHS=(${shellWords(spec.files.map((f) => f.path))})`,
+            `SECRETS=(${shellWords(spec.files.map((f) => (f.secret ? "1" : "0")))})`,
+            `DROPIN_DIRS=(${shellWords([unitDropInDir(spec.unitName), JOURNALD_DROPIN_DIR])})`,
+            `OWNER_RECORD=${q(ownerRecordPath(spec.serviceName))}`,
+            `LIMIT=${READ_TEXT_LIMIT}`,
+            'for i in "${!PATHS[@]}"; do',
+            '  p="${PATHS[$i]}"',
+            // Never follow a link (a less privileged user may own the directory): report it instead.
+            '  if [ -L "$p" ]; then printf \'file\\t%s\\tlink\\n\' "$p"; continue; fi',
+            '  if [ ! -e "$p" ]; then printf \'file\\t%s\\tabsent\\n\' "$p"; continue; fi',
+            '  if [ ! -f "$p" ]; then printf \'file\\t%s\\tother\\n\' "$p"; continue; fi',
+            '  sum=$(sha256sum < "$p"); sum=${sum%% *}',
+            '  read -r mode owner group < <(stat -c \'%a %U %G\' "$p")',
+            '  mode=$(printf \'%04o\' "$((8#$mode))")',
+            '  text=-',
+            '  if [ "${SECRETS[$i]}" = 0 ] && [ "$(stat -c %s "$p")" -le "$LIMIT" ]; then text="b64:$(base64 -w0 < "$p")"; fi',
+            '  printf \'file\\t%s\\tpresent\\t%s\\t%s\\t%s\\t%s\\t%s\\n\' "$p" "$sum" "$mode" "$owner" "$group" "$text"',
+            `  if [ "\${SECRETS[$i]}" = 1 ]; then python3 -c ${quoteScript(ENV_KEYS_PY)} "$p"; fi`,
+            "done",
+            'for d in "${DROPIN_DIRS[@]}"; do',
+            '  [ -d "$d" ] && [ ! -L "$d" ] || continue',
+            '  for f in "$d"/*.conf; do',
+            '    [ -e "$f" ] || [ -L "$f" ] || continue',
+            '    if [ -L "$f" ] || [ ! -f "$f" ]; then printf \'foreign\\t%s\\tlink\\n\' "$f"; continue; fi',
+            '    [ "$(head -n 1 "$f")" = "$MARKER" ] && continue',
+            '    printf \'foreign\\t%s\\t%s\\n\' "$f" "$(head -c "$LIMIT" "$f" | base64 -w0)"',
+            "  done",
+            "done",
+            'printf \'unit\\t%s\\t%s\\n\' "$(systemctl is-enabled "$UNIT" 2>/dev/null || true)" "$(systemctl is-active "$UNIT" 2>/dev/null || true)"',
+            'if [ -f "$OWNER_RECORD" ] && [ ! -L "$OWNER_RECORD" ]; then read -r o g < "$OWNER_RECORD" || true; printf \'owner\\t%s\\t%s\\n\' "${o:-}" "${g:-0}"; fi',
+        ].join("\n") + "\n"
+    );
+}
+
+/** One managed file as the host has it. */
+export type LiveFile =
+    | { readonly state: "absent" | "link" | "other" }
+    | {
+          readonly state: "present";
+          readonly sha256: string;
+          readonly mode: string;
+          readonly owner: string;
+          readonly group: string;
+          /** The text of a file that holds no secret (undefined when larger than {@link READ_TEXT_LIMIT}). */
+          readonly text?: string;
+          /** For secret files: SHA-256 of each `KEY=value` line, by key. */
+          readonly keyHashes?: Record<string, string>;
+      };
+
+/** What the read script found. */
+export interface HostRead {
+    readonly files: Record<string, LiveFile>;
+    /** Unmanaged `*.conf` files in the unit's and journald's drop-in directories: path → text (or "(a link)"). */
+    readonly foreign: Record<string, string>;
+    /** `systemctl is-enabled` / `is-active` ("" when the unit is unknown). */
+    readonly unit: { readonly enabled: string; readonly active: string };
+    readonly owner?: { readonly owner: string; readonly generation: number };
+}
+
+/** Parses the read script's output. */
+export function parseHostRead(stdout: string): HostRead {
+    const files: Record<string, LiveFile> = {};
+    const keyHashes: Record<string, Record<string, string>> = {};
+    const foreign: Record<string, string> = {};
+    let unit = { enabled: "", active: "" };
+    let owner: HostRead["owner"];
+    const text = (b64: string) => Buffer.from(b64, "base64").toString("utf8");
+    for (const line of stdout.split("\n")) {
+        const [kind, ...f] = line.split("\t");
+        if (kind === "file" && f[0]) {
+            if (f[1] === "present") {
+                files[f[0]] = { state: "present", sha256: f[2] ?? "", mode: f[3] ?? "", owner: f[4] ?? "", group: f[5] ?? "", ...(f[6]?.startsWith("b64:") ? { text: text(f[6].slice(4)) } : {}) };
+            } else {
+                files[f[0]] = { state: f[1] === "link" ? "link" : f[1] === "other" ? "other" : "absent" };
+            }
+        } else if (kind === "envkey" && f[0] && f[1]) {
+            (keyHashes[f[0]] ??= {})[f[1]] = f[2] ?? "";
+        } else if (kind === "foreign" && f[0]) {
+            foreign[f[0]] = f[1] === "link" ? "(a link)" : text(f[1] ?? "");
+        } else if (kind === "unit") {
+            unit = { enabled: f[0] ?? "", active: f[1] ?? "" };
+        } else if (kind === "owner") {
+            owner = { owner: f[0] ?? "", generation: Number(f[1]) || 0 };
+        }
+    }
+    for (const [path, hashes] of Object.entries(keyHashes)) {
+        const live = files[path];
+        if (live?.state === "present") files[path] = { ...live, keyHashes: hashes };
+    }
+    return { files, foreign, unit, ...(owner ? { owner } : {}) };
+}

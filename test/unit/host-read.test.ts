@@ -1,0 +1,95 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseHostRead, readHostScript } from "../../components/host";
+import { MANAGED_MARKER, sha256 } from "../../components/model";
+import { driftOf } from "../../components/pulumi/providers/service-activation";
+import { driftedView } from "../../components/pulumi/providers/host-file";
+
+const spec = (files: { path: string; secret: boolean }[]) => readHostScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER });
+
+test("the read script parses with bash -n and passes shellcheck", () => {
+    const script = spec([{ path: "/etc/systemd/system/amarktai-api.service", secret: false }, { path: "/var/amarktai/app/backend/.env", secret: true }]);
+    assert.equal(spawnSync("bash", ["-n"], { input: script }).status, 0);
+    const checked = spawnSync("shellcheck", ["--shell=bash", "--severity=warning", "-"], { input: script, encoding: "utf8" });
+    assert.equal(checked.status, 0, checked.stdout);
+});
+
+test("the read script reports each file's hash, mode and owner, the text of plain files, key names and line hashes of secret ones, absence, and never follows a link", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "host-read-"));
+    const unit = path.join(dir, "unit.service");
+    const env = path.join(dir, ".env");
+    const link = path.join(dir, "server.py");
+    const missing = path.join(dir, "gone.conf");
+    const unitText = `# ${MANAGED_MARKER}\n[Service]\nRestartSec=30\n`;
+    fs.writeFileSync(unit, unitText, { mode: 0o644 });
+    fs.writeFileSync(env, "API_KEY=sk-very-secret\nFLAG=true\n", { mode: 0o640 });
+    fs.chmodSync(env, 0o640);
+    fs.symlinkSync("/etc/shadow", link);
+    const r = spawnSync("bash", ["-c", spec([{ path: unit, secret: false }, { path: env, secret: true }, { path: link, secret: false }, { path: missing, secret: false }])], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!r.stdout.includes("sk-very-secret") && !r.stdout.includes(Buffer.from("sk-very-secret").toString("base64").slice(0, 12)), "no secret value leaves the host");
+    const read = parseHostRead(r.stdout);
+    const u = read.files[unit]!;
+    assert.equal(u.state, "present");
+    assert.ok(u.state === "present" && u.sha256 === sha256(unitText) && u.mode === "0644" && u.text === unitText);
+    const e = read.files[env]!;
+    assert.ok(e.state === "present" && e.mode === "0640" && e.text === undefined);
+    assert.deepEqual(e.state === "present" && e.keyHashes, { API_KEY: sha256("API_KEY=sk-very-secret"), FLAG: sha256("FLAG=true") });
+    assert.equal(read.files[link]!.state, "link");
+    assert.equal(read.files[missing]!.state, "absent");
+    fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const activation = {
+    connection: { host: "h", port: 22, user: "u", hostKey: "k", privateKey: "p" },
+    service: "amarktai-api",
+    files: {
+        "/etc/systemd/system/amarktai-api.service": { mode: "0644", owner: "root", group: "root", effect: "systemd" as const },
+        "/var/amarktai/app/backend/.env": { mode: "0640", owner: "root", group: "amarktai", effect: "restart" as const },
+    },
+    contentHashes: { "/etc/systemd/system/amarktai-api.service": sha256("unit\n").slice(0, 16), "/var/amarktai/app/backend/.env": sha256("A=1\n").slice(0, 16) },
+    health: { url: "http://127.0.0.1:8000/health", timeoutSec: 60 },
+    activatedAt: "t",
+};
+
+test("drift: a hand-edited unit, a world-readable .env, a disabled and stopped unit and a foreign drop-in are each named", () => {
+    const drift = driftOf(activation, {
+        files: {
+            "/etc/systemd/system/amarktai-api.service": { state: "present", sha256: sha256("edited\n"), mode: "0644", owner: "root", group: "root" },
+            "/var/amarktai/app/backend/.env": { state: "present", sha256: sha256("A=1\n"), mode: "0644", owner: "root", group: "amarktai" },
+        },
+        foreign: { "/etc/systemd/system/amarktai-api.service.d/override.conf": "[Service]\nMemoryMax=50M\n", "/etc/systemd/journald.conf.d/90-admin.conf": "x" },
+        unit: { enabled: "disabled", active: "inactive" },
+    });
+    assert.deepEqual(drift, {
+        files: { "/etc/systemd/system/amarktai-api.service": "content differs", "/var/amarktai/app/backend/.env": "mode 0644 (wants 0640)" },
+        unit: "disabled, inactive",
+        foreignDropIns: { "/etc/systemd/system/amarktai-api.service.d/override.conf": "[Service]\nMemoryMax=50M\n" },
+        foreignDropInsAction: "up refuses to activate until they are removed or adopted as overrides (foreignDropIns: refuse)",
+    });
+});
+
+test("no drift when the host matches the last activation", () => {
+    const drift = driftOf(activation, {
+        files: {
+            "/etc/systemd/system/amarktai-api.service": { state: "present", sha256: sha256("unit\n"), mode: "0644", owner: "root", group: "root" },
+            "/var/amarktai/app/backend/.env": { state: "absent" },
+        },
+        foreign: {},
+        unit: { enabled: "enabled", active: "active" },
+    });
+    assert.deepEqual(drift, { files: { "/var/amarktai/app/backend/.env": "absent on the host" } });
+    assert.deepEqual(driftOf(activation, { files: {}, foreign: {}, unit: { enabled: "enabled", active: "active" } }), {});
+});
+
+test("a drifted .env is shown by which keys differ, never by value", () => {
+    const view = "FLAG=true\nAPI_KEY=[secret 0123456789ab]\nGONE=[secret 0123456789ab]";
+    const wanted = { FLAG: sha256("FLAG=true"), API_KEY: sha256("API_KEY=new"), GONE: sha256("GONE=x") };
+    const shown = driftedView(view, wanted, { state: "present", sha256: "x", mode: "0640", owner: "root", group: "amarktai", keyHashes: { FLAG: sha256("FLAG=true"), API_KEY: sha256("API_KEY=old"), EXTRA: sha256("EXTRA=1") } });
+    assert.equal(shown, "FLAG=true\nAPI_KEY=[differs on the host]\nGONE=[missing on the host]\nEXTRA=[on the host only]");
+    assert.match(driftedView(view, wanted, { state: "absent" }), /absent on the host/);
+});
