@@ -121,3 +121,8 @@ export function hostCounters(vm: VmInfo, unit = "amarktai-api.service"): HostCou
     const [starts, reloads, sessions] = out.trim().split("\n").map(Number);
     return { starts: starts!, reloads: reloads!, sessions: sessions! };
 }
+
+/** Forwards one more loopback port to the VM's sshd (the same machine on a second port) and returns it. */
+export function forwardPort(vm: VmInfo): number {
+    return Number(execFileSync("bash", [VM_SH, "forward", vm.name], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" }).trim());
+}

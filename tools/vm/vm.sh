@@ -12,6 +12,9 @@
 #                                  one CMD word is a shell command line, more
 #                                  words are quoted as separate arguments
 #   vm.sh info NAME                connection details as JSON
+#   vm.sh forward NAME             forward one more free loopback port to the
+#                                  guest's sshd (the same machine on a second
+#                                  port, e.g. to test a port change); prints it
 #   vm.sh list                     running VMs ("NAME PORT PID")
 #   vm.sh paths                    cache dir, key paths and pinned host key
 #
@@ -253,6 +256,28 @@ cmd_info() {
     "$(json_str "${dir}/known_hosts")"
 }
 
+cmd_forward() {
+  local name="${1:-}"
+  [[ -n "${name}" ]] || vm_die "usage: vm.sh forward NAME"
+  require_running "${name}"
+  local dir port i reply
+  dir="$(vm_dir "${name}")"
+  exec 8>"${VM_STATE_DIR}/.lock"
+  flock 8
+  for ((i = 0; i < 10; i++)); do
+    port="$(vm_pick_port)"
+    reply="$(vm_monitor "${dir}/monitor.sock" "hostfwd_add n0 tcp:127.0.0.1:${port}-:22")"
+    if [[ "${reply}" != *rror* ]] && vm_port_in_use "${port}"; then
+      flock -u 8
+      printf '[127.0.0.1]:%s %s\n' "${port}" "$(vm_host_key "${dir}/ssh_host_ed25519_key.pub")" >>"${dir}/known_hosts"
+      printf '%s\n' "${port}"
+      return 0
+    fi
+  done
+  flock -u 8
+  vm_die "VM ${name}: could not forward a second port (${reply})"
+}
+
 cmd_list() {
   local d name
   [[ -d "${VM_STATE_DIR}" ]] || return 0
@@ -290,6 +315,7 @@ main() {
     stop-all) cmd_stop_all ;;
     ssh) cmd_ssh "$@" ;;
     info) cmd_info "$@" ;;
+    forward) cmd_forward "$@" ;;
     list) cmd_list ;;
     paths) cmd_paths ;;
     -h | --help | help) usage ;;

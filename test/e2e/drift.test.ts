@@ -1,0 +1,176 @@
+/**
+ * Identity, renames and drift on one real VM, steps in order, each leaving
+ * the VM healthy: renaming a host, adding a name and moving to another SSH
+ * port update in place without a restart; two entries reaching one machine
+ * are refused; each kind of hand-made drift is shown by `preview --refresh`
+ * and repaired by `up --refresh`.
+ */
+import { after, before, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { createHash } from "crypto";
+import { TestStack } from "../../tools/stack";
+import { VmInfo, forwardPort, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
+
+const MINUTE = 60_000;
+const OPENAI_API_KEY = `sk-drift-${Date.now()}`;
+const UNIT = "/etc/systemd/system/amarktai-api.service";
+const ENV = "/var/amarktai/app/backend/.env";
+const OVERRIDE = "/etc/systemd/system/amarktai-api.service.d/override.conf";
+
+let vm: VmInfo;
+let stack: TestStack;
+let host: Record<string, unknown>;
+
+const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex");
+const root = (command: string) => vmRun(vm, command, { root: true });
+const show = (property: string) => vmRun(vm, `systemctl show -p ${property} --value amarktai-api`).trim();
+const healthStatus = () => vmSsh(vm, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health").stdout.trim();
+
+/** The service is active, enabled and healthy, and got the configured secret. */
+function assertHealthy(): void {
+    assert.equal(vmRun(vm, "systemctl is-active amarktai-api").trim(), "active");
+    assert.equal(vmRun(vm, "systemctl is-enabled amarktai-api").trim(), "enabled");
+    assert.equal(healthStatus(), "200");
+    const digest = JSON.parse(vmRun(vm, "curl -fsS 'http://127.0.0.1:8000/debug/env-digest?name=OPENAI_API_KEY'")) as { sha256: string };
+    assert.equal(digest.sha256, sha256(OPENAI_API_KEY));
+}
+
+/** `preview --refresh --diff`: must succeed; returns its output. */
+async function previewRefresh(): Promise<string> {
+    const r = await stack.run(["preview", "--refresh", "--diff"]);
+    assert.equal(r.code, 0, `preview --refresh failed:\n${r.stdout}\n${r.stderr}`);
+    console.error(`    preview --refresh took ${r.seconds.toFixed(1)}s`);
+    return r.stdout;
+}
+
+/** `up --refresh`: must succeed, leaving the service healthy. */
+async function upRefresh(): Promise<void> {
+    const r = await stack.up(["--refresh"]);
+    assert.equal(r.code, 0, `up --refresh failed:\n${r.stdout}\n${r.stderr}`);
+    console.error(`    up --refresh took ${r.seconds.toFixed(1)}s`);
+    assertHealthy();
+}
+
+/** Since when the unit has been active (changes on every stop or restart). */
+const activeSince = () => show("ActiveEnterTimestampMonotonic");
+
+before(async () => {
+    vm = startVm(`e2e-drift-${process.pid}`);
+    stack = await TestStack.create("drift");
+    host = { address: vm.host, port: vm.port, user: vm.user, hostKey: vm.hostKey };
+    await stack.setConfig({ hosts: [host], app: { sourceDir: "demo-app" }, journald: { systemMaxUse: "1G" } });
+    await stack.setSecret("sshPrivateKey", vmPrivateKey(vm));
+    await stack.setSecret("secretEnv.OPENAI_API_KEY", OPENAI_API_KEY);
+    const r = await stack.up();
+    assert.equal(r.code, 0, `the first up failed:\n${r.stdout}\n${r.stderr}`);
+    console.error(`    fresh up took ${r.seconds.toFixed(1)}s`);
+});
+
+after(() => {
+    if (vm) stopVm(vm.name);
+    stack?.cleanup();
+});
+
+test("adding a name, renaming the host and changing its SSH port update in place: 0 restarts, active throughout, then no changes", { timeout: 15 * MINUTE }, async () => {
+    assertHealthy();
+    const since = activeSince();
+    const before = hostCounters(vm);
+    const secondPort = forwardPort(vm);
+    for (const [what, next] of [
+        ["adding a name", { ...host, name: "vm" }],
+        ["renaming the host", { ...host, name: "vm-renamed" }],
+        ["changing the SSH port", { ...host, name: "vm-renamed", port: secondPort }],
+    ] as const) {
+        await stack.setConfig({ hosts: [next] });
+        const r = await stack.up();
+        assert.equal(r.code, 0, `${what}: up failed:\n${r.stdout}\n${r.stderr}`);
+        assert.doesNotMatch(r.stdout, /\bdelete|\bcreate|replace/, `${what}: nothing is deleted, created or replaced:\n${r.stdout}`);
+        assert.equal(activeSince(), since, `${what}: the service was not restarted`);
+        const noop = await stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
+        assert.equal(noop.code, 0, `${what}: a following up --expect-no-changes failed:\n${noop.stdout}\n${noop.stderr}`);
+    }
+    const afterwards = hostCounters(vm);
+    assert.equal(afterwards.starts - before.starts, 0, "0 restarts");
+    assert.equal(afterwards.reloads - before.reloads, 0, "no daemon-reload");
+    // Three ups and three no-op ups; only the counter reads reached the host.
+    assert.equal(afterwards.sessions - before.sessions, 1, "the renames opened no SSH session");
+    assert.equal(activeSince(), since, "active throughout");
+    assertHealthy();
+    host = { ...host, name: "vm-renamed", port: secondPort };
+});
+
+test("two entries reaching one machine are refused before any change", { timeout: 5 * MINUTE }, async () => {
+    const before = hostCounters(vm);
+    await stack.setConfig({ hosts: [host, { ...host, name: "vm-again", port: vm.port }] });
+    const r = await stack.run(["preview"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, /hosts\[1\]\.hostKey: hosts\[1\] \('vm-again'\) and hosts\[0\] \('vm-renamed'\) have the same host key/);
+    const u = await stack.up();
+    assert.notEqual(u.code, 0);
+    assert.equal(hostCounters(vm).sessions - before.sessions, 1, "no SSH session");
+    await stack.setConfig({ hosts: [host] });
+    assertHealthy();
+});
+
+test("a hand-edited unit is shown by preview --refresh (the lines that differ) and put back by up --refresh", { timeout: 10 * MINUTE }, async () => {
+    root(`sed -i 's/^RestartSec=5$/RestartSec=30/' ${UNIT} && systemctl daemon-reload`);
+    assert.equal(show("RestartUSec"), "30s");
+    const out = await previewRefresh();
+    assert.match(out, /-\s+RestartSec=30/);
+    assert.match(out, /\+\s+RestartSec=5/);
+    await upRefresh();
+    assert.equal(show("RestartUSec"), "5s");
+});
+
+test("a drop-in made by systemctl edit is shown by name and content; up refuses it by default and removes it with foreignDropIns: remove", { timeout: 10 * MINUTE }, async () => {
+    root(`mkdir -p ${OVERRIDE.replace(/\/[^/]+$/, "")} && printf '[Service]\\nMemoryMax=50M\\n' > ${OVERRIDE} && systemctl daemon-reload`);
+    const out = await previewRefresh();
+    assert.match(out, /override\.conf/);
+    assert.match(out, /MemoryMax=50M/);
+    assert.match(out, /foreignDropIns: refuse/);
+    const since = activeSince();
+    const refused = await stack.up(["--refresh"]);
+    assert.notEqual(refused.code, 0, "up refuses to activate over a foreign drop-in");
+    assert.match(refused.stdout + refused.stderr, /unmanaged drop-in\(s\) \S*override\.conf/);
+    assert.equal(activeSince(), since, "nothing was changed");
+    assert.equal(vmSsh(vm, `test -f ${OVERRIDE}`, { root: true }).code, 0);
+    await stack.setConfig({ foreignDropIns: "remove" });
+    await upRefresh();
+    assert.equal(vmSsh(vm, `test -e ${OVERRIDE}`, { root: true }).code, 1, "override.conf removed");
+    assert.equal(show("MemoryMax"), "infinity");
+});
+
+test("a deleted .env is shown by preview --refresh and restored by up --refresh", { timeout: 10 * MINUTE }, async () => {
+    root(`rm -f ${ENV}`);
+    const out = await previewRefresh();
+    assert.match(out, /absent on the host/);
+    assert.ok(!out.includes(OPENAI_API_KEY), "no secret value in the preview");
+    await upRefresh();
+    assert.equal(root(`stat -c '%a %U %G' ${ENV}`).trim(), "640 root amarktai");
+});
+
+test("a .env made world-readable (chmod 0644) is shown by preview --refresh and put back to 0640 by up --refresh", { timeout: 10 * MINUTE }, async () => {
+    root(`chmod 0644 ${ENV}`);
+    const out = await previewRefresh();
+    assert.match(out, /0644/);
+    await upRefresh();
+    assert.equal(root(`stat -c '%a %U %G' ${ENV}`).trim(), "640 root amarktai");
+});
+
+test("a disabled unit is shown by preview --refresh and enabled again by up --refresh", { timeout: 10 * MINUTE }, async () => {
+    root("systemctl disable --quiet amarktai-api");
+    const out = await previewRefresh();
+    assert.match(out, /disabled, active/);
+    await upRefresh();
+});
+
+test("a stopped service is shown by preview --refresh and started by up --refresh; then a refresh finds nothing, over one SSH session", { timeout: 10 * MINUTE }, async () => {
+    root("systemctl stop amarktai-api");
+    const out = await previewRefresh();
+    assert.match(out, /enabled, inactive/);
+    await upRefresh();
+    const before = hostCounters(vm);
+    const r = await stack.run(["preview", "--refresh", "--expect-no-changes"]);
+    assert.equal(r.code, 0, `after the repairs a refresh still finds changes:\n${r.stdout}\n${r.stderr}`);
+    assert.equal(hostCounters(vm).sessions - before.sessions, 2, "one SSH session for the refresh (plus the counter read)");
+});
