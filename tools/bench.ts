@@ -6,6 +6,8 @@
  *   1. a fresh `up` (checked healthy: `/health` answers 200 inside the VM),
  *   2. a no-op `preview` and a no-op `up --expect-no-changes`,
  *   3. a one-override change (`overrides.workers.workers: 2`, then `up`),
+ *   4. a `refresh` that finds no drift, then a hand edit of the unit
+ *      (`RestartSec=30`) repaired by `up --refresh`,
  *
  * and counts, on the host from its journal, what each operation did there:
  * SSH sessions accepted by sshd, remote commands (each `sudo` invocation of
@@ -33,6 +35,7 @@ import * as path from "path";
 import { hostsBenchmark, hostsReport } from "./bench-hosts";
 import { CliResult, TestStack } from "./stack";
 import { REPO, VmInfo, vmPrivateKey } from "./vm";
+import { hostKeyFingerprint } from "../components/model";
 
 const VM_SH = path.join(REPO, "tools", "vm", "vm.sh");
 const UNIT = "amarktai-api.service";
@@ -365,7 +368,7 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
 
 // ------------------------------------------------------------------ the per-run operations
 
-const OPERATIONS = ["fresh up", "no-op preview", "no-op up", "one-override up"] as const;
+const OPERATIONS = ["fresh up", "no-op preview", "no-op up", "one-override up", "no-drift refresh", "repair up"] as const;
 type OperationName = (typeof OPERATIONS)[number];
 
 interface OperationResult extends HostDelta {
@@ -465,6 +468,19 @@ async function benchRun(run: number, runs: number, calibrate: boolean, results: 
         mustSucceed(label, override);
         await checkHealthy(vm, /--workers 2\b/);
         log(`${label}: /health answers 200 with --workers 2`);
+        counters = await readCounters(vm);
+
+        // 4. a refresh that finds nothing, then a hand edit of the unit repaired by up --refresh
+        const refresh = await measure(vm, stack, label, "no-drift refresh", ["refresh", "--yes", "--skip-preview", "--expect-no-changes"], counters);
+        operations.push(refresh.op);
+        mustSucceed(label, refresh);
+        const edit = await vmExec(vm, `sed -i 's/^RestartSec=5$/RestartSec=30/' /etc/systemd/system/${UNIT} && systemctl daemon-reload`, true);
+        if (edit.code !== 0) throw new Error(`${label}: editing the unit failed: ${edit.stderr}`);
+        const repair = await measure(vm, stack, label, "repair up", ["up", "--refresh", "--yes", "--skip-preview"], await readCounters(vm));
+        operations.push(repair.op);
+        mustSucceed(label, repair);
+        await checkHealthy(vm);
+        log(`${label}: the hand edit is repaired and /health answers 200`);
 
         return calibration;
     } finally {
@@ -511,7 +527,8 @@ async function hostsCompare(oneHostSeconds: number, oneHostSource: string): Prom
         log("hosts compare: /health answers 200 in all 3 VMs");
         const perHost = vms.map((_vm, i) => {
             const host = `vm${i + 1}`;
-            const at = (re: RegExp, kind: string) => cli.lines.filter((l) => re.test(l.line) && l.line.includes(`:${kind} amarktai-api-${host}-`)).map((l) => l.t);
+            const stem = `amarktai-api-${hostKeyFingerprint(vms[i]!.hostKey)}-`;
+            const at = (re: RegExp, kind: string) => cli.lines.filter((l) => re.test(l.line) && l.line.includes(`:${kind} ${stem}`)).map((l) => l.t);
             const last = (xs: number[]) => (xs.length ? Math.max(...xs) : undefined);
             return {
                 host,

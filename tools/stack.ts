@@ -65,16 +65,17 @@ export class TestStack {
     }
 
     /** Runs `scripts/pulumi ARGS --stack NAME --config-file FILE` (stack flags added for commands that take them). */
-    run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; onOutput?: (chunk: string) => void; measure?: boolean } = {}): Promise<CliResult> {
+    run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; onOutput?: (chunk: string) => void; measure?: boolean; /** Another checkout of the project (e.g. an older release) whose `scripts/pulumi` runs instead. */ checkout?: string } = {}): Promise<CliResult> {
         // `stack …` subcommands take no --config-file; `stack init` names its stack itself.
         const isInit = args[0] === "stack" && args[1] === "init";
         const stackFlags = isInit ? [] : args[0] === "stack" ? ["--stack", this.name] : ["--stack", this.name, "--config-file", this.configFile];
         const full = [...args, "--non-interactive", ...stackFlags];
         const started = Date.now();
         return new Promise((resolve, reject) => {
-            const cli = path.join(this.repo, "scripts", "pulumi");
+            const dir = options.checkout ?? this.repo;
+            const cli = path.join(dir, "scripts", "pulumi");
             const [command, argv] = options.measure ? ["python3", [RUSAGE, cli, ...full]] : [cli, full];
-            const child = spawn(command, argv, { cwd: this.repo, env: { ...this.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
+            const child = spawn(command, argv, { cwd: dir, env: { ...this.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
             let stdout = "";
             let stderr = "";
             child.stdout.on("data", (d: Buffer) => {
@@ -143,8 +144,8 @@ export class TestStack {
     }
 
     /** `pulumi up --yes --skip-preview`, printing progress to stderr. */
-    up(extra: string[] = []): Promise<CliResult> {
-        return this.run(["up", "--yes", "--skip-preview", ...extra], { onOutput: progress });
+    up(extra: string[] = [], checkout?: string): Promise<CliResult> {
+        return this.run(["up", "--yes", "--skip-preview", ...extra], { onOutput: progress, ...(checkout ? { checkout } : {}) });
     }
 
     /** Removes the stack's files. */
