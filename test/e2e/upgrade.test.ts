@@ -32,7 +32,8 @@ before(async () => {
     // Release 0.1.0 beside this checkout, built with the same toolchain (same lock file: the same node_modules).
     oldCheckout = fs.mkdtempSync(path.join(os.tmpdir(), "amarktai-0.1.0-"));
     execFileSync("bash", ["-c", 'git -C "$1" archive "$2" | tar -x -C "$3"', "extract", REPO, RELEASE_0_1_0, oldCheckout], { stdio: ["ignore", "ignore", "inherit"] });
-    fs.symlinkSync(path.join(REPO, "node_modules"), path.join(oldCheckout, "node_modules"));
+    // A hard-linked copy, never a symlink: 0.1.0's setup may run `npm ci`, which empties node_modules first.
+    execFileSync("cp", ["-al", path.join(REPO, "node_modules"), path.join(oldCheckout, "node_modules")]);
     execFileSync("bash", [path.join(oldCheckout, "scripts", "setup.sh")], { stdio: ["ignore", "ignore", "inherit"] });
     stack = await TestStack.create("upgrade");
     await stack.setConfig({
