@@ -29,6 +29,8 @@ export interface HostReadSpec {
     readonly files: readonly { readonly path: string; readonly secret: boolean }[];
     /** The first line of every managed file (files without it are foreign). */
     readonly marker: string;
+    /** Root-owned links the service keeps (the notes' `.env` path): reported with their target. */
+    readonly links?: readonly string[];
 }
 
 /** Python that prints `envkey PATH KEY SHA256(line)` for each `KEY=…` line of an env file: key names and hashes only. */
@@ -45,7 +47,7 @@ const ENV_KEYS_PY = [
 /**
  * The read script. Output, one record per line, tab-separated:
  * `file PATH absent|link|other`, `file PATH present SHA256 MODE OWNER GROUP b64:TEXT|-`,
- * `envkey PATH KEY SHA256`, `foreign PATH BASE64TEXT|link`, `unit ENABLED ACTIVE`, `owner OWNER GENERATION`.
+ * `envkey PATH KEY SHA256`, `link PATH TARGET` (empty: absent, not a link or not root's), `foreign PATH BASE64TEXT|link`, `unit ENABLED ACTIVE`, `owner OWNER GENERATION`.
  */
 export function readHostScript(spec: HostReadSpec): string {
     return (
@@ -59,6 +61,7 @@ export function readHostScript(spec: HostReadSpec): string {
             `SECRETS=(${shellWords(spec.files.map((f) => (f.secret ? "1" : "0")))})`,
             `DROPIN_DIRS=(${shellWords([unitDropInDir(spec.unitName), JOURNALD_DROPIN_DIR])})`,
             `OWNER_RECORD=${q(ownerRecordPath(spec.serviceName))}`,
+            `LINKS=(${shellWords(spec.links ?? [])})`,
             `LIMIT=${READ_TEXT_LIMIT}`,
             'for i in "${!PATHS[@]}"; do',
             '  p="${PATHS[$i]}"',
@@ -73,6 +76,9 @@ export function readHostScript(spec: HostReadSpec): string {
             '  if [ "${SECRETS[$i]}" = 0 ] && [ "$(stat -c %s "$p")" -le "$LIMIT" ]; then text="b64:$(base64 -w0 < "$p")"; fi',
             '  printf \'file\\t%s\\tpresent\\t%s\\t%s\\t%s\\t%s\\t%s\\n\' "$p" "$sum" "$mode" "$owner" "$group" "$text"',
             `  if [ "\${SECRETS[$i]}" = 1 ]; then python3 -c ${quoteScript(ENV_KEYS_PY)} "$p"; fi`,
+            "done",
+            'for l in "${LINKS[@]}"; do',
+            '  if [ -L "$l" ] && [ "$(stat -c %u "$l")" = 0 ]; then printf \'link\\t%s\\t%s\\n\' "$l" "$(readlink "$l")"; else printf \'link\\t%s\\t\\n\' "$l"; fi',
             "done",
             'for d in "${DROPIN_DIRS[@]}"; do',
             '  [ -d "$d" ] && [ ! -L "$d" ] || continue',
@@ -109,6 +115,8 @@ export interface HostRead {
     readonly files: Record<string, LiveFile>;
     /** Unmanaged `*.conf` files in the unit's and journald's drop-in directories: path → text (or "(a link)"). */
     readonly foreign: Record<string, string>;
+    /** Each link asked for → its target ("" when absent, not a link, or not owned by root). */
+    readonly links: Record<string, string>;
     /** `systemctl is-enabled` / `is-active` ("" when the unit is unknown). */
     readonly unit: { readonly enabled: string; readonly active: string };
     readonly owner?: { readonly owner: string; readonly generation: number };
@@ -119,6 +127,7 @@ export function parseHostRead(stdout: string): HostRead {
     const files: Record<string, LiveFile> = {};
     const keyHashes: Record<string, Record<string, string>> = {};
     const foreign: Record<string, string> = {};
+    const links: Record<string, string> = {};
     let unit = { enabled: "", active: "" };
     let owner: HostRead["owner"];
     const text = (b64: string) => Buffer.from(b64, "base64").toString("utf8");
@@ -132,6 +141,8 @@ export function parseHostRead(stdout: string): HostRead {
             }
         } else if (kind === "envkey" && f[0] && f[1]) {
             (keyHashes[f[0]] ??= {})[f[1]] = f[2] ?? "";
+        } else if (kind === "link" && f[0]) {
+            links[f[0]] = f[1] ?? "";
         } else if (kind === "foreign" && f[0]) {
             foreign[f[0]] = f[1] === "link" ? "(a link)" : text(f[1] ?? "");
         } else if (kind === "unit") {
@@ -144,5 +155,5 @@ export function parseHostRead(stdout: string): HostRead {
         const live = files[path];
         if (live?.state === "present") files[path] = { ...live, keyHashes: hashes };
     }
-    return { files, foreign, unit, ...(owner ? { owner } : {}) };
+    return { files, foreign, links, unit, ...(owner ? { owner } : {}) };
 }

@@ -14,7 +14,9 @@ import { VmInfo, forwardPort, hostCounters, startVm, stopVm, vmPrivateKey, vmRun
 const MINUTE = 60_000;
 const OPENAI_API_KEY = `sk-drift-${Date.now()}`;
 const UNIT = "/etc/systemd/system/amarktai-api.service";
-const ENV = "/var/amarktai/app/backend/.env";
+/** The real .env (root-owned, outside what the service can write) and the notes' path, a root-owned link to it. */
+const ENV = "/etc/amarktai-infra/amarktai-api/env";
+const ENV_LINK = "/var/amarktai/app/backend/.env";
 const OVERRIDE = "/etc/systemd/system/amarktai-api.service.d/override.conf";
 
 let vm: VmInfo;
@@ -143,12 +145,13 @@ test("a drop-in made by systemctl edit is shown by name and content; up refuses 
 });
 
 test("a deleted .env is shown by preview --refresh and restored by up --refresh", { timeout: 10 * MINUTE }, async () => {
-    root(`rm -f ${ENV}`);
+    root(`rm -f ${ENV_LINK} ${ENV}`);
     const out = await previewRefresh();
     assert.match(out, /absent on the host/);
     assert.ok(!out.includes(OPENAI_API_KEY), "no secret value in the preview");
     await upRefresh();
     assert.equal(root(`stat -c '%a %U %G' ${ENV}`).trim(), "640 root amarktai");
+    assert.equal(root(`readlink ${ENV_LINK}`).trim(), ENV);
 });
 
 test("a .env made world-readable (chmod 0644) is shown by preview --refresh and put back to 0640 by up --refresh", { timeout: 10 * MINUTE }, async () => {

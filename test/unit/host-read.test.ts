@@ -12,7 +12,7 @@ import { driftedView } from "../../components/pulumi/providers/host-file";
 const spec = (files: { path: string; secret: boolean }[]) => readHostScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER });
 
 test("the read script parses with bash -n and passes shellcheck", () => {
-    const script = spec([{ path: "/etc/systemd/system/amarktai-api.service", secret: false }, { path: "/var/amarktai/app/backend/.env", secret: true }]);
+    const script = spec([{ path: "/etc/systemd/system/amarktai-api.service", secret: false }, { path: "/etc/amarktai-infra/amarktai-api/env", secret: true }]);
     assert.equal(spawnSync("bash", ["-n"], { input: script }).status, 0);
     const checked = spawnSync("shellcheck", ["--shell=bash", "--severity=warning", "-"], { input: script, encoding: "utf8" });
     assert.equal(checked.status, 0, checked.stdout);
@@ -49,24 +49,30 @@ const activation = {
     service: "amarktai-api",
     files: {
         "/etc/systemd/system/amarktai-api.service": { mode: "0644", owner: "root", group: "root", effect: "systemd" as const },
-        "/var/amarktai/app/backend/.env": { mode: "0640", owner: "root", group: "amarktai", effect: "restart" as const },
+        "/etc/amarktai-infra/amarktai-api/env": { mode: "0640", owner: "root", group: "amarktai", effect: "restart" as const },
     },
-    contentHashes: { "/etc/systemd/system/amarktai-api.service": sha256("unit\n").slice(0, 16), "/var/amarktai/app/backend/.env": sha256("A=1\n").slice(0, 16) },
+    contentHashes: { "/etc/systemd/system/amarktai-api.service": sha256("unit\n").slice(0, 16), "/etc/amarktai-infra/amarktai-api/env": sha256("A=1\n").slice(0, 16) },
+    links: { "/var/amarktai/app/backend/.env": "/etc/amarktai-infra/amarktai-api/env" },
     health: { url: "http://127.0.0.1:8000/health", timeoutSec: 60 },
     activatedAt: "t",
 };
 
-test("drift: a hand-edited unit, a world-readable .env, a disabled and stopped unit and a foreign drop-in are each named", () => {
+test("drift: a hand-edited unit, a world-readable .env, a removed .env link, a disabled and stopped unit and a foreign drop-in are each named", () => {
     const drift = driftOf(activation, {
         files: {
             "/etc/systemd/system/amarktai-api.service": { state: "present", sha256: sha256("edited\n"), mode: "0644", owner: "root", group: "root" },
-            "/var/amarktai/app/backend/.env": { state: "present", sha256: sha256("A=1\n"), mode: "0644", owner: "root", group: "amarktai" },
+            "/etc/amarktai-infra/amarktai-api/env": { state: "present", sha256: sha256("A=1\n"), mode: "0644", owner: "root", group: "amarktai" },
         },
         foreign: { "/etc/systemd/system/amarktai-api.service.d/override.conf": "[Service]\nMemoryMax=50M\n", "/etc/systemd/journald.conf.d/90-admin.conf": "x" },
+        links: { "/var/amarktai/app/backend/.env": "" },
         unit: { enabled: "disabled", active: "inactive" },
     });
     assert.deepEqual(drift, {
-        files: { "/etc/systemd/system/amarktai-api.service": "content differs", "/var/amarktai/app/backend/.env": "mode 0644 (wants 0640)" },
+        files: {
+            "/etc/systemd/system/amarktai-api.service": "content differs",
+            "/etc/amarktai-infra/amarktai-api/env": "mode 0644 (wants 0640)",
+            "/var/amarktai/app/backend/.env": "not a root-owned link to /etc/amarktai-infra/amarktai-api/env",
+        },
         unit: "disabled, inactive",
         foreignDropIns: { "/etc/systemd/system/amarktai-api.service.d/override.conf": "[Service]\nMemoryMax=50M\n" },
         foreignDropInsAction: "up refuses to activate until they are removed or adopted as overrides (foreignDropIns: refuse)",
@@ -77,13 +83,14 @@ test("no drift when the host matches the last activation", () => {
     const drift = driftOf(activation, {
         files: {
             "/etc/systemd/system/amarktai-api.service": { state: "present", sha256: sha256("unit\n"), mode: "0644", owner: "root", group: "root" },
-            "/var/amarktai/app/backend/.env": { state: "absent" },
+            "/etc/amarktai-infra/amarktai-api/env": { state: "absent" },
         },
         foreign: {},
+        links: { "/var/amarktai/app/backend/.env": "/etc/amarktai-infra/amarktai-api/env" },
         unit: { enabled: "enabled", active: "active" },
     });
-    assert.deepEqual(drift, { files: { "/var/amarktai/app/backend/.env": "absent on the host" } });
-    assert.deepEqual(driftOf(activation, { files: {}, foreign: {}, unit: { enabled: "enabled", active: "active" } }), {});
+    assert.deepEqual(drift, { files: { "/etc/amarktai-infra/amarktai-api/env": "absent on the host" } });
+    assert.deepEqual(driftOf(activation, { files: {}, foreign: {}, links: {}, unit: { enabled: "enabled", active: "active" } }), {});
 });
 
 test("a drifted .env is shown by which keys differ, never by value", () => {

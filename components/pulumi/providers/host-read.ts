@@ -14,6 +14,7 @@ const GATHER_MS = 400;
 
 interface Batch {
     readonly files: Map<string, boolean>;
+    readonly links: Set<string>;
     started: boolean;
     readonly result: Promise<HostRead>;
 }
@@ -26,22 +27,25 @@ function keyOf(c: SshConnection, service: string): string {
 }
 
 /** Reads `files` (path → holds a secret) of `service` from its host, sharing one script with the other resources of that host. */
-export function readHost(connection: SshConnection, service: string, files: Record<string, boolean>): Promise<HostRead> {
+export function readHost(connection: SshConnection, service: string, files: Record<string, boolean>, links: readonly string[] = []): Promise<HostRead> {
     const key = keyOf(connection, service);
     const existing = batches.get(key);
-    if (existing && (!existing.started || Object.keys(files).every((p) => existing.files.has(p)))) {
+    if (existing && (!existing.started || (Object.keys(files).every((p) => existing.files.has(p)) && links.every((l) => existing.links.has(l))))) {
         for (const [p, secret] of Object.entries(files)) existing.files.set(p, secret);
+        for (const l of links) existing.links.add(l);
         return existing.result;
     }
     const wanted = new Map(Object.entries(files));
+    const wantedLinks = new Set(links);
     let start!: () => void;
     const gate = new Promise<void>((resolve) => (start = resolve));
     const batch: Batch = {
         files: wanted,
+        links: wantedLinks,
         started: false,
         result: gate.then(async () => {
             batch.started = true;
-            const script = readHostScript({ serviceName: service, unitName: `${service}.service`, files: [...wanted].map(([path, secret]) => ({ path, secret })), marker: MANAGED_MARKER });
+            const script = readHostScript({ serviceName: service, unitName: `${service}.service`, files: [...wanted].map(([path, secret]) => ({ path, secret })), links: [...wantedLinks], marker: MANAGED_MARKER });
             return parseHostRead((await runAsRoot(connection, script, { what: `reading ${service}.service back` })).stdout);
         }),
     };

@@ -80,6 +80,10 @@ export function driftOf(props: ServiceActivationOutputs, host: HostRead): Activa
         if (live.owner !== f.owner || live.group !== f.group) what.push(`owner ${live.owner}:${live.group} (wants ${f.owner}:${f.group})`);
         if (what.length > 0) files[f.path] = what.join(", ");
     }
+    for (const [path, target] of Object.entries(props.links ?? {})) {
+        const live = host.links[path];
+        if (live !== undefined && live !== target) files[path] = live === "" ? `not a root-owned link to ${target}` : `links to ${live} (wants ${target})`;
+    }
     if (Object.keys(files).length > 0) drift.files = files;
     if (host.unit.enabled !== "enabled" || host.unit.active !== "active") drift.unit = `${host.unit.enabled || "unknown"}, ${host.unit.active || "unknown"}`;
     const dropInDir = `${unitDropInDir(`${props.service}.service`)}/`;
@@ -164,7 +168,7 @@ export const serviceActivation: Provider = {
     },
     async read(id, props: ServiceActivationOutputs) {
         const files = activationFilesOf(props.files);
-        const host = await readHost(props.connection, props.service, Object.fromEntries(files.map((f) => [f.path, holdsSecrets(f)])));
+        const host = await readHost(props.connection, props.service, Object.fromEntries(files.map((f) => [f.path, holdsSecrets(f)])), Object.keys(props.links ?? {}));
         const drift = driftOf(props, host);
         const journaldDropIns = Object.keys(host.foreign).filter((p) => !p.startsWith(`${unitDropInDir(`${props.service}.service`)}/`));
         const { drift: _d, journaldDropIns: _j, ...rest } = props;
