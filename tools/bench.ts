@@ -8,12 +8,15 @@
  *   3. a one-override change (`overrides.workers.workers: 2`, then `up`),
  *   4. a `refresh` that finds no drift, then a hand edit of the unit
  *      (`RestartSec=30`) repaired by `up --refresh`,
+ *   5. a requirements-only change (`six==1.17.0` added: a new release, then `up`),
  *
  * and counts, on the host from its journal, what each operation did there:
  * SSH sessions accepted by sshd, remote commands (each `sudo` invocation of
  * the login user logs one `COMMAND=` line), unit starts and daemon-reloads.
- * It also measures the program's startup and, once, a fresh `up` of one
- * stack with three hosts against the one-host figure.
+ * It also measures the program's startup, once a fresh `up` of one stack with
+ * three hosts against the one-host figure, and once steps 1 and 4 with the
+ * pip installer (`releases.installer: pip`, how venvs were built before uv:
+ * apt's python3-venv, `python3 -m venv`, pip) against uv, on the same machine.
  *
  * With `--hosts N[,N…]` it measures instead how a stack's cost grows with its
  * number of hosts (tools/bench-hosts.ts): first preview of N fake hosts, and
@@ -43,11 +46,12 @@ const HEALTH_URL = "http://127.0.0.1:8000/health";
 const T0 = Date.now();
 const HEARTBEAT_MS = 30_000;
 
-const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-compare] [--json FILE]
+const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-compare] [--no-installer-compare] [--json FILE]
 
   --runs N             runs of the per-operation benchmark, each on a fresh VM (default 3)
   --hosts-compare      also time a fresh up of one stack with 3 hosts (default)
   --no-hosts-compare   skip the 3-host part
+  --no-installer-compare  skip the fresh up + requirements change with the pip installer
   --json FILE          also write the raw results as JSON to FILE
 
   --hosts N[,N...]     instead: cost against the number of hosts in one stack (first preview of
@@ -63,6 +67,7 @@ const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-
 interface Options {
     runs: number;
     hostsCompare: boolean;
+    installerCompare: boolean;
     json?: string;
     /** `--hosts`: host counts of the N-host benchmark. */
     hostCounts?: number[];
@@ -76,7 +81,7 @@ function usageError(message: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-    const opts: Options = { runs: 3, hostsCompare: true, realMax: 10 };
+    const opts: Options = { runs: 3, hostsCompare: true, realMax: 10, installerCompare: true };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i]!;
         const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -98,6 +103,9 @@ function parseArgs(argv: string[]): Options {
                 break;
             case "--no-hosts-compare":
                 opts.hostsCompare = false;
+                break;
+            case "--no-installer-compare":
+                opts.installerCompare = false;
                 break;
             case "--json":
                 opts.json = path.resolve(value());
@@ -283,10 +291,13 @@ function hostEntry(name: string, vm: VmInfo) {
     return { name, address: vm.host, port: vm.port, user: vm.user, hostKey: vm.hostKey };
 }
 
-async function newStack(hosts: { name: string; vm: VmInfo }[]): Promise<TestStack> {
+/** The requirements of step 4: one added to the default's. */
+const MORE_REQUIREMENTS = ["uvicorn==0.38.0", "six==1.17.0"];
+
+async function newStack(hosts: { name: string; vm: VmInfo }[], extra: Record<string, unknown> = {}): Promise<TestStack> {
     const stack = await TestStack.create("bench");
     liveStacks.add(stack);
-    await stack.setConfig({ hosts: hosts.map((h) => hostEntry(h.name, h.vm)), app: { sourceDir: "demo-app" } });
+    await stack.setConfig({ hosts: hosts.map((h) => hostEntry(h.name, h.vm)), app: { sourceDir: "demo-app" }, ...extra });
     await stack.setSecret("sshPrivateKey", vmPrivateKey(hosts[0]!.vm));
     return stack;
 }
@@ -368,7 +379,7 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
 
 // ------------------------------------------------------------------ the per-run operations
 
-const OPERATIONS = ["fresh up", "no-op preview", "no-op up", "one-override up", "no-drift refresh", "repair up"] as const;
+const OPERATIONS = ["fresh up", "no-op preview", "no-op up", "one-override up", "no-drift refresh", "repair up", "requirements up"] as const;
 type OperationName = (typeof OPERATIONS)[number];
 
 interface OperationResult extends HostDelta {
@@ -481,8 +492,52 @@ async function benchRun(run: number, runs: number, calibrate: boolean, results: 
         mustSucceed(label, repair);
         await checkHealthy(vm);
         log(`${label}: the hand edit is repaired and /health answers 200`);
+        counters = await readCounters(vm);
+
+        // 5. requirements only: a new release
+        await stack.setConfig({ app: { sourceDir: "demo-app", requirements: MORE_REQUIREMENTS } });
+        const reqs = await measure(vm, stack, label, "requirements up", ["up", "--yes", "--skip-preview"], counters);
+        operations.push(reqs.op);
+        mustSucceed(label, reqs);
+        await checkHealthy(vm);
+        log(`${label}: /health answers 200 after the requirements change`);
 
         return calibration;
+    } finally {
+        dropStack(stack);
+        stopVm(name);
+        log(`${label}: VM ${name} stopped`);
+    }
+}
+
+// ------------------------------------------------------------------ installers: pip (before uv) vs uv
+
+interface InstallerCompareResult {
+    /** Fresh up and requirements-only up with `releases.installer: pip`, on a fresh VM. */
+    pip: OperationResult[];
+}
+
+/** Steps 1 and 4 with the pip installer on a fresh VM (the uv figures are the runs above). */
+async function installerCompare(): Promise<InstallerCompareResult> {
+    const label = "installer pip";
+    const name = `bench-${process.pid}-pip`;
+    let stack: TestStack | undefined;
+    const pip: OperationResult[] = [];
+    try {
+        const vm = await startVm(name);
+        stack = await newStack([{ name: "vm1", vm }], { releases: { installer: "pip" } });
+        let counters = await readCounters(vm);
+        const fresh = await measure(vm, stack, label, "fresh up", ["up", "--yes", "--skip-preview"], counters);
+        pip.push(fresh.op);
+        mustSucceed(label, fresh);
+        await checkHealthy(vm);
+        counters = await readCounters(vm);
+        await stack.setConfig({ app: { sourceDir: "demo-app", requirements: MORE_REQUIREMENTS } });
+        const reqs = await measure(vm, stack, label, "requirements up", ["up", "--yes", "--skip-preview"], counters);
+        pip.push(reqs.op);
+        mustSucceed(label, reqs);
+        await checkHealthy(vm);
+        return { pip };
     } finally {
         dropStack(stack);
         stopVm(name);
@@ -647,7 +702,7 @@ function accelText(m: Machine): string {
     return `${kind}: -accel ${m.accel}, read from ${m.accelSource}; /dev/kvm ${m.kvmDevice ? "exists on this machine but is not what the VMs use" : "absent on this machine"}`;
 }
 
-function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: number[], runs: RunResult[], calibration: Calibration | undefined, hosts: HostsCompareResult | undefined, error?: string): string {
+function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: number[], runs: RunResult[], calibration: Calibration | undefined, hosts: HostsCompareResult | undefined, installers: InstallerCompareResult | undefined, error?: string): string {
     const out: string[] = [];
     const p = (s = "") => out.push(s);
     p(`amarktai-infra benchmark (${new Date().toISOString()}, total ${elapsed().toFixed(0)}s)`);
@@ -722,6 +777,19 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
         p();
     }
 
+    if (installers) {
+        const uvOps = (name: OperationName) => ops(name).map((o) => o.seconds);
+        const pipOp = (name: OperationName) => installers.pip.find((o) => o.operation === name)?.seconds;
+        p("Installers: how a release's venv is built, same machine, one run each (fresh VMs)");
+        p("  before = `releases.installer: pip` (apt's python3-venv, `python3 -m venv`, pip: how venvs were built before uv)");
+        p("  after  = `releases.installer: uv` (default; the runs above)");
+        p(table(["operation", "before (pip) s", "after (uv) s"], (["fresh up", "requirements up"] as const).map((name) => [name, pipOp(name)?.toFixed(1) ?? "—", stat(uvOps(name), 1)])).replace(/^/gm, "  "));
+        p();
+    } else if (opts.installerCompare) {
+        p("Installers comparison: not run (the benchmark stopped before it)");
+        p();
+    }
+
     // Per-operation findings, grouped across runs: "runs 1, 2, fresh up: …".
     const byFinding = new Map<string, number[]>();
     const finding = (run: number, text: string) => byFinding.set(text, [...(byFinding.get(text) ?? []), run]);
@@ -732,6 +800,7 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
             if (o.operation.startsWith("no-op") && (o.sessions || o.commands || o.restarts || o.reloads)) {
                 f(`a no-op touched the host: ${o.sessions} session(s), ${o.commands} command(s), ${o.restarts} start(s), ${o.reloads} reload(s)`);
             }
+            if (o.operation === "requirements up" && o.restarts !== 1) f(`${o.restarts} service starts (expected 1: one switch to the new release)`);
             if (o.operation === "one-override up") {
                 if (o.sessions > 3) f(`${o.sessions} SSH sessions (more than 3)`);
                 if (o.restarts !== 1) f(`${o.restarts} service starts (expected 1)`);
@@ -829,6 +898,7 @@ async function main(): Promise<number> {
     const runs: RunResult[] = [];
     let calibration: Calibration | undefined;
     let hosts: HostsCompareResult | undefined;
+    let installers: InstallerCompareResult | undefined;
     let error: string | undefined;
     try {
         for (let r = 1; r <= opts.runs; r++) {
@@ -843,6 +913,7 @@ async function main(): Promise<number> {
                 : `median of the ${runs.length} fresh ups above: each one stack, one host vm1, fresh VM`;
             hosts = await hostsCompare(median(fresh), source);
         }
+        if (opts.installerCompare) installers = await installerCompare();
     } catch (e) {
         error = e instanceof Error ? e.message : String(e);
         log(`FAILED: ${error}`);
@@ -850,9 +921,9 @@ async function main(): Promise<number> {
         cleanupAll();
     }
 
-    process.stdout.write(report(opts, machine, importMs, bareNodeMs, runs, calibration, hosts, error));
+    process.stdout.write(report(opts, machine, importMs, bareNodeMs, runs, calibration, hosts, installers, error));
     if (opts.json) {
-        fs.writeFileSync(opts.json, JSON.stringify({ options: opts, machine, loadSamples, otherVmsSeen: [...otherVmsSeen], programLoadMs: importMs, bareNodeMs, calibration, runs, hostsCompare: hosts, error }, null, 2) + "\n");
+        fs.writeFileSync(opts.json, JSON.stringify({ options: opts, machine, loadSamples, otherVmsSeen: [...otherVmsSeen], programLoadMs: importMs, bareNodeMs, calibration, runs, hostsCompare: hosts, installerCompare: installers, error }, null, 2) + "\n");
         log(`raw results written to ${opts.json}`);
     }
     return error ? 1 : 0;

@@ -82,13 +82,14 @@ export function boundaryProblems(config: ServiceConfig, namespace: string): stri
         workingDirectory: normalizePath(config.paths.workingDirectory),
         venv: normalizePath(config.paths.venv),
         logs: normalizePath(config.paths.logs),
+        releases: normalizePath(config.paths.releases),
         envFile: normalizePath(config.paths.envFile),
     };
-    const separate = ["app", "venv", "logs"] as const;
+    const separate = ["app", "venv", "logs", "releases"] as const;
     for (const a of separate) {
         for (const b of separate) {
             if (a !== b && isWithin(p[a], p[b]) && (p[a] !== p[b] || a < b)) {
-                problems.push(`${namespace}:paths.${a}: ${p[a]} ${p[a] === p[b] ? "is the same directory as" : "is inside"} paths.${b} (${p[b]}); app, venv and logs must be separate directories, none inside another`);
+                problems.push(`${namespace}:paths.${a}: ${p[a]} ${p[a] === p[b] ? "is the same directory as" : "is inside"} paths.${b} (${p[b]}); app, venv, logs and releases must be separate directories, none inside another`);
             }
         }
     }
@@ -99,7 +100,7 @@ export function boundaryProblems(config: ServiceConfig, namespace: string): stri
     if (envDir !== p.workingDirectory && envDir !== p.app) {
         problems.push(`${namespace}:paths.envFile: ${p.envFile} must be a file directly in paths.workingDirectory (${p.workingDirectory}) or paths.app (${p.app})`);
     }
-    for (const key of ["app", "workingDirectory", "venv", "logs"] as const) {
+    for (const key of ["app", "workingDirectory", "venv", "logs", "releases"] as const) {
         if (p.envFile === p[key]) {
             problems.push(`${namespace}:paths.envFile: ${p.envFile} is the directory paths.${key}; it must be a file`);
         }
@@ -128,7 +129,7 @@ export function limitProblems(config: ServiceConfig, secrets: SecretConfig, name
         for (const [name, value] of Object.entries(override.environment ?? {})) entry(`overrides.${o}.environment.${name}`, name, value);
     }
     // The longest ExecStart= any drop-in can produce (workers and the longest log level included).
-    const command = `${config.paths.venv}/bin/python -m uvicorn ${config.app.module} --host ${config.app.bindHost} --port ${config.app.port} --workers 64 --log-level critical`;
+    const command = `${config.paths.venv}/bin/python -m uvicorn ${config.app.module} --host ${config.app.bindHost} --port ${config.app.port} --workers 64 --timeout-worker-healthcheck ${config.app.workerHealthcheckTimeoutSec} --log-level critical`;
     if (Buffer.byteLength(command, "utf8") > LIMITS.commandLineBytes) {
         problems.push(`${namespace}:paths.venv: with app.module the service's command line is ${Buffer.byteLength(command, "utf8")} bytes; it may be at most ${LIMITS.commandLineBytes} bytes`);
     }
@@ -154,6 +155,11 @@ function setSecretCommand(key: string, value: unknown): string {
     return `${entries.join(" ; ")} (each prompts for its value, or reads it on stdin)`;
 }
 
+/** Whether a decoded config value is `{}`. */
+function isEmptyObject(value: unknown): boolean {
+    return typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
+}
+
 /**
  * Secrecy rules: a secret key stored as plaintext is refused with the command
  * that fixes it; a plain key holding a secret value is refused with where the
@@ -166,7 +172,8 @@ export function secrecyProblems(rawByKey: Readonly<Record<string, string | undef
     for (const [key, raw] of Object.entries(rawByKey)) {
         if (raw === undefined) continue;
         const secret = secrecy.isSecret(key);
-        if ((SECRET_KEYS as string[]).includes(key) && !secret) {
+        // An empty map (Pulumi.yaml's default `secretEnv: {}`) holds nothing to protect.
+        if ((SECRET_KEYS as string[]).includes(key) && !secret && !isEmptyObject(decodeConfigValue(key, raw))) {
             problems.push(`${namespace}:${key}: is stored in plain text in the stack config (and would be in the state); set it as a secret instead: ${setSecretCommand(key, decodeConfigValue(key, raw))}`);
         } else if ((PLAIN_KEYS as string[]).includes(key) && secret) {
             const where =
@@ -217,6 +224,10 @@ export function loadConfig(
         const overlapping = Object.keys(plainResult.data.env).filter((k) => secretResult.success && k in secretResult.data.secretEnv);
         for (const k of overlapping) {
             problems.push(`${namespace}:env.${k}: also set in secretEnv; set each .env key in one place only`);
+        }
+        const app = plainResult.data.app;
+        if (app.requirementsFile !== undefined && app.sourceDir === undefined) {
+            problems.push(`${namespace}:app.requirementsFile: needs app.sourceDir (the file is read from the app's directory)`);
         }
         const names = new Set<string>();
         plainResult.data.hosts.forEach((h, i) => {

@@ -94,18 +94,31 @@ export const appSchema = z
         sourceDir: line("app.sourceDir").optional().describe("A local directory whose files are copied into the working directory (e.g. `./demo-app`); omit when the app is deployed another way."),
         requirements: z
             .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\-\[\],]*(?:\s*(?:==|>=|<=|~=|!=|>|<)\s*[A-Za-z0-9.*+!-]+)*$/, { message: "must be a pip requirement like 'uvicorn==0.38.0'" }))
-            .default(["uvicorn==0.38.0"]).describe("pip requirement specifiers installed into the venv, e.g. `uvicorn==0.38.0`."),
+            .default(["uvicorn==0.38.0"]).describe("pip requirement specifiers installed into each release's venv, e.g. `uvicorn==0.38.0`."),
+        requirementsFile: z
+            .string()
+            .regex(/^[A-Za-z0-9._@+-]+(?:\/[A-Za-z0-9._@+-]+)*$/, { message: "must be a path inside app.sourceDir like 'requirements.txt'" })
+            .optional()
+            .describe("A requirements file inside `app.sourceDir` (e.g. `requirements.txt`, or a lock file with `--hash=` pins, which are then required) installed instead of `app.requirements`."),
+        workerHealthcheckTimeoutSec: z
+            .number()
+            .int()
+            .min(1)
+            .max(3600)
+            .default(30)
+            .describe("uvicorn's `--timeout-worker-healthcheck` (uvicorn 0.37+), added wherever an override sets `workers`: how long a worker may take to answer the supervisor before it is killed and respawned."),
     })
     .strict();
 
 /** Paths on the host; defaults from the notes. */
 export const pathsSchema = z
     .object({
-        app: servicePath.default("/var/amarktai/app").describe("The app's directory (writable by the service)."),
-        workingDirectory: servicePath.default("/var/amarktai/app/backend").describe("The working directory, where the app module and `.env` live."),
-        venv: servicePath.default("/var/amarktai/venv").describe("The virtualenv."),
+        app: servicePath.default("/var/amarktai/app").describe("The app's directory (writable by the service; root-owned with `app.sourceDir`, where it holds the link to the current release's files)."),
+        workingDirectory: servicePath.default("/var/amarktai/app/backend").describe("The working directory, where the app module and `.env` live; with `app.sourceDir`, a root-owned link to the current release's files."),
+        venv: servicePath.default("/var/amarktai/venv").describe("The virtualenv: a root-owned link to the current release's venv."),
         logs: servicePath.default("/var/amarktai/logs").describe("The log directory (writable by the service)."),
         envFile: servicePath.default("/var/amarktai/app/backend/.env").describe("The notes' path of the `.env`: a root-owned link to the real file `/etc/amarktai-infra/<serviceName>/env` (root:group 0640), which `EnvironmentFile=` reads, so the service can read its secrets but never replace them. Directly in `paths.workingDirectory` or `paths.app`."),
+        releases: servicePath.default("/var/amarktai/releases").describe("Where releases (the app's files and a venv) are built and kept, root-owned; `paths.venv` (and `paths.workingDirectory` with `app.sourceDir`) link into the current one."),
     })
     .strict();
 
@@ -180,7 +193,18 @@ export const rolloutSchema = z
             .min(1)
             .max(100)
             .default(1)
-            .describe("Hosts activated (restarted) at once, in host order; a batch starts only when the previous one is healthy, and a failed batch stops the rollout. Preparing hosts and staging files always run in parallel."),
+            .describe("Hosts activated (switched to a new release or files, and restarted) at once, in host order; a batch starts only when the previous one is healthy, and a failed build or batch stops the rollout. Preparing hosts, building releases and staging files always run in parallel."),
+    })
+    .strict();
+
+/** Releases: how venvs are built and how many releases a host keeps. */
+export const releasesSchema = z
+    .object({
+        keep: z.number().int().min(2).max(50).default(3).describe("Releases kept on each host, the current one included: switching back to one of them needs no build."),
+        installer: z
+            .enum(["uv", "pip"])
+            .default("uv")
+            .describe("How a release's venv is built: `uv` (a pinned, hash-checked uv fetched once per host; falls back to pip when it cannot be fetched) or `pip` (`python3 -m venv` + pip)."),
     })
     .strict();
 
@@ -258,6 +282,7 @@ export const stackConfigSchema = z
             .describe(
                 "Unmanaged drop-ins of the unit (e.g. the `override.conf` of `systemctl edit`) would silently override the managed settings. `refuse`: `up` fails before changing anything, naming each file and showing its text (remove it, or adopt its settings as an override); `remove`: `up` backs them up and removes them. `preview --refresh` shows them either way.",
             ),
+        releases: releasesSchema.default(releasesSchema.parse({})).describe("Releases of the app's files and venv."),
         purgeOnDestroy: z.boolean().default(false).describe("On `pulumi destroy`, also remove the user, group, directories and `.env` that the library created on the host and recorded there (never what existed before; default: keep data)."),
     })
     .strict();

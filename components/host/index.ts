@@ -4,3 +4,5 @@ export * from "./shell";
 export * from "./scripts";
 export * from "./safe-fs";
 export * from "./read";
+export * from "./tar";
+export * from "./release";

@@ -3,11 +3,13 @@
  * is idempotent, runs under `set -euo pipefail`, quotes every value with
  * {@link shellQuote}, and never carries a secret: secret content comes on stdin.
  */
-import { FileEffect, HostAction, LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, backupDir, createdRecordPath, envStorePath, fileIdForPath, ownerRecordPath, requirementsMarkerPath, serviceStateDir, stagingDir, triggers } from "../model";
+import { FileEffect, HostAction, LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, ReleaseSpec, backupDir, createdRecordPath, envStorePath, fileIdForPath, ownerRecordPath, serviceStateDir, stagingDir, triggers } from "../model";
+import { releaseActivationLines } from "./release";
 import { safeFsFunction } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
-const PRELUDE = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\" || true; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
+/** The first lines of every script: strict mode, C locale, private umask, `log` and `fail`. */
+export const PRELUDE: readonly string[] = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\" || true; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
 
 /** `1` when a change to a file of kind `effect` triggers `action`, else `0` (a flag for the generated scripts). */
 function flag(effect: FileEffect, action: HostAction): string {
@@ -24,7 +26,7 @@ function triggerArrays(prefix: string, files: readonly Pick<ManagedFile, "effect
 }
 
 /** A bash array literal with every element quoted. */
-function bashArray(name: string, values: readonly string[]): string {
+export function bashArray(name: string, values: readonly string[]): string {
     return `${name}=(${shellWords(values)})`;
 }
 
@@ -58,9 +60,9 @@ function foreignUnitFunction(): string[] {
  * Debian/Ubuntu) and the privilege boundary (no existing unit of that name
  * the library did not write; no existing user or group it did not create
  * unless `allowExistingUser`) before changing anything; then installs
- * python3-venv when missing, creates the user, directories (through the
- * safe helper: no link followed, no foreign directory re-owned) and venv,
- * records what it created, and installs requirements when they changed.
+ * python3 when missing, creates the user and directories (through the safe
+ * helper: no link followed, no foreign directory re-owned) and records what
+ * it created. Venvs come with releases (`buildReleaseScript`).
  */
 export function prepareScript(spec: PrepareSpec): string {
     const lines = [
@@ -71,10 +73,7 @@ export function prepareScript(spec: PrepareSpec): string {
         `UNIT=${q(`${spec.serviceName}.service`)}`,
         `STATE=${q(serviceStateDir(spec.serviceName))}`,
         `RECORD=${q(createdRecordPath(spec.serviceName))}`,
-        `REQ_MARKER=${q(requirementsMarkerPath(spec.serviceName))}`,
         `ALLOW_EXISTING=${spec.allowExistingUser ? "1" : "0"}`,
-        `VENV=${q(spec.venv)}`,
-        bashArray("REQUIREMENTS", spec.requirements),
         bashArray("DIR_KEYS", spec.directories.map((d) => d.key)),
         bashArray("DIR_PATHS", spec.directories.map((d) => d.path)),
         bashArray("DIR_OWNERS", spec.directories.map((d) => d.owner)),
@@ -100,15 +99,11 @@ export function prepareScript(spec: PrepareSpec): string {
         '  [ "$(getent group "$GROUP_NAME" | cut -d: -f3)" != 0 ] || fail "group: $GROUP_NAME has gid 0 on this host; refusing it"',
         '  if ! recorded "group $GROUP_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "group: $GROUP_NAME already exists on this host and was not created by amarktai-infra; set allowExistingUser: true to use it (it is then never removed), or choose another group"; fi',
         "fi",
-        "need=()",
-        "command -v python3 >/dev/null || need+=(python3)",
-        // Ubuntu cloud images ship python3 without venv/ensurepip.
-        "if command -v python3 >/dev/null && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then need+=(python3-venv); fi",
-        'if [ "${#need[@]}" -gt 0 ]; then',
-        '  log "installing ${need[*]}"',
+        "if ! command -v python3 >/dev/null; then",
+        '  log "installing python3"',
         "  export DEBIAN_FRONTEND=noninteractive",
         "  apt-get update -q >/dev/null",
-        '  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null',
+        "  apt-get install -y -q --no-install-recommends python3 >/dev/null",
         "fi",
         'install -d -m 0755 -o root -g root "${STATE%/*}"',
         'install -d -m 0700 -o root -g root "$STATE"',
@@ -120,7 +115,7 @@ export function prepareScript(spec: PrepareSpec): string {
         '  useradd --system --gid "$GROUP_NAME" --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$USER_NAME"',
         '  record "user $USER_NAME"',
         "fi",
-        // Nothing secret is created here, and operators must be able to read the venv (the notes `source` it to debug).
+        // Nothing secret is created here, and operators must be able to read what is installed.
         "umask 022",
         'for i in "${!DIR_PATHS[@]}"; do',
         '  p="${DIR_PATHS[$i]}"',
@@ -128,18 +123,6 @@ export function prepareScript(spec: PrepareSpec): string {
         '  if ! out=$(safe_fs --trust "$USER_NAME:$GROUP_NAME" mkdir "$p" "${DIR_OWNERS[$i]}" "${DIR_GROUPS[$i]}" "${DIR_MODES[$i]}" "$adopt" 2>&1); then fail "${DIR_KEYS[$i]}: ${out#*refused: }"; fi',
         '  while read -r kind path; do case "$kind" in parent) record "parent $path" ;; created) record "dir $path" ;; esac; done <<< "$out"',
         "done",
-        'if [ ! -x "$VENV/bin/python" ]; then',
-        '  log "creating the virtualenv $VENV"',
-        '  runuser -u "$USER_NAME" -- python3 -m venv "$VENV"',
-        '  rm -f "$REQ_MARKER"',
-        "fi",
-        'wanted=$(printf \'%s\\n\' "${REQUIREMENTS[@]}")',
-        'if [ "${#REQUIREMENTS[@]}" -gt 0 ] && [ "$(cat "$REQ_MARKER" 2>/dev/null || true)" != "$wanted" ]; then',
-        '  log "installing requirements: ${REQUIREMENTS[*]}"',
-        '  runuser -u "$USER_NAME" -- env HOME=/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q "${REQUIREMENTS[@]}"',
-        // The marker lives in root's state directory, never in the venv the service can write.
-        '  printf \'%s\\n\' "$wanted" > "$REQ_MARKER.tmp" && mv -f "$REQ_MARKER.tmp" "$REQ_MARKER"',
-        "fi",
         'log "host prepared"',
     ];
     return lines.join("\n") + "\n";
@@ -234,6 +217,8 @@ export interface ActivationSpec {
     readonly ownership?: Ownership;
     /** What to do with unmanaged `*.conf` files in the unit's drop-in directory (default `refuse`). */
     readonly foreignDropIns?: ForeignDropInPolicy;
+    /** The release to switch to (built beforehand by `buildReleaseScript`), if the service runs from releases. */
+    readonly release?: Pick<ReleaseSpec, "id" | "releasesDir" | "venvLink" | "appLink" | "keep">;
 }
 
 /**
@@ -308,6 +293,7 @@ export function activationScript(spec: ActivationSpec): string {
         ...triggerArrays("", spec.files),
         ...triggerArrays("REMOVED_", spec.removed),
         ...healthFunctions(spec),
+        ...(spec.release ? releaseActivationLines(spec.release) : ["release_check() { :; }", "release_switch() { :; }", "release_rollback() { :; }", "release_prune() { :; }"]),
         "START=$(date +%s)",
         // Everything goes to a root-only log replayed at exit (stdout on success, stderr on failure), so a
         // dropped connection (a broken pipe) cannot stop the activation half-way.
@@ -344,6 +330,9 @@ export function activationScript(spec: ActivationSpec): string {
         "  fi",
         "  need_reload=1; need_restart=1",
         "fi",
+        "release_check",
+        // The first release switches before verification: the unit's ExecStart= (the venv's python) lives in it.
+        'if [ -n "${RELEASES:-}" ] && [ ! -e "$RELEASES/current" ]; then release_switch; fi',
         // Verify the unit and its drop-ins together, under their real names, before anything goes live.
         'verify_dir=$(mktemp -d /run/amarktai-infra-verify.XXXXXX)',
         'mkdir -p "$verify_dir/$UNIT.d"',
@@ -358,6 +347,7 @@ export function activationScript(spec: ActivationSpec): string {
         'if [ -n "$unit_staged" ]; then',
         '  if ! SYSTEMD_UNIT_PATH="$verify_dir:" systemd-analyze verify "$verify_dir/$UNIT" > "$verify_dir/verify.log" 2>&1; then',
         '    cat "$verify_dir/verify.log" >&2',
+        "    release_rollback",
         '    fail "systemd-analyze verify refused the new $UNIT; nothing was changed"',
         "  fi",
         "fi",
@@ -398,7 +388,7 @@ export function activationScript(spec: ActivationSpec): string {
         'for i in "${relink[@]}"; do backup "${LINK_PATHS[$i]}" "link-$i"; done',
         'restore_files() { while IFS=$\'\\t\' read -r key p; do [ -n "$p" ] && { safe restore "$BACKUP" "$key" "$p" || log "could not restore $p"; }; done < "$BACKUP/entries"; }',
         // A refused step (a link or a foreign directory on the way) puts back what was already swapped and fails with the helper's message.
-        'swap_failed() { local what="$1"; restore_files; systemctl daemon-reload || true; rm -rf "$BACKUP"; fail "$what; nothing was changed (the files already swapped were restored)"; }',
+        'swap_failed() { local what="$1"; restore_files; release_rollback; systemctl daemon-reload || true; rm -rf "$BACKUP"; fail "$what; nothing was changed (the files already swapped were restored)"; }',
         // Swap in through the helper: a fresh temporary file beside the target, owner and mode set on its fd, renamed over the target.
         'for i in "${changed[@]}"; do',
         '  p="${PATHS[$i]}"',
@@ -409,9 +399,12 @@ export function activationScript(spec: ActivationSpec): string {
         'for i in "${relink[@]}"; do safe symlink "${LINK_TARGETS[$i]}" "${LINK_PATHS[$i]}" || swap_failed "could not link ${LINK_PATHS[$i]} safely"; done',
         'for f in "${foreign[@]}"; do rm -f "$f"; log "removed the unmanaged drop-in $f (foreignDropIns: remove)"; done',
         'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
+        // The release: fixed paths linked to `current`, `current` renamed to the new release (a restart if it changed).
+        "release_switch",
         "rollback() {",
         '  log "rolling back to the previous files"',
         "  restore_files",
+        "  release_rollback",
         "  systemctl daemon-reload",
         '  if [ -n "$need_journald" ]; then systemctl restart systemd-journald || true; fi',
         '  if systemctl cat "$UNIT" >/dev/null 2>&1; then systemctl restart "$UNIT" || true; wait_healthy || log "the previous version is not healthy either"; fi',
@@ -434,6 +427,7 @@ export function activationScript(spec: ActivationSpec): string {
         '  wait_healthy || { printf \'%s is not healthy.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$(journal_excerpt)" >&2; exit 1; }',
         "fi",
         'rm -rf "$BACKUP"',
+        "release_prune",
         'for i in "${!IDS[@]}"; do if sensitive "$i"; then rm -f "$STAGE/${IDS[$i]}"; fi; done',
         ...ownerRecordLines(spec),
         'log "$UNIT active and healthy (${#changed[@]} file(s) changed, ${#removing[@]} removed, restart: ${need_restart:-no})"',
@@ -520,6 +514,8 @@ export function removalScript(spec: RemovalSpec): string {
             'trust=(); if id -u "$USER_NAME" >/dev/null 2>&1 && getent group "$GROUP_NAME" >/dev/null; then trust=(--trust "$USER_NAME:$GROUP_NAME"); fi',
             'if [ -L "$ENV_LINK" ] && [ "$(stat -c %u "$ENV_LINK")" = 0 ]; then safe_fs "${trust[@]}" remove "$ENV_LINK" || true; fi',
             'safe_fs rmtree "$ENV_STORE"',
+            bashArray("RELEASE_LINKS", spec.purge.releaseLinks ?? []),
+            'for l in "${RELEASE_LINKS[@]}"; do if [ -L "$l" ] && [ "$(stat -c %u "$l")" = 0 ]; then safe_fs "${trust[@]}" remove "$l" || true; fi; done',
             // Directories it created, shortest first (a directory takes the ones inside it along); then the parents it created, deepest first, if empty.
             'if [ -f "$RECORD" ]; then',
             "  sed -n 's/^dir //p' \"$RECORD\" | awk '{ print length($0) \"\\t\" $0 }' | sort -n | cut -f2- | while IFS= read -r p; do safe_fs rmtree \"$p\"; done",
@@ -535,7 +531,7 @@ export function removalScript(spec: RemovalSpec): string {
         // up or purge still knows what is the library's; everything else in the state directory goes.
         lines.push(
             'if [ -d "$STATE" ]; then find "$STATE" -mindepth 1 -maxdepth 1 ! -name created ! -name requirements -exec rm -rf {} +; fi',
-            'log "kept the user, app, venv, logs and .env (purgeOnDestroy is off)"',
+            'log "kept the user, app, venv, releases, logs and .env (purgeOnDestroy is off)"',
         );
     }
     return lines.join("\n") + "\n";

@@ -11,7 +11,7 @@ export interface DirectorySpec {
     readonly mode: string;
 }
 
-/** The host preparation: the service user, its directories, the venv and its requirements. */
+/** The host preparation: the service user and its directories (the venv comes with each release). */
 export interface PrepareSpec {
     /** The service (its state directory holds the record of what the preparation created). */
     readonly serviceName: string;
@@ -21,10 +21,6 @@ export interface PrepareSpec {
     readonly group: string;
     /** Directories to create, with owner and mode, parents first. */
     readonly directories: readonly DirectorySpec[];
-    /** The virtualenv directory. */
-    readonly venv: string;
-    /** pip requirement specifiers for the venv. */
-    readonly requirements: readonly string[];
 }
 
 /**
@@ -37,6 +33,8 @@ export interface PurgeSpec {
     readonly paths: readonly string[];
     /** The notes' `.env` path: removed when it is the library's root-owned link. */
     readonly envLink: string;
+    /** Links into the current release (`paths.venv`, and the working directory with `app.sourceDir`): removed when they are root-owned links. */
+    readonly releaseLinks?: readonly string[];
     readonly user: string;
     readonly group: string;
 }

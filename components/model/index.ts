@@ -6,3 +6,4 @@ export * from "./host";
 export * from "./text";
 export * from "./hash";
 export * from "./host-spec";
+export * from "./release";

@@ -3,3 +3,4 @@
 // the app's source; may import config, model and systemd. `render` shows a plan without the engine.
 export * from "./plan";
 export * from "./app-source";
+export * from "./release";

@@ -9,6 +9,7 @@ import { ServiceConfig } from "../config";
 import { LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, envStorePath } from "../model";
 import { RenderedSystemdFiles, renderEnvFile, renderSystemdFiles } from "../systemd";
 import { AppSourceFile } from "./app-source";
+import { PlannedRelease, planRelease, previewOf } from "./release";
 
 /** A managed file with its content (or, for secret files, a function of the secret values). */
 export interface PlannedFile {
@@ -28,10 +29,12 @@ export interface ServicePlan {
     readonly files: readonly PlannedFile[];
     /** The `.env` entry of {@link files} (its text is rendered from secrets): the root-owned real file. */
     readonly envFile: ManagedFile;
-    /** Root-owned links the activation keeps: the notes' `.env` path to the real file. */
+    /** Root-owned links the activation keeps: the notes' `.env` path to the real file (inside a release, the release carries it). */
     readonly links: readonly LinkSpec[];
-    /** The host preparation: user, directories, venv and requirements. */
+    /** The host preparation: user and directories. */
     readonly prepare: PrepareSpec;
+    /** The release: the app's files and the venv's requirements, built on the host and switched in by the activation. */
+    readonly release: PlannedRelease;
     /** What `pulumi destroy` also removes, when `purgeOnDestroy` is on. */
     readonly purge?: PurgeSpec;
     /** The URL probed inside the host after every (re)start. */
@@ -44,17 +47,23 @@ function managed(path: string, mode: string, owner: string, group: string, effec
     return { path, mode, owner, group, effect };
 }
 
-/** The host preparation for the config: the user, the notes' directories with their owners and modes, the venv. */
+/**
+ * The host preparation for the config: the user and the notes' directories
+ * with their owners and modes, and the root-owned releases directory. The
+ * venv is a release's (see `release.ts`): `paths.venv` is a link. With
+ * `app.sourceDir` the working directory is a link into the current release
+ * too, so its parent (`paths.app`) belongs to root: the service can neither
+ * change its code nor redirect the link.
+ */
 export function planPrepare(config: ServiceConfig): PrepareSpec {
-    const dir = (key: keyof ServiceConfig["paths"], mode: string) => ({ key: `paths.${key}`, path: config.paths[key], owner: config.user, group: config.group, mode });
+    const dir = (key: keyof ServiceConfig["paths"], mode: string, owner = config.user, group = config.group) => ({ key: `paths.${key}`, path: config.paths[key], owner, group, mode });
+    const app = config.app.sourceDir !== undefined ? [dir("app", "0755", "root", "root")] : [dir("app", "0755"), dir("workingDirectory", "0755")];
     return {
         serviceName: config.serviceName,
         allowExistingUser: config.allowExistingUser,
         user: config.user,
         group: config.group,
-        directories: [dir("app", "0755"), dir("workingDirectory", "0755"), dir("venv", "0755"), dir("logs", "0750")],
-        venv: config.paths.venv,
-        requirements: config.app.requirements,
+        directories: [...app, dir("logs", "0750"), dir("releases", "0755", "root", "root")],
     };
 }
 
@@ -75,17 +84,13 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
         files.push({ label: "journald", file: managed(systemd.journald.path, "0644", "root", "root", "journald"), text: systemd.journald.text });
     }
     // Readable by the service's group only, never by others; root owns it, in a root-owned directory outside everything the
-    // service can write, so the service can read its secrets but never replace the file (the notes' path links to it).
+    // service can write, so the service can read its secrets but never replace the file (the notes' path links to it:
+    // with app.sourceDir, through a link each release carries).
     const envFile = managed(envStorePath(config.serviceName), "0640", "root", config.group, "restart");
     files.push({ label: "env", file: envFile });
-    for (const f of appFiles) {
-        if (f.relativePath.split("/").some((part) => part === ".." || part === "") || !/^[A-Za-z0-9._@+\/-]+$/.test(f.relativePath)) {
-            throw new Error(`app source file ${JSON.stringify(f.relativePath)} has an unsafe name`);
-        }
-        files.push({ label: `app-${f.relativePath}`, file: managed(`${config.paths.workingDirectory}/${f.relativePath}`, "0644", config.user, config.group, "restart"), text: f.content });
-    }
+    const release = planRelease(config, appFiles, envStorePath(config.serviceName));
     const purge: PurgeSpec | undefined = config.purgeOnDestroy
-        ? { paths: [envStorePath(config.serviceName), config.paths.app, config.paths.venv, config.paths.logs], envLink: config.paths.envFile, user: config.user, group: config.group }
+        ? { paths: [envStorePath(config.serviceName), config.paths.app, config.paths.venv, config.paths.logs, config.paths.releases], envLink: config.paths.envFile, releaseLinks: [config.paths.venv, ...(config.app.sourceDir !== undefined ? [config.paths.workingDirectory] : [])], user: config.user, group: config.group }
         : undefined;
     return {
         serviceName: config.serviceName,
@@ -93,8 +98,9 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
         systemd,
         files,
         envFile,
-        links: [{ path: config.paths.envFile, target: envStorePath(config.serviceName) }],
+        links: release.spec.envLinkName !== undefined ? [] : [{ path: config.paths.envFile, target: envStorePath(config.serviceName) }],
         prepare: planPrepare(config),
+        release,
         ...(purge ? { purge } : {}),
         healthUrl: healthUrl(config),
         healthTimeoutSec: config.health.timeoutSec,
@@ -132,7 +138,10 @@ export interface RenderedHostFile {
     readonly mode: string;
     readonly owner: string;
     readonly group: string;
+    /** The text (for a binary file, its size/hash line; see {@link bytes}). */
     readonly text: string;
+    /** The exact bytes, for a release's files. */
+    readonly bytes?: Buffer;
 }
 
 /**
@@ -148,11 +157,22 @@ export function renderHostFiles(config: ServiceConfig, secretEnvKeys: readonly s
     if (!secretEnvKeys.includes("JWT_SECRET")) {
         envText = envText.replace(/^JWT_SECRET=\[secret\]$/m, "JWT_SECRET=[secret, generated by the stack]");
     }
-    return plan.files.map((pf) => ({
+    const managedFiles: RenderedHostFile[] = plan.files.map((pf) => ({
         path: pf.file.path,
         mode: pf.file.mode,
         owner: pf.file.owner,
         group: pf.file.group,
         text: pf.file === plan.envFile ? `# ${MANAGED_MARKER}\n${envText}` : pf.text ?? "",
     }));
+    // The release's app files where the service sees them (the working directory links into the current release);
+    // its requirements are in the plan (`render`'s plan.txt), not a file of their own.
+    const releaseFiles: RenderedHostFile[] = plan.release.entries.filter((e) => e.path.startsWith("app/")).map((e) => ({
+        path: `${config.paths.workingDirectory}/${e.path.slice("app/".length)}`,
+        mode: e.mode,
+        owner: "root",
+        group: "root",
+        text: previewOf(e.content),
+        bytes: e.content,
+    }));
+    return [...managedFiles, ...releaseFiles];
 }

@@ -7,7 +7,9 @@ import { z } from "zod";
 import { ConfigError, HostConfig, ServiceConfig, hostSchema } from "../config";
 import { hostKeyFingerprint, hostName, sha256 } from "../model";
 import { AppSourceFile, envFileText, envFileView, planService } from "../plan";
-import { HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
+import { AppRelease, HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
+import { tarArchive } from "../host";
+import * as path from "path";
 import type { ActivationFile } from "./providers/service-activation";
 
 /** A short content hash for change detection (64 bits: plenty to notice a change, short in previews). */
@@ -52,7 +54,7 @@ export interface SystemdServiceArgs {
     readonly sshPrivateKey?: pulumi.Input<string>;
     /** Secret `.env` entries; `JWT_SECRET` is generated when absent. */
     readonly secretEnv: pulumi.Input<Record<string, pulumi.Input<string>>>;
-    /** Files of the app to copy into the working directory (optional). */
+    /** The app's files (from `readAppSource(config.app.sourceDir)`), deployed as part of each release. */
     readonly appFiles?: readonly AppSourceFile[];
 }
 
@@ -133,9 +135,10 @@ export function previousBatch<T>(activations: readonly T[], index: number, batch
 
 /**
  * Runs the configured API as `<serviceName>.service` on every host: prepares
- * the host, stages each file (unit, drop-ins, journald drop-in, `.env`, app
- * files), then activates them with verification, one reload, at most one
- * restart, a health check, and rollback on failure.
+ * the host, builds the release (app files + venv) beside the live one, stages
+ * each file (unit, drop-ins, journald drop-in, `.env`), then activates them
+ * batch by batch with verification, one reload, the switch to the release,
+ * at most one restart, a health check, and rollback on failure.
  */
 export class SystemdService extends pulumi.ComponentResource {
     /** Per-host results. */
@@ -183,6 +186,10 @@ export class SystemdService extends pulumi.ComponentResource {
         const envView = pulumi.unsecret(pulumi.all([allSecretEnv, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
 
         const healthUrl = plan.healthUrl;
+        const release = plan.release;
+        const archiveSha256 = sha256(tarArchive(release.entries));
+        const { id: releaseId, releasesDir, venvLink, appLink, keep } = release.spec;
+        const activationRelease = { id: releaseId, releasesDir, venvLink, ...(appLink ? { appLink } : {}), keep };
         const activationFiles: Record<string, ActivationFile> = Object.fromEntries(
             plan.files.map(({ file: { path, ...rest } }) => [path, rest]),
         );
@@ -207,6 +214,21 @@ export class SystemdService extends pulumi.ComponentResource {
                     { parent: this, dependsOn: [prepare], ...n.opts(pf.label) },
                 );
             });
+            // Built as soon as the host is prepared, on every host in parallel; the activation switches to it batch by batch.
+            const built = new AppRelease(
+                n.name("release"),
+                {
+                    connection,
+                    service: config.serviceName,
+                    release: release.spec,
+                    ...(config.app.sourceDir !== undefined ? { sourceDir: path.resolve(config.app.sourceDir) } : {}),
+                    archiveSha256,
+                    files: release.preview.files,
+                    executables: release.preview.executables,
+                    requirements: release.preview.requirements,
+                },
+                { parent: this, dependsOn: [prepare] },
+            );
             const activation = new ServiceActivation(
                 n.name("activation"),
                 {
@@ -220,8 +242,9 @@ export class SystemdService extends pulumi.ComponentResource {
                     ...(plan.purge ? { purge: plan.purge } : {}),
                     owner,
                     foreignDropIns: config.foreignDropIns,
+                    release: activationRelease,
                 },
-                { parent: this, dependsOn: [prepare, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
+                { parent: this, dependsOn: [prepare, built, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
             );
             activations.push(activation);
             const address = pulumi.output(connection.host);

@@ -43,7 +43,8 @@ export const JOURNALD_DROPIN_PATH = "/etc/systemd/journald.conf.d/60-amarktai-in
 export function uvicornCommand(config: ServiceConfig, workers: number | undefined, logLevel: string): string {
     const argv = [`${config.paths.venv}/bin/python`, "-m", "uvicorn", config.app.module, "--host", config.app.bindHost, "--port", String(config.app.port)];
     if (workers !== undefined) {
-        argv.push("--workers", String(workers));
+        // uvicorn's default (5 s) kills and respawns the children of a loaded or slow host in a loop.
+        argv.push("--workers", String(workers), "--timeout-worker-healthcheck", String(config.app.workerHealthcheckTimeoutSec));
     }
     argv.push("--log-level", logLevel);
     return renderCommandLine(argv);

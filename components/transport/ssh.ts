@@ -205,7 +205,7 @@ export function closeAllConnections(): void {
  * the host's process list, so it must never carry a secret: secrets travel on
  * stdin only.
  */
-export async function runAsRoot(c: SshConnection, script: string, options: { stdin?: string; what: string }): Promise<RemoteResult> {
+export async function runAsRoot(c: SshConnection, script: string, options: { stdin?: string | Buffer; what: string }): Promise<RemoteResult> {
     const bash = `/bin/bash -c ${quoteScript(script)}`;
     const command = c.user === "root" ? `LC_ALL=C ${bash}` : `LC_ALL=C sudo -n ${bash}`;
     const result = await execRaw(c, command, options.stdin);
@@ -216,7 +216,7 @@ export async function runAsRoot(c: SshConnection, script: string, options: { std
 }
 
 /** Runs a raw command line on the host and collects its output. */
-export async function execRaw(c: SshConnection, command: string, stdin?: string): Promise<RemoteResult> {
+export async function execRaw(c: SshConnection, command: string, stdin?: string | Buffer): Promise<RemoteResult> {
     const { client, release } = await acquire(c);
     try {
         return await new Promise<RemoteResult>((resolve, reject) => {

@@ -19,8 +19,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError, StackConfig, loadConfig } from "../../components/config";
-import { PrepareSpec, hostName } from "../../components/model";
-import { RenderedHostFile, planPrepare, readAppSource, renderHostFiles } from "../../components/plan";
+import { PrepareSpec, envStorePath, hostName } from "../../components/model";
+import { PlannedRelease, RenderedHostFile, planPrepare, planRelease, readAppSource, renderHostFiles } from "../../components/plan";
 import { SECRET_PLACEHOLDER, StackFileError, stackFileConfig } from "./stack-file";
 
 const NS = "amarktai-infra";
@@ -55,14 +55,16 @@ function readFile(file: string, what: string): string {
 }
 
 /** The plan a reviewer reads: the host preparation, then each host's files. */
-export function planText(stack: string, config: StackConfig, prepare: PrepareSpec, files: readonly RenderedHostFile[], notes: readonly string[]): string {
+export function planText(stack: string, config: StackConfig, prepare: PrepareSpec, release: PlannedRelease, files: readonly RenderedHostFile[], notes: readonly string[]): string {
     const lines = [`stack ${stack}: ${config.hosts.length} host(s), service ${config.serviceName}.service, ${files.length} files per host`];
     for (const note of notes) lines.push(`  note: ${note}`);
     lines.push("", "host preparation (every host):");
     lines.push(`  service user ${prepare.user}, group ${prepare.group} (a system account without a login shell)`);
     for (const d of prepare.directories) lines.push(`  directory ${d.mode} ${`${d.owner}:${d.group}`.padEnd(18)} ${d.path}`);
-    lines.push(`  venv ${prepare.venv}`);
-    lines.push(`  requirements: ${prepare.requirements.length > 0 ? prepare.requirements.join(" ") : "(none)"}`);
+    const requirements = release.preview.requirements.split("\n").filter((l) => l.trim() !== "" && !l.trim().startsWith("#"));
+    lines.push(`  release ${release.spec.id} in ${release.spec.releasesDir}/${release.spec.id}: ${Object.keys(release.preview.files).length} app file(s), venv (${release.spec.installer})`);
+    lines.push(`  links: ${release.spec.venvLink}${release.spec.appLink ? ` and ${release.spec.appLink}` : ""} -> ${release.spec.releasesDir}/current/…`);
+    lines.push(`  requirements: ${requirements.length > 0 ? requirements.join(" ") : "(none)"}`);
     for (const host of config.hosts) {
         lines.push("", `${hostName(host)} (${host.user}@${host.address}:${host.port})`);
         for (const f of files) {
@@ -106,7 +108,7 @@ function main(argv: readonly string[]): void {
     process.chdir(projectDir);
     const appFiles = config.app.sourceDir ? readAppSource(config.app.sourceDir) : [];
     const files = renderHostFiles(config, Object.keys(secrets.secretEnv), appFiles);
-    const plan = planText(stack, config, planPrepare(config), files, notes);
+    const plan = planText(stack, config, planPrepare(config), planRelease(config, appFiles, envStorePath(config.serviceName)), files, notes);
 
     fs.rmSync(out, { recursive: true, force: true });
     fs.mkdirSync(out, { recursive: true });
@@ -114,7 +116,8 @@ function main(argv: readonly string[]): void {
         for (const f of files) {
             const target = path.join(out, hostName(host), f.path);
             fs.mkdirSync(path.dirname(target), { recursive: true });
-            fs.writeFileSync(target, f.text);
+            fs.writeFileSync(target, f.bytes ?? f.text);
+            fs.chmodSync(target, parseInt(f.mode, 8) | 0o200);
         }
     }
     fs.writeFileSync(path.join(out, "plan.txt"), plan);

@@ -47,6 +47,7 @@ async function build() {
         overrides: { workers: { order: 10, workers: 4 }, memory: { order: 20, memoryMax: "2G" } },
         journald: { systemMaxUse: "1G" },
         env: { ENABLE_TRADING: "false" },
+        app: { sourceDir: "demo-app" },
     });
     const service = new SystemdService("amarktai-api", {
         config,
@@ -78,7 +79,7 @@ test("each host gets a prepare step, one staged file per managed file, and one a
     await value(pulumi.all(service.hosts.map((h) => h.activatedAt)));
     const names = registered.map((r) => `${r.type.split(":").pop()} ${r.name}`).sort();
     for (const hostKey of [TEST_HOST.hostKey, SECOND_HOST_KEY]) {
-        for (const label of ["prepare", "unit", "dropin-workers", "dropin-memory", "journald", "env", "app-server.py", "activation"]) {
+        for (const label of ["prepare", "unit", "dropin-workers", "dropin-memory", "journald", "env", "release", "activation"]) {
             const wanted = hostResource("amarktai-api", label, hostKey);
             assert.ok(names.some((n) => n.endsWith(` ${wanted}`)), `missing ${wanted} in\n${names.join("\n")}`);
         }
@@ -105,13 +106,25 @@ test("the activation lists every managed file by path with its mode, owner and k
         "/etc/systemd/system/amarktai-api.service.d/20-memory.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
         "/etc/systemd/journald.conf.d/60-amarktai-infra.conf": { mode: "0644", owner: "root", group: "root", effect: "journald" },
         "/etc/amarktai-infra/amarktai-api/env": { mode: "0640", owner: "root", group: "amarktai", effect: "restart" },
-        "/var/amarktai/app/backend/server.py": { mode: "0644", owner: "amarktai", group: "amarktai", effect: "restart" },
     });
     assert.deepEqual(plain(activation.inputs.health), { url: "http://127.0.0.1:8000/health", timeoutSec: 90 });
     const hashes = plain(activation.inputs.contentHashes) as Record<string, string>;
-    assert.equal(Object.keys(hashes).length, 6);
+    assert.equal(Object.keys(hashes).length, 5);
     assert.match(hashes["/etc/systemd/system/amarktai-api.service"]!, /^[0-9a-f]{16}$/);
     assert.equal(activation.inputs.purge, undefined, "no purge unless purgeOnDestroy");
+});
+
+test("each host builds the release before its activation, which switches to that release id", async () => {
+    const release = registered.find((r) => r.name === hostResource("amarktai-api", "release"))!;
+    const spec = plain(release.inputs.release) as { id: string; releasesDir: string; venvLink: string; appLink: string; keep: number };
+    assert.match(spec.id, /^[0-9a-f]{16}$/);
+    assert.deepEqual({ ...spec, id: "" }, { ...spec, id: "", releasesDir: "/var/amarktai/releases", venvLink: "/var/amarktai/venv", appLink: "/var/amarktai/app/backend", keep: 3 });
+    assert.deepEqual(plain(release.inputs.files), { "server.py": "app = None\n" }, "previews show each app file's text");
+    assert.equal(plain(release.inputs.requirements), "uvicorn==0.38.0\n");
+    for (const hostKey of [TEST_HOST.hostKey, SECOND_HOST_KEY]) {
+        const activation = registered.find((r) => r.name === hostResource("amarktai-api", "activation", hostKey))!;
+        assert.equal((plain(activation.inputs.release) as { id: string }).id, spec.id);
+    }
 });
 
 test("the .env content, the hashes that include it and the SSH connection are secrets; the unit text is not", async () => {
@@ -173,7 +186,8 @@ test("every file and the activation name the same owner: project, stack and the 
     registered.length = 0;
     await value(pulumi.all((await build()).hosts.map((h) => h.activatedAt)));
     const stem = hostResource("amarktai-api", "").replace(/-$/, "");
-    const owned = registered.filter((r) => r.name.startsWith(`${stem}-`) && !r.name.endsWith("-prepare"));
+    // The preparation and the release remove nothing from the host when deleted: they need no owner.
+    const owned = registered.filter((r) => r.name.startsWith(`${stem}-`) && !r.name.endsWith("-prepare") && !r.name.endsWith("-release"));
     assert.ok(owned.length >= 3);
     for (const r of owned) assert.equal(r.inputs.owner, `amarktai-infra/test/${stem}`, r.name);
 });

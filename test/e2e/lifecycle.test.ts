@@ -93,10 +93,11 @@ test("pulumi up on a fresh VM brings the service to healthy with the notes' unit
     // Ownership and modes from the notes; .env readable by the service group only.
     assert.equal(vmRun(vm, "stat -c '%a %U %G' /etc/amarktai-infra/amarktai-api/env /etc/amarktai-infra/amarktai-api", { root: true }).trim(), "640 root amarktai\n755 root root");
     assert.equal(vmRun(vm, "stat -c '%U %N' /var/amarktai/app/backend/.env", { root: true }).trim(), "root '/var/amarktai/app/backend/.env' -> '/etc/amarktai-infra/amarktai-api/env'");
-    assert.equal(vmRun(vm, "stat -c '%U %G' /var/amarktai/app/backend /var/amarktai/venv /var/amarktai/logs").trim(), "amarktai amarktai\namarktai amarktai\namarktai amarktai");
+    // The app and its venv are a release: root-owned, read-only to the service (see test/e2e/releases.test.ts).
+    assert.equal(vmRun(vm, "stat -L -c '%U %G' /var/amarktai/app/backend /var/amarktai/venv /var/amarktai/logs").trim(), "root root\nroot root\namarktai amarktai");
     assert.match(vmRun(vm, "getent passwd amarktai"), /:\/usr\/sbin\/nologin$/m);
-    // The library's prerequisite step installed what the image lacked.
-    vmRun(vm, "dpkg -s python3-venv >/dev/null");
+    // The release's venv was built although the image lacks python3-venv.
+    vmRun(vm, "/var/amarktai/venv/bin/python -c 'import uvicorn'");
     // Secrets reached the process byte for byte.
     assert.deepEqual(envDigest("OPENAI_API_KEY"), { name: "OPENAI_API_KEY", present: true, sha256: sha256(OPENAI_API_KEY) } as never);
     assert.equal(envDigest("MONGO_URL").sha256, sha256(MONGO_URL));
@@ -152,7 +153,7 @@ test("adding one override writes one drop-in, reloads once, restarts once", { ti
     assert.equal(after.reloads - before.reloads, 1, "one daemon-reload");
     assert.ok(after.sessions - before.sessions - 1 <= 3, `at most 3 SSH sessions (got ${after.sessions - before.sessions - 1})`);
     assert.match(vmRun(vm, "cat /etc/systemd/system/amarktai-api.service.d/10-workers.conf"), /^ExecStart=$/m);
-    assert.match(show("ExecStart"), /--workers 2 --log-level info/);
+    assert.match(show("ExecStart"), /--workers 2 --timeout-worker-healthcheck 30 --log-level info/);
     assert.equal(healthStatus(), "200");
 });
 
@@ -164,8 +165,8 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     // The reviewer sees the drop-in's changed line, and nothing else changes.
     assert.deepEqual(changedLines(preview.stdout), [
-        "- ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 2 --log-level info",
-        "+ ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 3 --log-level info",
+        "- ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 2 --timeout-worker-healthcheck 30 --log-level info",
+        "+ ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 3 --timeout-worker-healthcheck 30 --log-level info",
     ]);
     assert.match(preview.stdout, /Resources:\n\s+~ 2 to update\n/);
     assertGolden("preview/one-override-change.txt", normalizePreview(preview.stdout, stack.name, vm.port));

@@ -30,11 +30,6 @@ let canariesBefore: string;
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** Runs a command as the service user (a nologin system account: through runuser). */
-function asService(command: string): string {
-    return vmRun(vm, `runuser -u amarktai -- /bin/sh -c ${shq(command)}`, { root: true });
-}
-
 /** Owner, mode, size and content hash of the root-owned canary file and directory (and the file inside it). */
 function canaries(): string {
     return vmRun(vm, "stat -c '%n %U:%G %a %s' /root/canary /srv/rootdir /srv/rootdir/inside && sha256sum /root/canary /srv/rootdir/inside && ls -A /srv/rootdir", { root: true });
@@ -163,21 +158,23 @@ test("the first deploy, as a user that existed before (allowExistingUser), is he
     assert.equal(canaries(), canariesBefore);
 });
 
-test("links and a hardlink planted by the service user at every path a deploy writes do not steer it: canaries unchanged, deploy succeeds", { timeout: 15 * MINUTE }, async () => {
-    // Every name root writes or used to write in the service's directories: targets, the old fixed temp names, the venv marker.
-    asService(
-        [
-            `cd ${BACKEND}`,
-            "rm -f server.py && ln -s /root/canary server.py",
-            "ln -s /root/canary server.py.amarktai-infra.tmp",
-            "rm -f .env && ln -s /root/canary .env",
-            "ln -s /root/canary .env.amarktai-infra.tmp",
-            "ln -s /srv/rootdir extra.py.amarktai-infra.tmp",
-            "ln -s /root/canary /var/amarktai/venv/.amarktai-infra-requirements.tmp",
-        ].join(" && "),
-    );
-    // fs.protected_hardlinks stops the service user linking a root file; plant the hardlink as root, as if it had not.
-    vmRun(vm, `rm -f ${BACKEND}/extra.py && ln /root/canary ${BACKEND}/extra.py`, { root: true });
+test("links and a hardlink planted at every path a deploy writes do not steer it: canaries unchanged, deploy succeeds", { timeout: 15 * MINUTE }, async () => {
+    // Every name root writes or used to write in the app's directories: targets, the old fixed temp names, the venv marker.
+    const plants = [
+        `cd ${BACKEND}`,
+        "rm -f server.py && ln -s /root/canary server.py",
+        "ln -s /root/canary server.py.amarktai-infra.tmp",
+        "rm -f .env && ln -s /root/canary .env",
+        "ln -s /root/canary .env.amarktai-infra.tmp",
+        "ln -s /srv/rootdir extra.py.amarktai-infra.tmp",
+        "ln -s /root/canary /var/amarktai/venv/.amarktai-infra-requirements.tmp",
+    ];
+    // The app and its venv are a root-owned release: the service user cannot plant anything there.
+    for (const plant of plants.slice(1)) {
+        assert.notEqual(vmSsh(vm, `runuser -u amarktai -- /bin/sh -c ${shq(`${plants[0]} && ${plant}`)}`, { root: true }).code, 0, `the service user could ${plant}`);
+    }
+    // Plant them as root, as if it could (and the hardlink, which fs.protected_hardlinks would stop anyway): a new release never writes through them.
+    vmRun(vm, [...plants, "rm -f extra.py && ln /root/canary extra.py"].join(" && "), { root: true });
     writeApp("2");
     await stack.setConfig({ env: { FLAG: "two" } });
     const r = await stack.up();
@@ -185,26 +182,24 @@ test("links and a hardlink planted by the service user at every path a deploy wr
     assert.equal(canaries(), canariesBefore, "a canary changed");
     assert.equal(health(), "200");
     assert.equal(envDigest("FLAG"), (await import("crypto")).createHash("sha256").update("two").digest("hex"));
-    assert.equal(vmRun(vm, `stat -c '%F %U %G %a %h' ${BACKEND}/server.py ${BACKEND}/extra.py`, { root: true }).trim(), "regular file amarktai amarktai 644 1\nregular file amarktai amarktai 644 1");
+    assert.equal(vmRun(vm, `stat -c '%F %U %G %a %h' ${BACKEND}/server.py ${BACKEND}/extra.py`, { root: true }).trim(), "regular file root root 644 1\nregular file root root 644 1");
     assert.match(vmRun(vm, `tail -n 1 ${BACKEND}/server.py`, { root: true }), /# version 2/);
     assert.equal(vmRun(vm, `stat -c '%U %N' ${BACKEND}/.env`, { root: true }).trim(), `root '${BACKEND}/.env' -> '${ENV_STORE}'`);
     assert.match(vmRun(vm, `cat ${ENV_STORE}`, { root: true }), /^FLAG=two$/m);
 });
 
-test("a working directory swapped for a link to a root directory is refused with a clear message, the canary untouched; put back, the deploy goes through", { timeout: 15 * MINUTE }, async () => {
-    asService(`mv ${BACKEND} ${BACKEND}.moved && ln -s /srv/rootdir ${BACKEND}`);
+test("a working directory swapped for a link to a root directory does not steer the deploy: the canary untouched, the link put back", { timeout: 15 * MINUTE }, async () => {
+    // The working directory is a root-owned link in a root-owned directory: the service user cannot swap it.
+    assert.notEqual(vmSsh(vm, `runuser -u amarktai -- /bin/sh -c ${shq(`mv ${BACKEND} ${BACKEND}.moved || ln -sfn /srv/rootdir ${BACKEND}`)}`, { root: true }).code, 0, "the service user swapped its working directory");
+    // As root, as if it could: the next deploy (app, .env and requirements changed) replaces the link, never writes through it.
+    vmRun(vm, `ln -sfnT /srv/rootdir ${BACKEND}`, { root: true });
     writeApp("3");
     await stack.setConfig({ env: { FLAG: "three" }, app: { sourceDir: appDir, requirements: ["uvicorn==0.38.0", "six==1.17.0"] } });
-    const r = await stack.up();
-    assert.notEqual(r.code, 0, "the deploy followed the link");
-    assert.match(r.stdout + r.stderr, /paths\.workingDirectory: \/var\/amarktai\/app\/backend is a symlink or not a directory; refusing to follow it/);
-    assert.equal(canaries(), canariesBefore, "a canary changed");
-    asService(`rm ${BACKEND} && mv ${BACKEND}.moved ${BACKEND}`);
-    await stack.setConfig({ app: { sourceDir: appDir } });
     const again = await stack.up();
     assert.equal(again.code, 0, `up failed:\n${again.stdout.slice(-4000)}\n${again.stderr.slice(-4000)}`);
     assert.equal(health(), "200");
     assert.match(vmRun(vm, `tail -n 1 ${BACKEND}/server.py`, { root: true }), /# version 3/);
+    assert.equal(vmRun(vm, `stat -c '%U %N' ${BACKEND}`, { root: true }).trim(), `root '${BACKEND}' -> '/var/amarktai/releases/current/app'`);
     assert.equal(canaries(), canariesBefore, "a canary changed");
 });
 

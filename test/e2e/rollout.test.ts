@@ -5,8 +5,10 @@
  */
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as path from "path";
 import { TestStack } from "../../tools/stack";
-import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
+import { REPO, VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
 
 const MINUTE = 60_000;
 let vms: VmInfo[] = [];
@@ -25,9 +27,13 @@ before(async () => {
     await stack.setSecret("sshPrivateKey", vmPrivateKey(vms[0]!));
 });
 
+/** A copy of the demo app inside the project whose release cannot start. */
+const brokenApp = path.join(REPO, ".test-apps", `rollout-broken-${process.pid}`);
+
 after(() => {
     for (const vm of vms) stopVm(vm.name);
     stack?.cleanup();
+    fs.rmSync(brokenApp, { recursive: true, force: true });
 });
 
 test("two hosts are brought up in one pulumi up, both healthy", { timeout: 20 * MINUTE }, async () => {
@@ -52,6 +58,26 @@ test("a failing batch stops the rollout: the second host is untouched and keeps 
     assert.equal(vmSsh(second, "test -e /etc/systemd/system/amarktai-api.service.d/10-broken.conf").code, 1, "the failing drop-in went live on the second host");
     assert.equal(hostCounters(second).reloads, before.reloads, "systemd was reloaded on the second host");
     assert.equal(health(second), "200");
+});
+
+test("a release that fails health is switched back on the first host; the second host keeps its release untouched", { timeout: 10 * MINUTE }, async () => {
+    const currentRelease = (vm: VmInfo) => vmRun(vm, "readlink /var/amarktai/releases/current").trim();
+    const [first, second] = [vms[0]!, vms[1]!];
+    const releases = [currentRelease(first), currentRelease(second)];
+    const invocation = vmRun(second, "systemctl show -p InvocationID --value amarktai-api").trim();
+    fs.mkdirSync(brokenApp, { recursive: true });
+    fs.writeFileSync(path.join(brokenApp, "server.py"), 'raise RuntimeError("this release cannot start")\n');
+    await stack.removeConfig("overrides");
+    await stack.setConfig({ app: { sourceDir: path.relative(REPO, brokenApp) } });
+    const r = await stack.up();
+    assert.notEqual(r.code, 0, "the rollout should fail on the first host");
+    assert.match(r.stdout + r.stderr, /did not become healthy/);
+    assert.equal(currentRelease(first), releases[0], "the first host was not switched back");
+    assert.equal(health(first), "200");
+    assert.equal(currentRelease(second), releases[1], "the second host was switched");
+    assert.equal(vmRun(second, "systemctl show -p InvocationID --value amarktai-api").trim(), invocation, "the second host's service was restarted");
+    assert.equal(health(second), "200");
+    await stack.setConfig({ app: { sourceDir: "demo-app" } });
 });
 
 test("fixing the config rolls the change out to every host", { timeout: 10 * MINUTE }, async () => {

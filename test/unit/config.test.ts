@@ -37,8 +37,10 @@ test("the defaults are the service notes' values", () => {
         venv: "/var/amarktai/venv",
         logs: "/var/amarktai/logs",
         envFile: "/var/amarktai/app/backend/.env",
+        releases: "/var/amarktai/releases",
     });
-    assert.deepEqual(config.app, { module: "server:app", bindHost: "127.0.0.1", port: 8000, logLevel: "info", requirements: ["uvicorn==0.38.0"] });
+    assert.deepEqual(config.app, { module: "server:app", bindHost: "127.0.0.1", port: 8000, logLevel: "info", requirements: ["uvicorn==0.38.0"], workerHealthcheckTimeoutSec: 30 });
+    assert.deepEqual(config.releases, { keep: 3, installer: "uv" });
     assert.deepEqual(config.dependencies, { after: ["network.target", "mongodb.service"], requires: [], wants: [] });
     assert.deepEqual(config.restart, { policy: "always", sec: 5, timeoutStopSec: 60 });
     assert.equal(config.hardening, "notes");
@@ -181,6 +183,10 @@ function loadWithSecrecy(values: Record<string, unknown>, secretKeys: string[]):
 
 test("secret keys stored as secrets are accepted", () => {
     assert.deepEqual(loadWithSecrecy({ secretEnv: { A: "1" } }, ["sshPrivateKey", "secretEnv"]), []);
+});
+
+test("the empty secretEnv of Pulumi.yaml's defaults is accepted as it is: it holds nothing secret", () => {
+    assert.deepEqual(loadWithSecrecy({ secretEnv: {} }, ["sshPrivateKey"]), []);
 });
 
 test("a plaintext sshPrivateKey is refused with the command that fixes it", () => {

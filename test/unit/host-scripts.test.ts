@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "child_process";
-import { activationScript, detachedScript, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components/host";
+import { activationScript, buildReleaseScript, detachedScript, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components/host";
 import { MANAGED_MARKER, fileIdForPath } from "../../components/model";
 import { planService } from "../../components/plan";
 import { testConfig } from "../support/config";
@@ -27,7 +27,8 @@ test("quoteScript keeps a multi-line script intact for bash -c", () => {
 });
 
 const config = testConfig({ overrides: { workers: { workers: 4 } }, journald: { systemMaxUse: "1G" } });
-const plan = planService(config, [{ relativePath: "server.py", content: "app = None\n" }]);
+const releaseConfig = testConfig({ app: { sourceDir: "demo-app" }, overrides: { workers: { workers: 4 } } });
+const plan = planService(releaseConfig, [{ relativePath: "server.py", content: "app = None\n" }]);
 const files = plan.files.map((f) => f.file);
 
 const SCRIPTS: [string, string][] = [
@@ -46,6 +47,22 @@ const SCRIPTS: [string, string][] = [
             account: { user: "amarktai", group: "amarktai" },
             healthUrl: "http://127.0.0.1:8000/health",
             healthTimeoutSec: 60,
+        }),
+    ],
+    ["release build", buildReleaseScript(plan.release.spec, "0".repeat(64))],
+    [
+        "activation with a release",
+        activationScript({
+            serviceName: "amarktai-api",
+            unitName: "amarktai-api.service",
+            files,
+            removed: [],
+            marker: MANAGED_MARKER,
+            links: plan.links,
+            account: { user: "amarktai", group: "amarktai" },
+            healthUrl: "http://127.0.0.1:8000/health",
+            healthTimeoutSec: 60,
+            release: plan.release.spec,
         }),
     ],
     ["detached", detachedScript("activate amarktai-api.service", "echo 'it''s'\nexit 0\n")],
@@ -87,7 +104,7 @@ for (const [name, script] of SCRIPTS) {
 
 test("hostile values in a spec stay quoted in the generated script", () => {
     const evil = "/var/x'$(touch /tmp/amarktai-pwned)'";
-    const script = prepareScript({ serviceName: "s", allowExistingUser: false, user: "u", group: "g", directories: [{ key: "paths.app", path: evil, owner: "u", group: "g", mode: "0755" }], venv: "/v", requirements: [] });
+    const script = prepareScript({ serviceName: "s", allowExistingUser: false, user: "u", group: "g", directories: [{ key: "paths.app", path: evil, owner: "u", group: "g", mode: "0755" }] });
     // Run only the variable assignments: the value must come back verbatim.
     const assignments = script.split("\n").filter((l) => l.startsWith("DIR_PATHS="));
     const out = execFileSync("bash", ["-c", `${assignments.join("\n")}\nprintf '%s' "\${DIR_PATHS[0]}"`], { encoding: "utf8" });

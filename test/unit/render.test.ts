@@ -4,7 +4,10 @@ import { renderHostFiles } from "../../components/plan";
 import { testConfig } from "../support/config";
 
 test("render lists every file the stack puts on a host, with mode and owner", () => {
-    const files = renderHostFiles(testConfig({ overrides: { workers: { workers: 4 } }, journald: { systemMaxUse: "1G" } }), [], [{ relativePath: "server.py", content: "app = 1\n" }]);
+    const files = renderHostFiles(testConfig({ app: { sourceDir: "demo-app" }, overrides: { workers: { workers: 4 } }, journald: { systemMaxUse: "1G" } }), [], [
+        { relativePath: "server.py", content: "app = 1\n" },
+        { relativePath: "bin/run", content: Buffer.from([0x23, 0x21, 0xff, 0x00]), mode: "0755" },
+    ]);
     assert.deepEqual(
         files.map((f) => `${f.mode} ${f.owner}:${f.group} ${f.path}`),
         [
@@ -12,9 +15,13 @@ test("render lists every file the stack puts on a host, with mode and owner", ()
             "0644 root:root /etc/systemd/system/amarktai-api.service.d/10-workers.conf",
             "0644 root:root /etc/systemd/journald.conf.d/60-amarktai-infra.conf",
             "0640 root:amarktai /etc/amarktai-infra/amarktai-api/env",
-            "0644 amarktai:amarktai /var/amarktai/app/backend/server.py",
+            "0644 root:root /var/amarktai/app/backend/server.py",
+            "0755 root:root /var/amarktai/app/backend/bin/run",
         ],
     );
+    const binary = files.find((f) => f.path.endsWith("/bin/run"))!;
+    assert.deepEqual([...binary.bytes!], [0x23, 0x21, 0xff, 0x00], "bytes kept exactly");
+    assert.match(binary.text, /^binary, 4 bytes, sha256 [0-9a-f]{16}$/);
 });
 
 test("render redacts every secret .env value and says when JWT_SECRET is generated", () => {

@@ -12,7 +12,7 @@ test("the workers override resets ExecStart, then sets the command with --worker
     assert.equal(dropIns[0]!.path, "/etc/systemd/system/amarktai-api.service.d/10-workers.conf");
     assert.equal(
         body(dropIns[0]!.text),
-        "[Service]\nExecStart=\nExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 4 --log-level info",
+        "[Service]\nExecStart=\nExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 4 --timeout-worker-healthcheck 30 --log-level info",
     );
 });
 
@@ -56,7 +56,7 @@ test("a single override needs no order and gets 10", () => {
 
 test("a later ExecStart reset keeps the workers set by an earlier drop-in", () => {
     const { dropIns } = renderSystemdFiles(testConfig({ overrides: { workers: { order: 10, workers: 3 }, verbose: { order: 20, logLevel: "debug" } } }));
-    assert.match(dropIns[1]!.text, /^ExecStart=.* --workers 3 --log-level debug$/m);
+    assert.match(dropIns[1]!.text, /^ExecStart=.* --workers 3 --timeout-worker-healthcheck 30 --log-level debug$/m);
 });
 
 test("every drop-in starts with the managed-file marker", () => {

@@ -2,10 +2,11 @@
 // in the engine's dynamic-provider process (loaded by ../resources.ts by package name), talk to hosts
 // through ../../transport, and never echo a secret into a message.
 import { Provider } from "./diff";
+import { appRelease } from "./app-release";
 import { hostFile } from "./host-file";
 import { hostPrepare } from "./host-prepare";
 import { randomSecret } from "./random-secret";
 import { serviceActivation } from "./service-activation";
 
 /** Every provider, by the kind name used in `resources.ts`. */
-export const providers: Record<string, Provider> = { hostPrepare, hostFile, serviceActivation, randomSecret };
+export const providers: Record<string, Provider> = { hostPrepare, hostFile, appRelease, serviceActivation, randomSecret };

@@ -1,6 +1,6 @@
 /** The ServiceActivation provider: verify, swap in, reload once, restart at most once, health-check, roll back. */
 import { ForeignDropInPolicy, HostRead, activationScript, detachedScript, removalScript, unitDropInDir } from "../../host";
-import { MANAGED_MARKER, ManagedFile, PurgeSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
+import { MANAGED_MARKER, ManagedFile, PurgeSpec, ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded } from "./diff";
 import { activationFilesOf } from "./legacy";
@@ -31,6 +31,8 @@ export interface ServiceActivationInputs {
     owner?: string;
     /** What the activation does with unmanaged drop-ins of the unit (default `refuse`). */
     foreignDropIns?: ForeignDropInPolicy;
+    /** The release to switch to (built by the host's AppRelease); absent in state written before releases. */
+    release?: ActivationRelease;
 }
 
 /** What a refresh found on the host that differs from the last activation; absent when nothing does. */
@@ -44,6 +46,9 @@ export interface ActivationDrift {
     /** What the next `up` does about them. */
     foreignDropInsAction?: string;
 }
+
+/** What the activation needs of a release. */
+export type ActivationRelease = Pick<ReleaseSpec, "id" | "releasesDir" | "venvLink" | "appLink" | "keep">;
 
 /** What an activation keeps in state. */
 export interface ServiceActivationOutputs extends ServiceActivationInputs {
@@ -99,7 +104,7 @@ export function driftOf(props: ServiceActivationOutputs, host: HostRead): Activa
 }
 
 /** What an activation's diff compares. */
-const COMPARED = ["connection", "files", "links", "account", "contentHashes", "health", "purge", "owner", "foreignDropIns"] as const;
+const COMPARED = ["connection", "files", "links", "account", "contentHashes", "health", "purge", "owner", "foreignDropIns", "release"] as const;
 
 /** The service's account for state written before `account` was an input: the owner of the first file not owned by root. */
 function accountOf(files: readonly ManagedFile[]): { user: string; group: string } {
@@ -129,6 +134,7 @@ async function activate(inputs: ServiceActivationInputs, previous?: ServiceActiv
                 healthTimeoutSec: inputs.health.timeoutSec,
                 ...(inputs.owner ? { ownership: { owner: inputs.owner, generation } } : {}),
                 ...(inputs.foreignDropIns ? { foreignDropIns: inputs.foreignDropIns } : {}),
+                ...(inputs.release ? { release: inputs.release } : {}),
             }),
         ),
         { what: `activating ${unitName}` },

@@ -4,3 +4,4 @@ export * from "./host-prepare";
 export * from "./host-file";
 export * from "./service-activation";
 export * from "./random-secret";
+export * from "./app-release";

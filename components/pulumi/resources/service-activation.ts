@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PurgeSpec } from "../../model";
-import type { ActivationFile } from "../providers/service-activation";
+import type { ActivationFile, ActivationRelease } from "../providers/service-activation";
 import { HostArgs, libraryResource } from "./library-resource";
 
 /** Arguments of {@link ServiceActivation}. */
@@ -20,6 +20,8 @@ export interface ServiceActivationArgs extends HostArgs {
     owner?: pulumi.Input<string>;
     /** What the activation does with unmanaged drop-ins of the unit: `refuse` (default) or `remove`. */
     foreignDropIns?: pulumi.Input<"refuse" | "remove">;
+    /** The release to switch to. */
+    release?: pulumi.Input<ActivationRelease>;
 }
 
 /** Verifies, swaps in, reloads, restarts and health-checks one service on one host; rolls back on failure. */

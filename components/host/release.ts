@@ -1,0 +1,207 @@
+/**
+ * The scripts that build a release on a host and the activation's part that
+ * switches to it. A release is built by root in its own root-owned directory
+ * `<releasesDir>/<id>/{app,venv,requirements.txt}` beside the live one, from
+ * one tar stream on stdin; nothing that serves traffic is touched until the
+ * activation renames the `current` link.
+ */
+import { RELEASE_ID, ReleaseSpec, STATE_ROOT, UV_VERSION, UV_WHEELS } from "../model";
+import { PRELUDE } from "./scripts";
+import { quoteScript, shellQuote as q } from "./shell";
+
+/** Unpacks the release archive: only `requirements.txt` and regular files under `app/`, through tarfile's `data` filter. */
+const UNPACK_PY = [
+    "import re, sys, tarfile",
+    "archive, dest = sys.argv[1], sys.argv[2]",
+    "safe = re.compile(r'^(requirements\\.txt|app(/[A-Za-z0-9._@+-]+)+)$')",
+    "with tarfile.open(archive, 'r:') as t:",
+    "    members = t.getmembers()",
+    "    for m in members:",
+    "        if not m.isfile() or not safe.match(m.name) or '/../' in m.name + '/' or '/./' in m.name + '/':",
+    "            sys.exit('refusing the release archive: unexpected entry %r' % m.name)",
+    "    if hasattr(tarfile, 'data_filter'):",
+    "        t.extractall(dest, members=members, filter='data')",
+    "    else:",
+    "        t.extractall(dest, members=members)",
+].join("\n");
+
+/** Downloads a pinned wheel, checks its SHA-256, and writes the `uv` binary inside it to a path. */
+const FETCH_UV_PY = [
+    "import hashlib, io, os, sys, urllib.request, zipfile",
+    "url, digest, dest = sys.argv[1], sys.argv[2], sys.argv[3]",
+    "data = urllib.request.urlopen(url, timeout=120).read()",
+    "got = hashlib.sha256(data).hexdigest()",
+    "if got != digest:",
+    "    sys.exit('uv wheel checksum mismatch: got %s, pinned %s' % (got, digest))",
+    "z = zipfile.ZipFile(io.BytesIO(data))",
+    "name = next(n for n in z.namelist() if n.endswith('.data/scripts/uv'))",
+    "fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)",
+    "with os.fdopen(fd, 'wb') as f:",
+    "    f.write(z.read(name))",
+].join("\n");
+
+/** Where the pinned tools (uv) are kept on a host, root-only to write. */
+export const TOOLS_DIR = `${STATE_ROOT}/tools`;
+/** The installers' download cache on a host (root-only). */
+export const CACHE_DIR = "/var/cache/amarktai-infra";
+
+/**
+ * Builds release `spec.id` from the tar archive on stdin (checked against
+ * `archiveSha256`), unless a complete release of that id is already on the
+ * host (then nothing is installed: returning to an earlier config reuses it).
+ * The venv is built with the pinned `uv` (fetched once per host and checked by
+ * its SHA-256) or, when that is not possible or `installer` is `pip`, with
+ * `python3 -m venv` + pip. A failed build leaves nothing behind; the live
+ * release is never touched.
+ */
+export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): string {
+    if (!RELEASE_ID.test(spec.id)) throw new Error(`not a release id: ${spec.id}`);
+    const wheelCases = Object.entries(UV_WHEELS).map(([arch, w]) => `    ${arch}) url=${q(w.url)}; sum=${q(w.sha256)} ;;`);
+    const lines = [
+        ...PRELUDE,
+        "trap '' HUP PIPE",
+        // What a release holds is not secret, and the service must be able to read it (never write it).
+        "umask 022",
+        `RELEASES=${q(spec.releasesDir)}`,
+        `ID=${q(spec.id)}`,
+        `ARCHIVE_SHA=${q(archiveSha256)}`,
+        `INSTALLER=${q(spec.installer)}`,
+        `REQUIRE_HASHES=${spec.requireHashes ? "1" : "0"}`,
+        `ENV_LINK_NAME=${q(spec.envLinkName ?? "")}`,
+        `ENV_STORE=${q(spec.envStore ?? "")}`,
+        `TOOLS=${q(TOOLS_DIR)}`,
+        `CACHE=${q(CACHE_DIR)}`,
+        `UV_VERSION=${q(UV_VERSION)}`,
+        'REL="$RELEASES/$ID"',
+        // Builds and reuses also go to the host's journal (tag amarktai-infra), so an operator can see which releases ran an installer.
+        'note() { log "$*"; logger -t amarktai-infra -- "$*" 2>/dev/null || true; }',
+        // Root writes only into directories that root owns and that are not links.
+        'root_dir() { [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u "$1")" = 0 ] || fail "$1 must be a directory owned by root (not a link) to hold releases"; }',
+        'root_dir "$(dirname "$RELEASES")"',
+        'install -d -m 0755 -o root -g root "$RELEASES"',
+        'root_dir "$RELEASES"',
+        'exec 9>"$RELEASES/.lock"',
+        "flock -w 900 9 || fail 'another release build is still running'",
+        'if [ -f "$REL/.complete" ]; then note "release $ID is already on this host: reusing it (nothing installed)"; exit 0; fi',
+        'START=$(date +%s)',
+        'rm -rf -- "$REL"',
+        'install -d -m 0700 "$REL"',
+        'cleanup() { local rc=$?; if [ "$rc" -ne 0 ]; then rm -rf -- "$REL"; fi; exit "$rc"; }',
+        "trap cleanup EXIT",
+        'cat > "$REL/.archive.tar"',
+        '[ "$(sha256sum < "$REL/.archive.tar" | cut -d " " -f 1)" = "$ARCHIVE_SHA" ] || fail "the release archive arrived damaged (SHA-256 mismatch)"',
+        `python3 -c ${quoteScript(UNPACK_PY)} "$REL/.archive.tar" "$REL"`,
+        'rm -f "$REL/.archive.tar"',
+        'if [ -n "$ENV_LINK_NAME" ]; then install -d -m 0755 "$(dirname "$REL/app/$ENV_LINK_NAME")"; ln -sfnT "$ENV_STORE" "$REL/app/$ENV_LINK_NAME"; fi',
+        'hashes=(); if [ "$REQUIRE_HASHES" = 1 ]; then hashes=(--require-hashes); fi',
+        // The pinned uv: fetched once per host, checked against its pinned SHA-256, kept root-only to write.
+        "uv_bin() {",
+        "  local url sum arch dir tmp",
+        "  arch=$(uname -m)",
+        '  case "$arch" in',
+        ...wheelCases,
+        "    *) return 1 ;;",
+        "  esac",
+        '  dir="$TOOLS/uv-$UV_VERSION-$arch"',
+        '  if [ -x "$dir/uv" ]; then printf \'%s\\n\' "$dir/uv"; return 0; fi',
+        '  install -d -m 0755 "$TOOLS"',
+        '  tmp=$(mktemp -d "$TOOLS/.uv.XXXXXX")',
+        `  if ! python3 -c ${quoteScript(FETCH_UV_PY)} "$url" "$sum" "$tmp/uv" >&2; then rm -rf -- "$tmp"; return 1; fi`,
+        '  chmod 0755 "$tmp"; rm -rf -- "$dir"; mv -T "$tmp" "$dir"',
+        '  printf \'%s\\n\' "$dir/uv"',
+        "}",
+        'uv=""',
+        'if [ "$INSTALLER" = uv ]; then uv=$(uv_bin) || { log "cannot fetch uv $UV_VERSION for $(uname -m): falling back to python3 -m venv + pip"; uv=""; }; fi',
+        'if [ -n "$uv" ]; then',
+        '  log "building release $ID with uv $UV_VERSION"',
+        // The system CA store, as pip uses (a proxy or a private index with its own CA works the same way).
+        "  export UV_PYTHON_DOWNLOADS=never UV_NATIVE_TLS=1 UV_CACHE_DIR=\"$CACHE/uv\"",
+        '  install -d -m 0700 "$CACHE"',
+        '  "$uv" venv --quiet --python "$(command -v python3)" "$REL/venv"',
+        '  "$uv" pip install --quiet --python "$REL/venv/bin/python" --compile-bytecode "${hashes[@]}" -r "$REL/requirements.txt"',
+        "else",
+        "  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then",
+        '    log "installing python3-venv"',
+        "    export DEBIAN_FRONTEND=noninteractive",
+        "    apt-get update -q >/dev/null",
+        "    apt-get install -y -q --no-install-recommends python3-venv >/dev/null",
+        "  fi",
+        '  log "building release $ID with python3 -m venv + pip"',
+        '  python3 -m venv "$REL/venv"',
+        '  env HOME=/root PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$REL/venv/bin/pip" install -q --root-user-action=ignore "${hashes[@]}" -r "$REL/requirements.txt"',
+        "fi",
+        // The service cannot write here, so compile the app's bytecode now rather than on every start.
+        'if [ -d "$REL/app" ]; then "$REL/venv/bin/python" -m compileall -q "$REL/app" >/dev/null 2>&1 || true; fi',
+        'chmod 0755 "$REL"',
+        'printf \'%s\\n\' "$ID" > "$REL/.complete"',
+        'note "release $ID built in $(( $(date +%s) - START ))s with $(if [ -n "$uv" ]; then echo "uv $UV_VERSION"; else echo pip; fi))"',
+    ];
+    return lines.join("\n") + "\n";
+}
+
+/**
+ * The shell lines the activation runs for a release (see `activationScript`):
+ * variables and the functions `release_check` (fails unless the release is built), `release_switch` (links the fixed paths and
+ * renames `current` to the new release; sets `need_restart` when it changed),
+ * `release_rollback` (renames `current` back) and `release_prune` (keeps the
+ * newest `keep` releases and the current one).
+ */
+export function releaseActivationLines(spec: Pick<ReleaseSpec, "id" | "releasesDir" | "venvLink" | "appLink" | "keep">): string[] {
+    if (!RELEASE_ID.test(spec.id)) throw new Error(`not a release id: ${spec.id}`);
+    return [
+        `RELEASES=${q(spec.releasesDir)}`,
+        `RELEASE_ID=${q(spec.id)}`,
+        `VENV_LINK=${q(spec.venvLink)}`,
+        `APP_LINK=${q(spec.appLink ?? "")}`,
+        `KEEP=${q(String(spec.keep))}`,
+        'old_release=""',
+        "aside=()",
+        // link_to PATH TARGET: makes PATH a root-owned link to TARGET, in a root-owned parent; a real directory there
+        // (an install from before releases) is moved aside into the releases directory, and back on rollback.
+        "link_to() {",
+        '  local p="$1" target="$2" parent keep',
+        '  parent=$(dirname "$p")',
+        '  [ -d "$parent" ] && [ ! -L "$parent" ] && [ "$(stat -c %u "$parent")" = 0 ] || fail "$parent must be a directory owned by root to hold the link $p"',
+        '  if [ -L "$p" ] && [ "$(readlink "$p")" = "$target" ]; then return 0; fi',
+        '  if [ -e "$p" ] && [ ! -L "$p" ]; then',
+        '    keep="$RELEASES/before-releases-$(basename "$p")-$(date +%s)"',
+        '    mv -T "$p" "$keep"; aside+=("$keep"); aside+=("$p")',
+        '    log "moved the previous $p to $keep"',
+        "  fi",
+        '  ln -sfnT "$target" "$p.amarktai-infra.link"',
+        '  mv -fT "$p.amarktai-infra.link" "$p"',
+        "}",
+        'release_check() { [ -f "$RELEASES/$RELEASE_ID/.complete" ] || fail "release $RELEASE_ID is not built on this host; run pulumi up again"; }',
+        "release_switch() {",
+        '  old_release=$(readlink "$RELEASES/current" 2>/dev/null || true)',
+        '  link_to "$VENV_LINK" "$RELEASES/current/venv"',
+        '  if [ -n "$APP_LINK" ]; then link_to "$APP_LINK" "$RELEASES/current/app"; fi',
+        '  touch "$RELEASES/$RELEASE_ID"',
+        '  if [ "$old_release" != "$RELEASE_ID" ]; then',
+        '    ln -sfnT "$RELEASE_ID" "$RELEASES/.current.tmp"',
+        '    mv -fT "$RELEASES/.current.tmp" "$RELEASES/current"',
+        '    log "switched to release $RELEASE_ID (was ${old_release:-none})"',
+        "    need_restart=1",
+        "  fi",
+        "}",
+        "release_rollback() {",
+        '  if [ -n "$old_release" ] && [ "$old_release" != "$RELEASE_ID" ]; then',
+        '    ln -sfnT "$old_release" "$RELEASES/.current.tmp"',
+        '    mv -fT "$RELEASES/.current.tmp" "$RELEASES/current"',
+        '    log "switched back to release $old_release"',
+        "  fi",
+        "  local i",
+        '  for (( i=0; i<${#aside[@]}; i+=2 )); do rm -f "${aside[i+1]}"; mv -T "${aside[i]}" "${aside[i+1]}"; log "restored ${aside[i+1]}"; done',
+        "}",
+        "release_prune() {",
+        '  local cur n=0 id',
+        '  cur=$(readlink "$RELEASES/current" 2>/dev/null || true)',
+        "  while read -r _ id; do",
+        '    [[ "$id" =~ ^[0-9a-f]{16}$ ]] || continue',
+        '    if [ "$id" = "$cur" ]; then continue; fi',
+        '    n=$((n + 1))',
+        '    if [ "$n" -ge "$KEEP" ]; then rm -rf -- "${RELEASES:?}/$id"; log "removed old release $id"; fi',
+        '  done < <(find "$RELEASES" -mindepth 1 -maxdepth 1 -type d -printf \'%T@ %f\\n\' | sort -rn)',
+        "}",
+    ];
+}

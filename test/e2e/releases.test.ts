@@ -1,0 +1,184 @@
+/**
+ * Releases on a real VM: the app's files and a venv built beside the live
+ * release, switched atomically, health-gated and switched back; kept releases
+ * reused without an installer run. One VM serves every step, each leaving it
+ * healthy on a known release.
+ */
+import { after, before, test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { TestStack } from "../../tools/stack";
+import { REPO, VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
+
+const MINUTE = 60_000;
+const RELEASES = "/var/amarktai/releases";
+let vm: VmInfo;
+let stack: TestStack;
+/** The app's directory: inside the project (a sourceDir outside it is refused). */
+const appDir = path.join(REPO, ".test-apps", `releases-${process.pid}`);
+const appRel = path.relative(REPO, appDir);
+const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+const SCRIPT = "#!/bin/sh\necho tool ran\n";
+const BASE_REQS = ["uvicorn==0.38.0"];
+const WITH_SIX = ["uvicorn==0.38.0", "six==1.17.0"];
+
+const health = () => vmSsh(vm, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health").stdout.trim();
+const current = () => vmRun(vm, `readlink ${RELEASES}/current`).trim();
+const releasesOnDisk = () => vmRun(vm, `ls -1 ${RELEASES} | grep -E '^[0-9a-f]{16}$' || true`).trim().split("\n").filter(Boolean);
+/** Installer runs and reuses, from the host's journal (the build logs them with the tag amarktai-infra). */
+const buildLog = () => vmRun(vm, "journalctl -q --no-pager -o cat -t amarktai-infra | grep -E 'release [0-9a-f]{16} (built|is already)' || true", { root: true });
+
+async function up() {
+    const r = await stack.up();
+    assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
+    return r;
+}
+
+before(async () => {
+    fs.rmSync(appDir, { recursive: true, force: true });
+    fs.mkdirSync(path.join(appDir, "assets"), { recursive: true });
+    fs.mkdirSync(path.join(appDir, "bin"));
+    fs.copyFileSync(path.join(REPO, "demo-app", "server.py"), path.join(appDir, "server.py"));
+    fs.writeFileSync(path.join(appDir, "assets", "blob.bin"), BINARY);
+    fs.writeFileSync(path.join(appDir, "bin", "tool.sh"), SCRIPT, { mode: 0o755 });
+    fs.writeFileSync(path.join(appDir, "extra.py"), "VALUE = 1\n");
+    fs.writeFileSync(path.join(appDir, ".env"), "LOCAL_SECRET=never-deployed\n");
+    vm = startVm(`e2e-rel-${process.pid}`);
+    stack = await TestStack.create("rel");
+    await stack.setConfig({
+        hosts: [{ name: "vm", address: vm.host, port: vm.port, user: vm.user, hostKey: vm.hostKey }],
+        app: { sourceDir: appRel, requirements: BASE_REQS },
+    });
+    await stack.setSecret("sshPrivateKey", vmPrivateKey(vm));
+});
+
+after(() => {
+    if (vm) stopVm(vm.name);
+    stack?.cleanup();
+    fs.rmSync(appDir, { recursive: true, force: true });
+});
+
+test("a fresh up runs the app from a root-owned release that the notes' paths point into", { timeout: 15 * MINUTE }, async () => {
+    const r = await up();
+    console.error(`    fresh up took ${r.seconds.toFixed(1)}s`);
+    assert.equal(health(), "200");
+    const id = current();
+    assert.match(id, /^[0-9a-f]{16}$/);
+    assert.equal(vmRun(vm, "readlink /var/amarktai/venv; readlink /var/amarktai/app/backend").trim(), `${RELEASES}/current/venv\n${RELEASES}/current/app`);
+    assert.equal(vmRun(vm, "systemctl show -p WorkingDirectory --value amarktai-api").trim(), "/var/amarktai/app/backend");
+    // The venv works through the link (Python finds pyvenv.cfg beside the invoked executable).
+    assert.equal(vmRun(vm, "/var/amarktai/venv/bin/python -c 'import sys, uvicorn; print(sys.prefix)'").trim(), "/var/amarktai/venv");
+    // The service can read its release but change nothing in it, nor the links into it.
+    const attempt = vmSsh(vm, `runuser -u amarktai -- sh -c 'touch /var/amarktai/app/backend/x || touch ${RELEASES}/current/app/x || ln -sfn /tmp /var/amarktai/app/backend || echo refused'`, { root: true });
+    assert.equal(attempt.stdout.trim(), "refused", attempt.stderr);
+    assert.equal(vmRun(vm, `stat -c '%U %a' ${RELEASES} ${RELEASES}/${id} /var/amarktai/app`).trim(), "root 755\nroot 755\nroot 755");
+    assert.equal(vmSsh(vm, "test -e /var/amarktai/app/backend/.env.local || grep -q LOCAL_SECRET /var/amarktai/app/backend/.env", { root: true }).code, 1, "a local .env must never be deployed");
+    assert.equal(buildLog().match(/built/g)?.length, 1, buildLog());
+});
+
+test("a binary file and an executable script arrive byte-exact with their modes", { timeout: 5 * MINUTE }, async () => {
+    const sha = (b: Buffer | string) => crypto.createHash("sha256").update(b).digest("hex");
+    const out = vmRun(vm, "cd /var/amarktai/app/backend && sha256sum assets/blob.bin bin/tool.sh && stat -c '%a %s %U' assets/blob.bin bin/tool.sh && ./bin/tool.sh").trim().split("\n");
+    assert.deepEqual(out, [
+        `${sha(BINARY)}  assets/blob.bin`,
+        `${sha(SCRIPT)}  bin/tool.sh`,
+        "644 256 root",
+        `755 ${Buffer.byteLength(SCRIPT)} root`,
+        "tool ran",
+    ]);
+});
+
+test("a symlink out of sourceDir is refused before any SSH session", { timeout: 5 * MINUTE }, async () => {
+    const link = path.join(appDir, "leak.conf");
+    fs.symlinkSync("/etc/hostname", link);
+    try {
+        const before = hostCounters(vm);
+        const r = await stack.run(["preview", "--diff"]);
+        assert.notEqual(r.code, 0, "the preview should fail");
+        assert.match(r.stdout + r.stderr, /app\.sourceDir: leak\.conf is a symbolic link to \/etc\/hostname, outside/);
+        assert.equal(hostCounters(vm).sessions - before.sessions, 1, "only the counter's own SSH session");
+    } finally {
+        fs.unlinkSync(link);
+    }
+});
+
+test("adding a requirement makes a new release: one restart, healthy, and the previous release still on disk", { timeout: 10 * MINUTE }, async () => {
+    const previous = current();
+    const before = hostCounters(vm);
+    await stack.setConfig({ app: { sourceDir: appRel, requirements: WITH_SIX } });
+    const preview = await stack.run(["preview", "--diff"]);
+    assert.equal(preview.code, 0, preview.stderr);
+    assert.match(preview.stdout, /\+ six==1\.17\.0/, "the preview shows the requirement that changes");
+    const r = await up();
+    console.error(`    requirements-only change took ${r.seconds.toFixed(1)}s`);
+    assert.equal(health(), "200");
+    assert.notEqual(current(), previous);
+    assert.equal(hostCounters(vm).starts - before.starts, 1, "exactly one restart");
+    assert.ok(releasesOnDisk().includes(previous), `the previous release ${previous} was removed: ${releasesOnDisk().join(" ")}`);
+    assert.equal(vmRun(vm, "/var/amarktai/venv/bin/python -c 'import six; print(six.__version__)'").trim(), "1.17.0");
+});
+
+test("a requirement that cannot be installed fails up with the installer's message; the running release keeps answering /health 200, its venv untouched", { timeout: 10 * MINUTE }, async () => {
+    const live = current();
+    const venvBefore = vmRun(vm, `cd ${RELEASES}/${live} && find venv -printf '%p %s %T@\\n' | sort | sha256sum`);
+    // Poll /health inside the host for the whole up.
+    vmRun(vm, "rm -f /tmp/health.log; nohup bash -c 'while :; do curl -s -o /dev/null -m 5 -w \"%{http_code}\\n\" http://127.0.0.1:8000/health >> /tmp/health.log; sleep 0.5; done' >/dev/null 2>&1 & echo $! > /tmp/health.pid", { root: true });
+    try {
+        await stack.setConfig({ app: { sourceDir: appRel, requirements: [...WITH_SIX, "amarktai-no-such-package==1.0"] } });
+        const r = await stack.up();
+        assert.notEqual(r.code, 0, "up should fail");
+        assert.match(r.stdout + r.stderr, /amarktai-no-such-package/);
+        assert.match(r.stdout + r.stderr, /not found in the package registry|No matching distribution/);
+    } finally {
+        vmRun(vm, "kill $(cat /tmp/health.pid)", { root: true });
+    }
+    const polls = vmRun(vm, "cat /tmp/health.log", { root: true }).trim().split("\n");
+    assert.ok(polls.length >= 5, `too few health polls: ${polls.length}`);
+    assert.deepEqual([...new Set(polls)], ["200"], `a poll did not answer 200: ${polls.join(",")}`);
+    assert.equal(current(), live);
+    assert.equal(vmRun(vm, `cd ${RELEASES}/${live} && find venv -printf '%p %s %T@\\n' | sort | sha256sum`), venvBefore, "the live venv changed");
+    assert.equal(vmRun(vm, `ls -a ${RELEASES} | grep -c '^\\.\\?[0-9a-f]\\{16\\}' || true`).trim(), String(releasesOnDisk().length), "a failed build left a directory behind");
+});
+
+test("a release that fails health is switched back to the previous release", { timeout: 10 * MINUTE }, async () => {
+    const live = current();
+    const invocation = vmRun(vm, "systemctl show -p InvocationID --value amarktai-api").trim();
+    fs.writeFileSync(path.join(appDir, "server.py"), `raise RuntimeError("this release cannot start")\n`);
+    await stack.setConfig({ app: { sourceDir: appRel, requirements: WITH_SIX } });
+    try {
+        const r = await stack.up();
+        assert.notEqual(r.code, 0, "up should fail");
+        assert.match(r.stdout + r.stderr, /did not become healthy/);
+        assert.match(r.stdout + r.stderr, /this release cannot start/);
+    } finally {
+        fs.copyFileSync(path.join(REPO, "demo-app", "server.py"), path.join(appDir, "server.py"));
+    }
+    assert.equal(current(), live, "current points back at the previous release");
+    assert.equal(health(), "200");
+    assert.notEqual(vmRun(vm, "systemctl show -p InvocationID --value amarktai-api").trim(), invocation, "the previous release was restarted");
+});
+
+test("a file removed from sourceDir is gone from the host after the next up", { timeout: 10 * MINUTE }, async () => {
+    fs.unlinkSync(path.join(appDir, "extra.py"));
+    await up();
+    assert.equal(health(), "200");
+    assert.equal(vmSsh(vm, "test -e /var/amarktai/app/backend/extra.py").code, 1, "extra.py is still there");
+    assert.equal(vmSsh(vm, "test -e /var/amarktai/app/backend/server.py").code, 0);
+});
+
+test("switching back to the previous config reuses the kept release without running the installer", { timeout: 10 * MINUTE }, async () => {
+    const builtBefore = buildLog().match(/built/g)?.length ?? 0;
+    fs.writeFileSync(path.join(appDir, "extra.py"), "VALUE = 1\n");
+    const before = hostCounters(vm);
+    await up();
+    assert.equal(health(), "200");
+    const log = buildLog();
+    assert.equal(log.match(/built/g)?.length ?? 0, builtBefore, `a release was built again:\n${log}`);
+    assert.match(log.trim().split("\n").pop()!, /release ([0-9a-f]{16}) is already on this host: reusing it/);
+    assert.equal(current(), /release ([0-9a-f]{16}) is already/.exec(log.trim().split("\n").pop()!)![1]);
+    assert.equal(vmRun(vm, "cat /var/amarktai/app/backend/extra.py"), "VALUE = 1\n");
+    assert.equal(hostCounters(vm).starts - before.starts, 1, "one restart for the switch");
+    assert.ok(releasesOnDisk().length <= 3, `more releases than releases.keep: ${releasesOnDisk().join(" ")}`);
+});
