@@ -19,6 +19,9 @@ import * as crypto from "crypto";
 import { CliResult, TestStack } from "./stack";
 import { VmInfo, hostCounters, startContainer, stopContainer, vmPrivateKey } from "./vm";
 
+/** Container hosts running now (for the benchmark's signal handler: stop them by name). */
+export const liveContainers = new Set<string>();
+
 /** What to measure. */
 export interface HostsBenchOptions {
     /** Host counts, e.g. [1, 10, 50, 100]. */
@@ -91,10 +94,12 @@ async function firstPreview(repo: string, n: number): Promise<{ m: Measured; res
 }
 
 async function realHosts(repo: string, label: string, n: number, log: (m: string) => void): Promise<NonNullable<HostsBenchRow["real"]>> {
-    const names = Array.from({ length: n }, (_, i) => `bench-${process.pid}-${label}-${n}-${i + 1}`);
+    const tag = label.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 24);
+    const names = Array.from({ length: n }, (_, i) => `bench-${process.pid}-${tag}-${n}-${i + 1}`);
     let hosts: VmInfo[] = [];
     const stack = await TestStack.create("benchr", repo);
     try {
+        for (const name of names) liveContainers.add(name);
         hosts = await Promise.all(names.map((name) => startContainer(name)));
         await stack.setConfig({
             hosts: hosts.map((h, i) => ({ name: `c${i + 1}`, address: h.host, port: h.port, user: h.user, hostKey: h.hostKey })),
@@ -127,6 +132,7 @@ async function realHosts(repo: string, label: string, n: number, log: (m: string
         };
     } finally {
         await Promise.all(names.map((h) => stopContainer(h)));
+        for (const name of names) liveContainers.delete(name);
         stack.cleanup();
     }
 }

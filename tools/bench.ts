@@ -35,7 +35,7 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { hostsBenchmark, hostsReport } from "./bench-hosts";
+import { hostsBenchmark, hostsReport, liveContainers } from "./bench-hosts";
 import { CliResult, TestStack } from "./stack";
 import { REPO, VmInfo, vmPrivateKey } from "./vm";
 import { hostKeyFingerprint } from "../components/model";
@@ -863,6 +863,7 @@ function descendants(root: number): number[] {
 function cleanupAll(): void {
     for (const s of [...liveStacks]) dropStack(s);
     for (const name of [...startedVms]) stopVm(name);
+    for (const name of [...liveContainers]) spawnSync("bash", [path.join(REPO, "tools", "vm", "ct.sh"), "stop", name], { stdio: ["ignore", "ignore", "pipe"] });
 }
 
 async function main(): Promise<number> {

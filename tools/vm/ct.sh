@@ -174,38 +174,14 @@ cmd_stop() {
   vm_log "container ${name} stopped"
 }
 
-cmd_ssh() {
-  local name="" user=ubuntu
-  while (($# > 0)); do
-    case "$1" in
-      --root) user=root; shift ;;
-      --) shift; break ;;
-      -*) vm_die "ssh: unknown option $1" ;;
-      *) if [[ -z "${name}" ]]; then name="$1"; shift; else break; fi ;;
-    esac
-  done
-  [[ -n "${name}" ]] || vm_die "usage: ct.sh ssh NAME [--root] -- CMD..."
-  require_running "${name}"
-  local dir
-  dir="$(ct_dir "${name}")"
-  vm_ssh_opts "$(ct_read "${dir}/port")" "${dir}/known_hosts"
-  if (($# == 0)); then
-    exec ssh -t "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1"
-  elif (($# == 1)); then
-    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "$1"
-  else
-    local remote
-    remote="$(printf '%q ' "$@")"
-    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "${remote% }"
-  fi
+# Sets VM_LOC_PORT and VM_LOC_KNOWN_HOSTS for running container NAME (for vm_ssh_command).
+locate() {
+  require_running "$1"
+  VM_LOC_PORT="$(ct_read "$(ct_dir "$1")/port")"
+  VM_LOC_KNOWN_HOSTS="$(ct_dir "$1")/known_hosts"
 }
 
-json_str() {
-  local s="$1"
-  s="${s//\\/\\\\}"
-  s="${s//\"/\\\"}"
-  printf '"%s"' "${s}"
-}
+cmd_ssh() { vm_ssh_command ct.sh locate "$@"; }
 
 cmd_info() {
   local name="${1:-}"
@@ -213,9 +189,7 @@ cmd_info() {
   require_running "${name}"
   local dir
   dir="$(ct_dir "${name}")"
-  printf '{ "host": "127.0.0.1", "port": %s, "user": "ubuntu", "privateKeyPath": %s, "hostKey": %s, "knownHostsPath": %s }\n' \
-    "$(ct_read "${dir}/port")" "$(json_str "${VM_PRIVATE_KEY}")" "$(json_str "$(vm_host_key "${dir}/ssh_host_ed25519_key.pub")")" \
-    "$(json_str "${dir}/known_hosts")"
+  vm_info_json "$(ct_read "${dir}/port")" "${dir}/ssh_host_ed25519_key.pub" "${dir}/known_hosts"
 }
 
 cmd_list() {

@@ -426,3 +426,48 @@ vm_sync_guest() {
   fi
   printf '%s\n' "${result}"
 }
+
+# The `ssh` subcommand of vm.sh and ct.sh: TOOL ssh NAME [--root] [-- CMD...].
+# LOCATE NAME must fail unless NAME runs, and set VM_LOC_PORT and VM_LOC_KNOWN_HOSTS.
+# No CMD: an interactive shell; one CMD word: a shell command line; more: each word quoted.
+vm_ssh_command() {
+  local tool="$1" locate="$2" name="" user=ubuntu
+  shift 2
+  while (($# > 0)); do
+    case "$1" in
+      --root) user=root; shift ;;
+      --) shift; break ;;
+      -*) vm_die "ssh: unknown option $1" ;;
+      *)
+        if [[ -z "${name}" ]]; then name="$1"; shift; else break; fi
+        ;;
+    esac
+  done
+  [[ -n "${name}" ]] || vm_die "usage: ${tool} ssh NAME [--root] -- CMD..."
+  "${locate}" "${name}"
+  vm_ssh_opts "${VM_LOC_PORT}" "${VM_LOC_KNOWN_HOSTS}"
+  if (($# == 0)); then
+    exec ssh -t "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1"
+  elif (($# == 1)); then
+    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "$1"
+  else
+    local remote
+    remote="$(printf '%q ' "$@")"
+    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "${remote% }"
+  fi
+}
+
+vm_json_str() {
+  local s="$1"
+  s="${s//\\/\\\\}"
+  s="${s//\"/\\\"}"
+  printf '"%s"' "${s}"
+}
+
+# The `info` line of vm.sh and ct.sh: connection details as JSON.
+vm_info_json() {
+  local port="$1" host_key_file="$2" known_hosts="$3"
+  printf '{ "host": "127.0.0.1", "port": %s, "user": "ubuntu", "privateKeyPath": %s, "hostKey": %s, "knownHostsPath": %s }\n' \
+    "${port}" "$(vm_json_str "${VM_PRIVATE_KEY}")" "$(vm_json_str "$(vm_host_key "${host_key_file}")")" \
+    "$(vm_json_str "${known_hosts}")"
+}

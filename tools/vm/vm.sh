@@ -208,52 +208,22 @@ cmd_stop_all() {
   done
 }
 
-cmd_ssh() {
-  local name="" user=ubuntu
-  while (($# > 0)); do
-    case "$1" in
-      --root) user=root; shift ;;
-      --) shift; break ;;
-      -*) vm_die "ssh: unknown option $1" ;;
-      *)
-        if [[ -z "${name}" ]]; then name="$1"; shift; else break; fi
-        ;;
-    esac
-  done
-  [[ -n "${name}" ]] || vm_die "usage: vm.sh ssh NAME [--root] -- CMD..."
-  require_running "${name}"
-  local dir port
-  dir="$(vm_dir "${name}")"
-  port="$(vm_port "${name}")"
-  vm_ssh_opts "${port}" "${dir}/known_hosts"
-  if (($# == 0)); then
-    exec ssh -t "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1"
-  elif (($# == 1)); then
-    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "$1"
-  else
-    local remote
-    remote="$(printf '%q ' "$@")"
-    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "${remote% }"
-  fi
+# Sets VM_LOC_PORT and VM_LOC_KNOWN_HOSTS for running VM NAME (for vm_ssh_command).
+locate() {
+  require_running "$1"
+  VM_LOC_PORT="$(vm_port "$1")"
+  VM_LOC_KNOWN_HOSTS="$(vm_dir "$1")/known_hosts"
 }
 
-json_str() {
-  local s="$1"
-  s="${s//\\/\\\\}"
-  s="${s//\"/\\\"}"
-  printf '"%s"' "${s}"
-}
+cmd_ssh() { vm_ssh_command vm.sh locate "$@"; }
 
 cmd_info() {
   local name="${1:-}"
   [[ -n "${name}" ]] || vm_die "usage: vm.sh info NAME"
   require_running "${name}"
-  local dir port
+  local dir
   dir="$(vm_dir "${name}")"
-  port="$(vm_port "${name}")"
-  printf '{ "host": "127.0.0.1", "port": %s, "user": "ubuntu", "privateKeyPath": %s, "hostKey": %s, "knownHostsPath": %s }\n' \
-    "${port}" "$(json_str "${VM_PRIVATE_KEY}")" "$(json_str "$(vm_host_key "${dir}/ssh_host_ed25519_key.pub")")" \
-    "$(json_str "${dir}/known_hosts")"
+  vm_info_json "$(vm_port "${name}")" "${dir}/ssh_host_ed25519_key.pub" "${dir}/known_hosts"
 }
 
 cmd_forward() {
