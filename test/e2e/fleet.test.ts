@@ -56,6 +56,8 @@ before(async () => {
         hosts: hosts.map((h, i) => ({ name: `h${i + 1}`, address: h.host, port: h.port, user: h.user, hostKey: h.hostKey })),
         app: { sourceDir: "demo-app" },
         rollout: { maxUnavailable: BATCH },
+        // The demo app answers in ~2 s here; the failing change waits this long before rolling back.
+        health: { timeoutSec: 30 },
     });
     await stack.setSecret("sshPrivateKey", vmPrivateKey(hosts[0]!));
 });
