@@ -60,6 +60,9 @@ const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-
   --real-max N         largest N measured on real (container) hosts (default 10; 0: none)
   --before DIR         with --hosts: also measure DIR, another built checkout (e.g. an older
                        revision: git worktree add DIR REV; npm ci or copy node_modules; npx tsc)
+  --high-priority      run in a scheduling group of its own at nice -19 (root): other work on a
+                       busy machine (test VMs) then gets the CPU only when the benchmark leaves it
+                       idle, so wall times approach an unloaded machine's; CPU times are unaffected
 `;
 
 // ------------------------------------------------------------------ options
@@ -73,6 +76,7 @@ interface Options {
     hostCounts?: number[];
     realMax: number;
     before?: string;
+    highPriority: boolean;
 }
 
 function usageError(message: string): never {
@@ -81,7 +85,7 @@ function usageError(message: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-    const opts: Options = { runs: 3, hostsCompare: true, realMax: 10, installerCompare: true };
+    const opts: Options = { runs: 3, hostsCompare: true, realMax: 10, installerCompare: true, highPriority: false };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i]!;
         const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -122,6 +126,9 @@ function parseArgs(argv: string[]): Options {
                 opts.realMax = Number(v);
                 break;
             }
+            case "--high-priority":
+                opts.highPriority = true;
+                break;
             case "--before": {
                 const dir = path.resolve(value());
                 if (!fs.existsSync(path.join(dir, "scripts", "pulumi")) || !fs.existsSync(path.join(dir, "dist", "index.js"))) usageError(`--before ${dir}: not a built checkout of this project (scripts/pulumi, dist/index.js)`);
@@ -887,6 +894,7 @@ async function main(): Promise<number> {
             process.exit(code);
         });
     }
+    if (opts.highPriority) favour();
     const machine = machineFacts();
     if (opts.hostCounts) return hostsMain(opts, opts.hostCounts, machine);
     log(`benchmark: ${opts.runs} run(s)${opts.hostsCompare ? " + 1-vs-3-host comparison" : ""}`);
@@ -930,6 +938,21 @@ async function main(): Promise<number> {
     return error ? 1 : 0;
 }
 
+/**
+ * `--high-priority`: nice -19 for this process and what it starts, in a
+ * scheduling group (autogroup) of its own; without the group, nice only ranks
+ * processes within their own session's group, and the test VMs run in others.
+ */
+function favour(): void {
+    try {
+        fs.writeFileSync("/proc/self/autogroup", "-19");
+        os.setPriority(0, -19);
+        log("running at nice -19 in a scheduling group of its own (--high-priority)");
+    } catch (e) {
+        usageError(`--high-priority needs root (CAP_SYS_NICE) and /proc/self/autogroup: ${(e as Error).message}`);
+    }
+}
+
 /** `--hosts`: the N-host benchmark, this checkout (and `--before`) in one run. */
 async function hostsMain(opts: Options, counts: number[], m: Machine): Promise<number> {
     const trees = [
@@ -949,7 +972,7 @@ async function hostsMain(opts: Options, counts: number[], m: Machine): Promise<n
     const out = [
         `amarktai-infra N-host benchmark (${new Date().toISOString()}, total ${elapsed().toFixed(0)}s)`,
         `  machine: ${m.nproc} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB; node ${m.node}, pulumi ${m.pulumi}; program ${m.programHost}`,
-        `  load average (1-min) at start ${m.loadAtStart[0]}, during the run ${stat(loadSamples, 1)}; other VMs: ${[...new Set([...m.otherVmsAtStart, ...otherVmsSeen])].join(", ") || "none"}`,
+        `  priority: ${opts.highPriority ? "nice -19 in a scheduling group of its own (--high-priority)" : "normal"}; load average (1-min) at start ${m.loadAtStart[0]}, during the run ${stat(loadSamples, 1)}; other VMs: ${[...new Set([...m.otherVmsAtStart, ...otherVmsSeen])].join(", ") || "none"}`,
         "",
         hostsReport(rows, opts.realMax),
     ];
