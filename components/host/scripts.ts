@@ -526,11 +526,10 @@ export function removalScript(spec: RemovalSpec): string {
             'rm -rf "$STATE"',
         );
     } else {
-        // The record of what the library created stays, so a later purge still knows; staged copies and backups go.
-        // The record of what the library created stays (and the requirements the kept venv holds), so a later
-        // up or purge still knows what is the library's; everything else in the state directory goes.
+        // The record of what the library created stays, so a later up or purge still knows what is the library's;
+        // everything else in the state directory (staged copies, backups) goes.
         lines.push(
-            'if [ -d "$STATE" ]; then find "$STATE" -mindepth 1 -maxdepth 1 ! -name created ! -name requirements -exec rm -rf {} +; fi',
+            'if [ -d "$STATE" ]; then find "$STATE" -mindepth 1 -maxdepth 1 ! -name created -exec rm -rf {} +; fi',
             'log "kept the user, app, venv, releases, logs and .env (purgeOnDestroy is off)"',
         );
     }

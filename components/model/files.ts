@@ -61,11 +61,6 @@ export function createdRecordPath(serviceName: string): string {
     return `${serviceStateDir(serviceName)}/created`;
 }
 
-/** The requirements last installed into the venv (kept by root, outside the venv the service can write). */
-export function requirementsMarkerPath(serviceName: string): string {
-    return `${serviceStateDir(serviceName)}/requirements`;
-}
-
 /** The staging directory of one service on a host. */
 export function stagingDir(serviceName: string): string {
     return `${serviceStateDir(serviceName)}/staged`;
