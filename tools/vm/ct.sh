@@ -131,11 +131,13 @@ cmd_start() {
   setsid systemd-nspawn --quiet --directory="${dir}/root" --boot --machine="${name}" --register=no --keep-unit \
     --network-namespace-path="/run/netns/${netns}" --console=passive \
     </dev/null >"${dir}/console.log" 2>&1 &
-  printf '%s\n' "$!" >"${dir}/nspawn.pid"
+  local nspawn_pid="$!"
+  printf '%s\n' "${nspawn_pid}" >"${dir}/nspawn.pid"
 
   vm_ssh_opts "${port}" "${dir}/known_hosts"
   while ! timeout 20 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 'systemctl is-system-running --wait >/dev/null 2>&1; true' </dev/null >/dev/null 2>&1; do
-    if ! ct_running "${name}"; then
+    # By pid alone: until setsid has exec'd nspawn, the process is still this script's fork.
+    if ! kill -0 "${nspawn_pid}" 2>/dev/null || [[ "$(ps -o stat= -p "${nspawn_pid}" 2>/dev/null)" == Z* ]]; then
       tail -n 30 "${dir}/console.log" >&2 || true
       cmd_stop "${name}" >/dev/null 2>&1 || true
       vm_die "container ${name} exited during start"
