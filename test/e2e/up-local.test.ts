@@ -33,6 +33,8 @@ function upLocal(): Promise<{ code: number; output: string }> {
 before(() => {
     vm = startVm(`e2e-uplocal-${process.pid}`);
     clone = freshClone();
+    // Its own build, as on a real fresh clone (setup.sh builds it), not the checkout's.
+    fs.unlinkSync(path.join(clone, "dist"));
 });
 
 after(() => {
