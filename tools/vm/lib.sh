@@ -146,8 +146,19 @@ vm_rekey() {
   rm -f "${key}" "${key}.pub"
   ssh-keygen -q -t ed25519 -N '' -C '' -f "${key}"
   vm_ssh_opts "${port}" "${dir}/known_hosts"
-  timeout 60 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 \
-    "sudo -n bash -c 'set -e; umask 077; cat > /etc/ssh/ssh_host_ed25519_key.new; ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key.new > /etc/ssh/ssh_host_ed25519_key.pub.new; chmod 0644 /etc/ssh/ssh_host_ed25519_key.pub.new; mv -f /etc/ssh/ssh_host_ed25519_key.pub.new /etc/ssh/ssh_host_ed25519_key.pub; mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key; systemctl reload ssh 2>/dev/null || true'" <"${key}" >/dev/null 2>&1 || return 1
+  local attempt pushed=""
+  # Retried with a long timeout: on a loaded machine one SSH session can take a minute.
+  for ((attempt = 0; attempt < 3; attempt++)); do
+    if timeout 180 ssh "${VM_SSH_OPTS[@]}" ubuntu@127.0.0.1 \
+      "sudo -n bash -c 'set -e; umask 077; cat > /etc/ssh/ssh_host_ed25519_key.new; ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key.new > /etc/ssh/ssh_host_ed25519_key.pub.new; chmod 0644 /etc/ssh/ssh_host_ed25519_key.pub.new; mv -f /etc/ssh/ssh_host_ed25519_key.pub.new /etc/ssh/ssh_host_ed25519_key.pub; mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key; systemctl reload ssh 2>/dev/null || true'" <"${key}" >/dev/null 2>"${dir}/rekey.log"; then
+      pushed=1
+      break
+    fi
+    # Pushed but the reply was lost (sshd restarting)? Then the guest already presents the new key.
+    if grep -q "REMOTE HOST IDENTIFICATION HAS CHANGED\|Host key verification failed" "${dir}/rekey.log" 2>/dev/null; then pushed=1; break; fi
+    sleep 2
+  done
+  [[ -n "${pushed}" ]] || { cat "${dir}/rekey.log" >&2; return 1; }
   printf '[127.0.0.1]:%s %s\n' "${port}" "$(vm_host_key "${key}.pub")" >"${dir}/known_hosts"
   # sshd restarts on reload: wait until it answers with the new key.
   local i
