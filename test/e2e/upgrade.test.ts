@@ -39,7 +39,8 @@ before(async () => {
     await stack.setConfig({
         hosts: [{ name: "vm", address: vm.host, port: vm.port, user: vm.user, hostKey: vm.hostKey }],
         app: { sourceDir: "demo-app" },
-        overrides: { workers: { workers: 2 } },
+        // One drop-in (the demo app is single-process: several uvicorn workers are not what this checks).
+        overrides: { memory: { memoryMax: "1G" } },
         journald: { systemMaxUse: "1G" },
     });
     await stack.setSecret("sshPrivateKey", vmPrivateKey(vm));
