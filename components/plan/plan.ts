@@ -6,7 +6,7 @@
  */
 import { createHmac } from "crypto";
 import { ServiceConfig } from "../config";
-import { LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, envStorePath } from "../model";
+import { LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, envStorePath, releaseDir } from "../model";
 import { RenderedSystemdFiles, renderEnvFile, renderSystemdFiles } from "../systemd";
 import { AppSourceFile } from "./app-source";
 import { PlannedRelease, planRelease, previewOf } from "./release";
@@ -98,7 +98,14 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
         systemd,
         files,
         envFile,
-        links: release.spec.envLinkName !== undefined ? [] : [{ path: config.paths.envFile, target: envStorePath(config.serviceName) }],
+        // The notes' .env path: a root-owned link to the real file, kept (and repaired after drift) by the activation.
+        // With the app in releases it lives inside the current release (root-owned), where the release build made it.
+        links: [
+            {
+                path: release.spec.envLinkName !== undefined ? `${releaseDir(release.spec, release.spec.id)}/app/${release.spec.envLinkName}` : config.paths.envFile,
+                target: envStorePath(config.serviceName),
+            },
+        ],
         prepare: planPrepare(config),
         release,
         ...(purge ? { purge } : {}),
