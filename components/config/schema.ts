@@ -143,13 +143,7 @@ export const restartSchema = z
 /** One named drop-in (`systemctl edit`): every key is optional and only what is set is written. */
 export const overrideSchema = z
     .object({
-        order: z
-            .number()
-            .int()
-            .min(0)
-            .max(99)
-            .optional()
-            .describe(
+        order: z.number().int().min(0).max(99).optional().describe(
                 "The drop-in's place: the two-digit prefix of its file name (`NN-name.conf`); systemd applies drop-ins in this order and a later one wins. Required once there is more than one override (Pulumi hands the program config objects with their keys sorted, so the order they are written in is lost); each override needs its own. A single override defaults to 10.",
             ),
         workers: z.number().int().min(1).max(64).optional().describe("uvicorn `--workers`; rewrites `ExecStart=` (reset, then the new command)."),
@@ -187,13 +181,7 @@ export const healthSchema = z
 /** Rolling updates across hosts. */
 export const rolloutSchema = z
     .object({
-        maxUnavailable: z
-            .number()
-            .int()
-            .min(1)
-            .max(100)
-            .default(1)
-            .describe("Hosts activated (switched to a new release or files, and restarted) at once, in host order; a batch starts only when the previous one is healthy, and a failed build or batch stops the rollout. Preparing hosts, building releases and staging files always run in parallel."),
+        maxUnavailable: z.number().int().min(1).max(100).default(1).describe("Hosts activated (switched to a new release or files, and restarted) at once, in host order; a batch starts only when the previous one is healthy, and a failed build or batch stops the rollout. Preparing hosts, building releases and staging files always run in parallel."),
     })
     .strict();
 

@@ -6,7 +6,7 @@
  * activation renames the `current` link.
  */
 import { RELEASE_ID, ReleaseSpec, STATE_ROOT, UV_VERSION, UV_WHEELS } from "../model";
-import { PRELUDE } from "./scripts";
+import { DETACHED_PRELUDE } from "./scripts";
 import { quoteScript, shellQuote as q } from "./shell";
 
 /** Unpacks the release archive: only `requirements.txt` and regular files under `app/`, through tarfile's `data` filter. */
@@ -58,8 +58,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): st
     if (!RELEASE_ID.test(spec.id)) throw new Error(`not a release id: ${spec.id}`);
     const wheelCases = Object.entries(UV_WHEELS).map(([arch, w]) => `    ${arch}) url=${q(w.url)}; sum=${q(w.sha256)} ;;`);
     const lines = [
-        ...PRELUDE,
-        "trap '' HUP PIPE",
+        ...DETACHED_PRELUDE,
         // What a release holds is not secret, and the service must be able to read it (never write it).
         "umask 022",
         `RELEASES=${q(spec.releasesDir)}`,

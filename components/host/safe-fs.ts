@@ -31,6 +31,7 @@ never from the command line.
 Usage: safe-fs [--trust USER:GROUP]... OP ARGS...
 Exit status: 0 done, 10 "differs" (for same), 2 refused (message on stderr).
 """
+import contextlib
 import errno
 import grp
 import os
@@ -415,20 +416,25 @@ def op_rmtree(path):
     return 0
 
 
+@contextlib.contextmanager
+def closing_fd(fd):
+    """Closes fd when the block ends."""
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def op_rmdir(path):
-    """Removes directory path if it is empty."""
+    """Removes directory path if it is empty (nothing when it is missing, not empty, or not safely reachable)."""
     d, name = parent_of(path)
     try:
         dfd = open_dir(d)
     except Refused:
         return 0
-    try:
+    with closing_fd(dfd), contextlib.suppress(OSError):
         os.rmdir(name, dir_fd=dfd)
         print(f"removed {path}")
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
     return 0
 
 

@@ -11,6 +11,9 @@ import { quoteScript, shellQuote as q, shellWords } from "./shell";
 /** The first lines of every script: strict mode, C locale, private umask, `log` and `fail`. */
 export const PRELUDE: readonly string[] = ["set -euo pipefail", "export LC_ALL=C", "umask 077", "log() { printf '[amarktai-infra] %s\\n' \"$*\" || true; }", "fail() { printf '[amarktai-infra] error: %s\\n' \"$*\" >&2; exit 1; }"];
 
+/** The prelude of a script that runs detached (a transient service): it must outlive a dropped SSH connection. */
+export const DETACHED_PRELUDE: readonly string[] = [...PRELUDE, "trap '' HUP PIPE"];
+
 /** `1` when a change to a file of kind `effect` triggers `action`, else `0` (a flag for the generated scripts). */
 function flag(effect: FileEffect, action: HostAction): string {
     return triggers(effect, action) ? "1" : "0";
@@ -23,6 +26,16 @@ function triggerArrays(prefix: string, files: readonly Pick<ManagedFile, "effect
         bashArray(`${prefix}RESTARTS`, files.map((f) => flag(f.effect, "restart-service"))),
         bashArray(`${prefix}JOURNALDS`, files.map((f) => flag(f.effect, "restart-journald"))),
     ];
+}
+
+/** `NAME='value'` lines, every value quoted: the variables a script starts from. */
+function shellVariables(vars: Readonly<Record<string, string>>): string[] {
+    return Object.entries(vars).map(([name, value]) => `${name}=${q(value)}`);
+}
+
+/** One bash array per column of `rows`, named `<prefix><COLUMN>`, every element quoted. */
+function bashColumns<T>(prefix: string, rows: readonly T[], columns: Readonly<Record<string, (row: T) => string>>): string[] {
+    return Object.entries(columns).map(([name, get]) => bashArray(`${prefix}${name}`, rows.map(get)));
 }
 
 /** A bash array literal with every element quoted. */
@@ -66,19 +79,16 @@ function foreignUnitFunction(): string[] {
  */
 export function prepareScript(spec: PrepareSpec): string {
     const lines = [
-        ...PRELUDE,
-        "trap '' HUP PIPE",
-        `USER_NAME=${q(spec.user)}`,
-        `GROUP_NAME=${q(spec.group)}`,
-        `UNIT=${q(`${spec.serviceName}.service`)}`,
-        `STATE=${q(serviceStateDir(spec.serviceName))}`,
-        `RECORD=${q(createdRecordPath(spec.serviceName))}`,
-        `ALLOW_EXISTING=${spec.allowExistingUser ? "1" : "0"}`,
-        bashArray("DIR_KEYS", spec.directories.map((d) => d.key)),
-        bashArray("DIR_PATHS", spec.directories.map((d) => d.path)),
-        bashArray("DIR_OWNERS", spec.directories.map((d) => d.owner)),
-        bashArray("DIR_GROUPS", spec.directories.map((d) => d.group)),
-        bashArray("DIR_MODES", spec.directories.map((d) => d.mode)),
+        ...DETACHED_PRELUDE,
+        ...shellVariables({
+            USER_NAME: spec.user,
+            GROUP_NAME: spec.group,
+            UNIT: `${spec.serviceName}.service`,
+            STATE: serviceStateDir(spec.serviceName),
+            RECORD: createdRecordPath(spec.serviceName),
+            ALLOW_EXISTING: spec.allowExistingUser ? "1" : "0",
+        }),
+        ...bashColumns("DIR_", spec.directories, { KEYS: (d) => d.key, PATHS: (d) => d.path, OWNERS: (d) => d.owner, GROUPS: (d) => d.group, MODES: (d) => d.mode }),
         ...safeFsFunction(),
         ...foreignUnitFunction(),
         "[ -r /etc/os-release ] || fail 'cannot read /etc/os-release'",
@@ -154,9 +164,7 @@ export interface Ownership {
  */
 function ownershipGuard(serviceName: string, ownership: Ownership, what: string): string[] {
     return [
-        `OWNER_RECORD=${q(ownerRecordPath(serviceName))}`,
-        `MY_OWNER=${q(ownership.owner)}`,
-        `MY_GENERATION=${q(String(ownership.generation))}`,
+        ...shellVariables({ OWNER_RECORD: ownerRecordPath(serviceName), MY_OWNER: ownership.owner, MY_GENERATION: String(ownership.generation) }),
         'if [ -f "$OWNER_RECORD" ] && [ ! -L "$OWNER_RECORD" ]; then',
         '  rec_owner=""; rec_gen=0',
         '  read -r rec_owner rec_gen < "$OWNER_RECORD" || true',
@@ -233,9 +241,7 @@ export type ForeignDropInPolicy = "refuse" | "remove";
 /** Shared shell functions for activation and rollback: health probing and the journal excerpt. */
 function healthFunctions(spec: ActivationSpec): string[] {
     return [
-        `UNIT=${q(spec.unitName)}`,
-        `HEALTH_URL=${q(spec.healthUrl)}`,
-        `HEALTH_TIMEOUT=${q(String(spec.healthTimeoutSec))}`,
+        ...shellVariables({ UNIT: spec.unitName, HEALTH_URL: spec.healthUrl, HEALTH_TIMEOUT: String(spec.healthTimeoutSec) }),
         "health_ok() {",
         "  python3 -c 'import sys, urllib.request\ntry:\n    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n    sys.exit(0 if r.status == 200 else 1)\nexcept Exception:\n    sys.exit(1)' \"$HEALTH_URL\"",
         "}",
@@ -267,19 +273,10 @@ function healthFunctions(spec: ActivationSpec): string[] {
  */
 export function activationScript(spec: ActivationSpec): string {
     const lines = [
-        ...PRELUDE,
         // Survive a dropped SSH connection: finish (or roll back) instead of stopping half-way.
-        "trap '' HUP PIPE",
-        `SERVICE=${q(spec.serviceName)}`,
-        `STAGE=${q(stagingDir(spec.serviceName))}`,
-        `BACKUP=${q(backupDir(spec.serviceName))}`,
-        `MARKER=${q(`# ${spec.marker}`)}`,
-        bashArray("IDS", spec.files.map((f) => fileIdForPath(f.path))),
-        bashArray("PATHS", spec.files.map((f) => f.path)),
-        bashArray("MODES", spec.files.map((f) => f.mode)),
-        bashArray("OWNERS", spec.files.map((f) => f.owner)),
-        bashArray("GROUPS_", spec.files.map((f) => f.group)),
-        bashArray("EFFECTS", spec.files.map((f) => f.effect)),
+        ...DETACHED_PRELUDE,
+        ...shellVariables({ SERVICE: spec.serviceName, STAGE: stagingDir(spec.serviceName), BACKUP: backupDir(spec.serviceName), MARKER: `# ${spec.marker}` }),
+        ...bashColumns("", spec.files, { IDS: (f) => fileIdForPath(f.path), PATHS: (f) => f.path, MODES: (f) => f.mode, OWNERS: (f) => f.owner, GROUPS_: (f) => f.group, EFFECTS: (f) => f.effect }),
         bashArray("REMOVED_PATHS", spec.removed.map((f) => f.path)),
         bashArray("REMOVED_IDS", spec.removed.map((f) => fileIdForPath(f.path))),
         bashArray("LINK_PATHS", spec.links.map((l) => l.path)),
@@ -479,8 +476,7 @@ export interface RemovalSpec {
 /** Stops and disables the service, removes the systemd files it owns, reloads, and (only with purge) removes data and the user. */
 export function removalScript(spec: RemovalSpec): string {
     const lines = [
-        ...PRELUDE,
-        "trap '' HUP PIPE",
+        ...DETACHED_PRELUDE,
         `UNIT=${q(spec.unitName)}`,
         `MARKER=${q(`# ${spec.marker}`)}`,
         bashArray("PATHS", spec.files.map((f) => f.path)),

@@ -249,3 +249,21 @@ test("rmtree removes a tree without following links planted inside it", { skip }
         done();
     }
 });
+
+test("rmdir removes an empty directory, and leaves a full, missing or unsafely reached one alone, exiting 0", { skip }, () => {
+    const { root, helper, done } = scratch();
+    try {
+        fs.mkdirSync(path.join(root, "empty"));
+        fs.mkdirSync(path.join(root, "full"));
+        fs.writeFileSync(path.join(root, "full", "x"), "x\n");
+        fs.symlinkSync(path.join(root, "full"), path.join(root, "link"));
+        assert.equal(run(helper, ["rmdir", path.join(root, "empty")]).status, 0);
+        assert.equal(fs.existsSync(path.join(root, "empty")), false);
+        assert.equal(run(helper, ["rmdir", path.join(root, "full")]).status, 0);
+        assert.equal(run(helper, ["rmdir", path.join(root, "missing")]).status, 0);
+        assert.equal(run(helper, ["rmdir", path.join(root, "link", "x")]).status, 0);
+        assert.deepEqual(fs.readdirSync(path.join(root, "full")), ["x"]);
+    } finally {
+        done();
+    }
+});
