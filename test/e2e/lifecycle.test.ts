@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { assertGolden, changedLines, normalizePreview } from "../support/golden";
+import { assertGolden, assertShowsEveryLine, changedLines, normalizePreview } from "../support/golden";
 import { TestStack } from "../../tools/stack";
 import { VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
 
@@ -46,7 +46,7 @@ before(async () => {
         hosts: [{ name: "vm", address: vm.host, port: vm.port, user: vm.user, hostKey: vm.hostKey }],
         app: { sourceDir: "demo-app" },
         env: { ENABLE_TRADING: "false" },
-        journald: { systemMaxUse: "1G", systemKeepFree: "2G", maxRetentionSec: "30day" },
+        journald: { systemMaxUse: "1G", systemKeepFree: "2G" },
     });
     await stack.setSecret("sshPrivateKey", vmPrivateKey(vm));
     await stack.setSecret("secretEnv.OPENAI_API_KEY", OPENAI_API_KEY);
@@ -107,7 +107,7 @@ test("pulumi up on a fresh VM brings the service to healthy with the notes' unit
     // journald limits in effect.
     const journald = vmRun(vm, "systemd-analyze cat-config systemd/journald.conf");
     assert.match(journald, /^SystemMaxUse=1G$/m);
-    assert.match(journald, /^MaxRetentionSec=30day$/m);
+    assert.match(journald, /^SystemKeepFree=2G$/m);
     // The app writes its log file under ReadWritePaths.
     assert.match(vmRun(vm, "cat /var/amarktai/logs/demo-app.log", { root: true }), /startup pid=/);
 });
@@ -146,13 +146,20 @@ test("a second pulumi up changes nothing and opens no SSH session", { timeout: 5
 test("adding one override writes one drop-in, reloads once, restarts once", { timeout: 10 * MINUTE }, async () => {
     const before = counters();
     await stack.setConfig({ overrides: { workers: { workers: 2 } } });
+    const preview = await stack.run(["preview", "--diff"]);
+    assert.equal(preview.code, 0, preview.stdout + preview.stderr);
+    assert.match(preview.stdout, /Resources:\n\s+\+ 1 to create\n\s+~ 1 to update\n/);
+    assertGolden("preview/override-added.txt", normalizePreview(preview.stdout, stack.name, vm.port));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
     assert.equal(after.starts - before.starts, 1, "restarted once");
     assert.equal(after.reloads - before.reloads, 1, "one daemon-reload");
     assert.ok(after.sessions - before.sessions - 1 <= 3, `at most 3 SSH sessions (got ${after.sessions - before.sessions - 1})`);
-    assert.match(vmRun(vm, "cat /etc/systemd/system/amarktai-api.service.d/10-workers.conf"), /^ExecStart=$/m);
+    const dropIn = vmRun(vm, "cat /etc/systemd/system/amarktai-api.service.d/10-workers.conf");
+    assert.match(dropIn, /^ExecStart=$/m);
+    // The reviewer saw every line of the new drop-in, exactly as the host got it.
+    assertShowsEveryLine(preview.stdout, dropIn, "the added drop-in");
     assert.match(show("ExecStart"), /--workers 2 --timeout-worker-healthcheck 30 --log-level info/);
     assert.equal(healthStatus(), "200");
 });
@@ -202,7 +209,13 @@ test("a stack file with three overrides applies them in their order, not by name
 });
 
 test("removing the overrides removes their files from the host", { timeout: 10 * MINUTE }, async () => {
+    const dropIn = vmRun(vm, "cat /etc/systemd/system/amarktai-api.service.d/20-memory.conf");
     await stack.removeConfig("overrides");
+    const preview = await stack.run(["preview", "--diff"]);
+    assert.equal(preview.code, 0, preview.stdout + preview.stderr);
+    assert.match(preview.stdout, /Resources:\n\s+~ 1 to update\n\s+- 3 to delete\n/);
+    assertShowsEveryLine(preview.stdout, dropIn, "a removed drop-in");
+    assertGolden("preview/override-removed.txt", normalizePreview(preview.stdout, stack.name, vm.port));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     for (const file of ["10-logging.conf", "20-memory.conf", "30-cpu.conf"]) {
@@ -212,19 +225,20 @@ test("removing the overrides removes their files from the host", { timeout: 10 *
     assert.equal(healthStatus(), "200");
 });
 
-test("changing only an env value restarts the service without a daemon-reload", { timeout: 10 * MINUTE }, async () => {
+test("adding and changing env flags restarts the service without a daemon-reload", { timeout: 10 * MINUTE }, async () => {
     const before = counters();
-    await stack.setConfig({ env: { ENABLE_TRADING: "true" } });
+    await stack.setConfig({ env: { ENABLE_TRADING: "true", FEATURE_SIGNALS: "on" } });
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
-    assert.deepEqual(changedLines(preview.stdout), ["- ENABLE_TRADING=false", "+ ENABLE_TRADING=true"], "a flag change shows its old and new value");
-    assertGolden("preview/flag-change.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    assert.deepEqual(changedLines(preview.stdout), ["- ENABLE_TRADING=false", "+ ENABLE_TRADING=true", "+ FEATURE_SIGNALS=on"], "a flag change shows its old and new value, an added flag its line");
+    assertGolden("preview/env-flag-added.txt", normalizePreview(preview.stdout, stack.name, vm.port));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
     assert.equal(after.starts - before.starts, 1);
     assert.equal(after.reloads - before.reloads, 0);
     assert.equal(envDigest("ENABLE_TRADING").sha256, sha256("true"));
+    assert.equal(envDigest("FEATURE_SIGNALS").sha256, sha256("on"));
 });
 
 test("changing a secret shows which key changed, never its value, and restarts the service", { timeout: 10 * MINUTE }, async () => {
@@ -245,6 +259,18 @@ test("changing a secret shows which key changed, never its value, and restarts t
     assert.equal((await stack.up()).code, 0);
     assert.equal(counters().starts - before.starts, 1);
     assert.equal(envDigest("OPENAI_API_KEY").sha256, sha256(newKey));
+});
+
+test("adding a journald limit rewrites only the journald drop-in, shown as one added line", { timeout: 10 * MINUTE }, async () => {
+    await stack.setConfig({ journald: { systemMaxUse: "1G", systemKeepFree: "2G", maxRetentionSec: "30day" } });
+    const preview = await stack.run(["preview", "--diff"]);
+    assert.equal(preview.code, 0, preview.stdout + preview.stderr);
+    assert.deepEqual(changedLines(preview.stdout), ["+ MaxRetentionSec=30day"]);
+    assertGolden("preview/journald-limit-added.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    const before = counters();
+    assert.equal((await stack.up()).code, 0);
+    assert.equal(counters().starts - before.starts, 0, "journald settings do not restart the service");
+    assert.match(vmRun(vm, "systemd-analyze cat-config systemd/journald.conf"), /^MaxRetentionSec=30day$/m);
 });
 
 test("a change that makes the service unhealthy fails with the journal, and the previous version keeps serving", { timeout: 10 * MINUTE }, async () => {

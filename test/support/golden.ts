@@ -45,3 +45,23 @@ export function changedLines(preview: string): string[] {
         .filter((l) => /^\s+[-+] /.test(l) && !/^\s+[-+] pulumi/.test(l))
         .map((l) => l.trim());
 }
+
+/**
+ * Asserts that a preview shows every line of `text` in full: an added or
+ * removed file's `content` is printed whole (scripts/pulumi passes
+ * `--show-full-output`) as one quoted string, never cut after three lines.
+ */
+export function assertShowsEveryLine(preview: string, text: string, what: string): void {
+    const shown = preview
+        .split("\n")
+        .map((l) => /^\s*[-+]?\s*content\s*:\s*(".*")$/.exec(l))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => {
+            try {
+                return JSON.parse(m[1]!) as string;
+            } catch {
+                return "";
+            }
+        });
+    assert.ok(text.length > 0 && shown.includes(text), `the preview does not show every line of ${what}:\n${text}\n--- preview:\n${preview}`);
+}
