@@ -31,6 +31,19 @@ const releaseConfig = testConfig({ app: { sourceDir: "demo-app" }, overrides: { 
 const plan = planService(releaseConfig, [{ relativePath: "server.py", content: "app = None\n" }]);
 const files = plan.files.map((f) => f.file);
 
+/** The activation of `plan` with nothing removed; cases add what they test. */
+const ACTIVATION = {
+    serviceName: "amarktai-api",
+    unitName: "amarktai-api.service",
+    files,
+    removed: [],
+    marker: MANAGED_MARKER,
+    links: plan.links,
+    account: { user: "amarktai", group: "amarktai" },
+    healthUrl: "http://127.0.0.1:8000/health",
+    healthTimeoutSec: 60,
+};
+
 const SCRIPTS: [string, string][] = [
     ["prepare", prepareScript(plan.prepare)],
     ["stage", stageFileScript("amarktai-api", files[0]!)],
@@ -52,18 +65,7 @@ const SCRIPTS: [string, string][] = [
     ["release build", buildReleaseScript(plan.release.spec, "0".repeat(64))],
     [
         "activation with a release",
-        activationScript({
-            serviceName: "amarktai-api",
-            unitName: "amarktai-api.service",
-            files,
-            removed: [],
-            marker: MANAGED_MARKER,
-            links: plan.links,
-            account: { user: "amarktai", group: "amarktai" },
-            healthUrl: "http://127.0.0.1:8000/health",
-            healthTimeoutSec: 60,
-            release: plan.release.spec,
-        }),
+        activationScript({ ...ACTIVATION, release: plan.release.spec }),
     ],
     ["detached", detachedScript("activate amarktai-api.service", "echo 'it''s'\nexit 0\n")],
     ["read env value", readEnvValueScript(["/etc/amarktai-infra/amarktai-api/env", "/var/amarktai/app/backend/.env"], "JWT_SECRET")],
@@ -71,18 +73,7 @@ const SCRIPTS: [string, string][] = [
     ["unstage by an owner", unstageFileScript("amarktai-api", files[0]!, { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 3 })],
     [
         "activation recording its owner",
-        activationScript({
-            serviceName: "amarktai-api",
-            unitName: "amarktai-api.service",
-            files,
-            removed: [],
-            marker: MANAGED_MARKER,
-            links: plan.links,
-            account: { user: "amarktai", group: "amarktai" },
-            healthUrl: "http://127.0.0.1:8000/health",
-            healthTimeoutSec: 60,
-            ownership: { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 4 },
-        }),
+        activationScript({ ...ACTIVATION, ownership: { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 4 } }),
     ],
     ["removal by an owner", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, ownership: { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 4 } })],
     ["removal with purge", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER, purge: plan.purge ?? { paths: ["/var/amarktai/app"], envLink: "/var/amarktai/app/backend/.env", user: "amarktai", group: "amarktai" } })],
