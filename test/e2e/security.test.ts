@@ -168,11 +168,13 @@ test("kill -9 of the service's main process: back and healthy within RestartSec 
     assert.ok(seconds < 30, `took ${seconds}s`);
 });
 
-test("the notes' restart-loop test: 10 restarts, each healthy, none of the bad messages in the journal", { timeout: 10 * MINUTE }, () => {
+test("the notes' restart-loop test: 10 restarts, each healthy, none of the bad messages in the journal", { timeout: 25 * MINUTE }, () => {
     const since = vmRun(vm, "date +%s").trim();
     const out = vmRun(
         vm,
-        "for i in $(seq 10); do systemctl restart amarktai-api; ok=; for t in $(seq 60); do curl -fs http://127.0.0.1:8000/health >/dev/null && { ok=1; break; }; sleep 0.5; done; echo \"restart $i: ${ok:+healthy}\"; done",
+        // Each restart may take its time on a loaded, emulated guest (python startup alone is seconds):
+        // wait on health up to a deadline of 120 s per restart, and report how long each took.
+        "for i in $(seq 10); do systemctl restart amarktai-api; ok=; t0=$(date +%s); while [ $(( $(date +%s) - t0 )) -lt 120 ]; do curl -fs http://127.0.0.1:8000/health >/dev/null && { ok=1; break; }; sleep 0.5; done; echo \"restart $i: ${ok:+healthy}\"; echo \"restart $i took $(( $(date +%s) - t0 ))s\"; done",
         { root: true },
     );
     assert.equal((out.match(/: healthy$/gm) ?? []).length, 10, out);

@@ -13,17 +13,48 @@ import { REPO } from "../../tools/vm";
 export function normalizePreview(text: string, stackName: string, sshPort: number): string {
     // Resource names and ids carry the host key's fingerprint: the same placeholder for every run.
     const fingerprints = [...new Set(text.match(/ssh-ed25519 [A-Za-z0-9+/=]+/g) ?? [])].map(hostKeyFingerprint);
-    return fingerprints
-        .reduce((t, fp) => t.split(fp).join("<host>"), text)
+    const named = fingerprints.reduce((t, fp) => t.split(fp).join("<host>"), text);
+    return sortDeleteBlocks(named)
         .split(stackName)
         .join("<stack>")
         .replace(/ssh-ed25519 [A-Za-z0-9+/=]+/g, "ssh-ed25519 <host-key>")
         .replace(/"[0-9a-f]{16}"/g, '"<hash>"')
+        .replace(/\/releases\/[0-9a-f]{16}\//g, "/releases/<release>/")
         .replace(new RegExp(`\\b${sshPort}\\b`, "g"), "<ssh-port>")
         .replace(/\[secret [0-9a-f]{12}\]/g, "[secret <fingerprint>]")
         .replace(/^Duration: .*$/gm, "Duration: <t>")
         .replace(/[ \t]+$/gm, "")
         .trimEnd() + "\n";
+}
+
+/**
+ * The engine plans the deletes of resources that do not depend on each other in no fixed order
+ * (seen: 20-memory, 10-logging, 30-cpu in one run, another order in the next), so each run of
+ * adjacent `(delete)` steps is put in URN order. The text of every step is kept as it was.
+ */
+export function sortDeleteBlocks(text: string): string {
+    const lines = text.split("\n");
+    const isStep = (l: string) => /^ {4}[-+~]{0,2} ?\S+: \((create|update|delete|replace|same|read|refresh)[^)]*\)$/.test(l) || /^ {4}--outputs:--$/.test(l);
+    const out: string[] = [];
+    let i = 0;
+    while (i < lines.length) {
+        if (!(isStep(lines[i]!) && /\(delete\)$/.test(lines[i]!))) {
+            out.push(lines[i]!);
+            i++;
+            continue;
+        }
+        const blocks: string[][] = [];
+        while (i < lines.length && isStep(lines[i]!) && /\(delete\)$/.test(lines[i]!)) {
+            const block = [lines[i]!];
+            i++;
+            while (i < lines.length && !isStep(lines[i]!) && /^ {5,}/.test(lines[i]!)) block.push(lines[i++]!);
+            blocks.push(block);
+        }
+        const urn = (b: string[]) => b.find((l) => l.includes("[urn=")) ?? b[0]!;
+        blocks.sort((a, b) => (urn(a) < urn(b) ? -1 : urn(a) > urn(b) ? 1 : 0));
+        for (const b of blocks) out.push(...b);
+    }
+    return out.join("\n");
 }
 
 /** Compares `actual` with test/fixtures/<name>, or writes it when AMARKTAI_UPDATE_GOLDEN=1. */
