@@ -358,8 +358,10 @@ def op_symlink(target, link):
 def op_mkdir(path, owner, group, mode, adopt="no"):
     """Creates directory path owned owner:group with mode (missing parents root:root 0755) and
     prints parent P / created P / exists P. An existing directory is given the owner and mode
-    only when it is already owned by that user or by root with adopt (the library created it
-    before); anything else (a link, a file, a directory of another owner) is refused."""
+    only when it is already owned by that user, or with adopt (the library created it before)
+    when it is owned by root or the trusted service account (an earlier release made the notes'
+    app directory the service's; it now belongs to root); anything else (a link, a file, a
+    directory of another owner) is refused."""
     uid, gid = ids(owner, group)
     d, name = parent_of(path)
     created = []
@@ -380,7 +382,7 @@ def op_mkdir(path, owner, group, mode, adopt="no"):
             raise
         try:
             st = os.fstat(fd)
-            if not new and st.st_uid != uid and not (adopt == "adopt" and st.st_uid == 0):
+            if not new and st.st_uid != uid and not (adopt == "adopt" and st.st_uid in TRUSTED_UIDS):
                 try:
                     who = pwd.getpwuid(st.st_uid).pw_name
                 except KeyError:

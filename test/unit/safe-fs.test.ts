@@ -228,6 +228,18 @@ test("mkdir creates and reports what it made, keeps a directory its owner alread
         assert.match(refused.stderr, /already exists, owned by root, and was not created by amarktai-infra; refusing to re-own it/);
         assert.equal(fs.statSync(path.join(root, "foreign")).uid, 0);
         assert.equal(run(helper, [...TRUST, "mkdir", path.join(root, "foreign"), "nobody", "nogroup", "0755", "adopt"]).status, 0);
+        // A directory the service account owns becomes root's only when the library made it (adopt).
+        const svcOwned = path.join(root, "svc-owned");
+        fs.mkdirSync(svcOwned, { mode: 0o755 });
+        fs.chownSync(svcOwned, NOBODY, NOBODY);
+        assert.equal(run(helper, [...TRUST, "mkdir", svcOwned, "root", "root", "0755"]).status, 2);
+        assert.equal(fs.statSync(svcOwned).uid, NOBODY);
+        const adopted = run(helper, [...TRUST, "mkdir", svcOwned, "root", "root", "0755", "adopt"]);
+        assert.equal(adopted.status, 0, adopted.stderr);
+        assert.deepEqual([fs.statSync(svcOwned).uid, fs.statSync(svcOwned).gid], [0, 0]);
+        // Without the service account trusted, adopt still takes only root's.
+        fs.chownSync(svcOwned, NOBODY, NOBODY);
+        assert.equal(run(helper, ["mkdir", svcOwned, "root", "root", "0755", "adopt"]).status, 2);
     } finally {
         done();
     }
