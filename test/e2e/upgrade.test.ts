@@ -95,12 +95,15 @@ test("refresh reads the upgraded stack's host: a hand edit is seen and repaired"
     assert.equal(refresh.code, 0, refresh.stdout + refresh.stderr);
 });
 
-test("destroy removes the unit, its drop-ins, the journald drop-in and the library's state, and keeps the data", { timeout: 10 * MINUTE }, async () => {
+test("destroy removes the unit, its drop-ins, the journald drop-in and the library's state but its record of what it created, and keeps the data", { timeout: 10 * MINUTE }, async () => {
     const r = await stack.run(["destroy", "--yes", "--skip-preview"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    for (const gone of [UNIT, `${UNIT}.d`, "/etc/systemd/journald.conf.d/60-amarktai-infra.conf", "/var/lib/amarktai-infra/amarktai-api"]) {
+    for (const gone of [UNIT, `${UNIT}.d`, "/etc/systemd/journald.conf.d/60-amarktai-infra.conf"]) {
         assert.equal(vmSsh(vm, `test -e ${gone}`, { root: true }).code, 1, `${gone} is removed`);
     }
+    // Staged copies, owner record and backups go; the record of what the library created stays, so a later
+    // up (or purge) still knows what is its own (0.1.0 kept no such record: what it made was adopted, not recorded).
+    assert.equal(vmRun(vm, "ls -A /var/lib/amarktai-infra/amarktai-api", { root: true }).trim(), "created");
     assert.equal(vmSsh(vm, "systemctl is-active amarktai-api").stdout.trim(), "inactive");
     assert.equal(vmSsh(vm, `test -f ${ENV}`, { root: true }).code, 0, "the .env (data) is kept");
 });
