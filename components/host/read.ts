@@ -3,8 +3,10 @@
  * host and refresh that reports every managed file (hash, mode, owner, the
  * text of files that hold no secret, the per-key line hashes of files that
  * do), unmanaged files in the unit's and journald's drop-in directories, the
- * unit's enabled and active state, and the owner record. It changes nothing,
- * never follows a link, and never prints a secret value.
+ * unit's enabled and active state, the owner record, and on request the
+ * service's account, its directories (owner and mode) and a release (built,
+ * its venv's interpreter runnable, its installed packages as built). It
+ * changes nothing, never follows a link, and never prints a secret value.
  */
 import { ownerRecordPath } from "../model";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
@@ -31,7 +33,19 @@ export interface HostReadSpec {
     readonly marker: string;
     /** Root-owned links the service keeps (the notes' `.env` path): reported with their target. */
     readonly links?: readonly string[];
+    /** The service's user and group: reported present or absent. */
+    readonly account?: { readonly user: string; readonly group: string };
+    /** Directories the preparation keeps: reported with owner and mode, never followed when a link. */
+    readonly directories?: readonly string[];
+    /** Releases to check: `<releasesDir>/<id>` built, its venv's python runnable, its packages as built. */
+    readonly releases?: readonly { readonly releasesDir: string; readonly id: string }[];
 }
+
+/** The file in a release listing the venv's installed distributions as built (`name-version.dist-info`, sorted). */
+export const RELEASE_INSTALLED_FILE = ".installed";
+
+/** Shell that prints the venv's installed distributions of release dir `$1`, sorted: what {@link RELEASE_INSTALLED_FILE} records. */
+export const LIST_INSTALLED_SH = "find \"$1/venv\" -mindepth 4 -maxdepth 5 -type d -path '*/site-packages/*.dist-info' -printf '%f\\n' 2>/dev/null | LC_ALL=C sort";
 
 /** Python that prints `envkey PATH KEY SHA256(line)` for each `KEY=…` line of an env file: key names and hashes only. */
 const ENV_KEYS_PY = [
@@ -47,7 +61,9 @@ const ENV_KEYS_PY = [
 /**
  * The read script. Output, one record per line, tab-separated:
  * `file PATH absent|link|other`, `file PATH present SHA256 MODE OWNER GROUP b64:TEXT|-`,
- * `envkey PATH KEY SHA256`, `link PATH TARGET` (empty: absent, not a link or not root's), `foreign PATH BASE64TEXT|link`, `unit ENABLED ACTIVE`, `owner OWNER GENERATION`.
+ * `envkey PATH KEY SHA256`, `link PATH TARGET` (empty: absent, not a link or not root's), `foreign PATH BASE64TEXT|link`, `unit ENABLED ACTIVE`, `owner OWNER GENERATION`,
+ * `account user|group NAME present|absent`, `dir PATH absent|link|other`, `dir PATH present MODE OWNER GROUP`,
+ * `release DIR ok|absent|incomplete|no-python`, `release DIR packages CHANGES`.
  */
 export function readHostScript(spec: HostReadSpec): string {
     return (
@@ -91,6 +107,36 @@ export function readHostScript(spec: HostReadSpec): string {
             "done",
             'printf \'unit\\t%s\\t%s\\n\' "$(systemctl is-enabled "$UNIT" 2>/dev/null || true)" "$(systemctl is-active "$UNIT" 2>/dev/null || true)"',
             'if [ -f "$OWNER_RECORD" ] && [ ! -L "$OWNER_RECORD" ]; then read -r o g < "$OWNER_RECORD" || true; printf \'owner\\t%s\\t%s\\n\' "${o:-}" "${g:-0}"; fi',
+            ...(spec.account
+                ? [
+                      `ACCOUNT_USER=${q(spec.account.user)}`,
+                      `ACCOUNT_GROUP=${q(spec.account.group)}`,
+                      'if id -u "$ACCOUNT_USER" >/dev/null 2>&1; then printf \'account\\tuser\\t%s\\tpresent\\n\' "$ACCOUNT_USER"; else printf \'account\\tuser\\t%s\\tabsent\\n\' "$ACCOUNT_USER"; fi',
+                      'if getent group "$ACCOUNT_GROUP" >/dev/null; then printf \'account\\tgroup\\t%s\\tpresent\\n\' "$ACCOUNT_GROUP"; else printf \'account\\tgroup\\t%s\\tabsent\\n\' "$ACCOUNT_GROUP"; fi',
+                  ]
+                : []),
+            `DIRS=(${shellWords(spec.directories ?? [])})`,
+            'for d in "${DIRS[@]}"; do',
+            '  if [ -L "$d" ]; then printf \'dir\\t%s\\tlink\\n\' "$d"; continue; fi',
+            '  if [ ! -e "$d" ]; then printf \'dir\\t%s\\tabsent\\n\' "$d"; continue; fi',
+            '  if [ ! -d "$d" ]; then printf \'dir\\t%s\\tother\\n\' "$d"; continue; fi',
+            '  read -r mode owner group < <(stat -c \'%a %U %G\' "$d")',
+            '  printf \'dir\\t%s\\tpresent\\t%04o\\t%s\\t%s\\n\' "$d" "$((8#$mode))" "$owner" "$group"',
+            "done",
+            `REL_DIRS=(${shellWords((spec.releases ?? []).map((r) => `${r.releasesDir}/${r.id}`))})`,
+            `list_installed() { ${LIST_INSTALLED_SH}; }`,
+            'for r in "${REL_DIRS[@]}"; do',
+            // A release is root's: a link or a directory of another owner is not the release that was built.
+            '  if [ -L "$r" ] || [ ! -d "$r" ] || [ "$(stat -c %u "$r")" != 0 ]; then printf \'release\\t%s\\tabsent\\n\' "$r"; continue; fi',
+            '  if [ ! -f "$r/.complete" ]; then printf \'release\\t%s\\tincomplete\\n\' "$r"; continue; fi',
+            // -x follows the venv's link to the system interpreter: a removed or upgraded python3 shows here.
+            '  if [ ! -x "$r/venv/bin/python" ]; then printf \'release\\t%s\\tno-python\\n\' "$r"; continue; fi',
+            `  if [ -f "$r/${RELEASE_INSTALLED_FILE}" ] && [ "$(list_installed "$r")" != "$(cat "$r/${RELEASE_INSTALLED_FILE}")" ]; then`,
+            `    printf 'release\\t%s\\tpackages\\t%s\\n' "$r" "$(diff <(cat "$r/${RELEASE_INSTALLED_FILE}") <(list_installed "$r") | sed -n 's/^< /-/p; s/^> /+/p' | tr '\\n' ' ')"`,
+            "    continue",
+            "  fi",
+            '  printf \'release\\t%s\\tok\\n\' "$r"',
+            "done",
         ].join("\n") + "\n"
     );
 }
@@ -120,7 +166,23 @@ export interface HostRead {
     /** `systemctl is-enabled` / `is-active` ("" when the unit is unknown). */
     readonly unit: { readonly enabled: string; readonly active: string };
     readonly owner?: { readonly owner: string; readonly generation: number };
+    /** The account asked for: user and group names → present. */
+    readonly account: { readonly users: Record<string, boolean>; readonly groups: Record<string, boolean> };
+    /** Each directory asked for. */
+    readonly dirs: Record<string, LiveDir>;
+    /** Each release directory asked for. */
+    readonly releases: Record<string, LiveRelease>;
 }
+
+/** A directory as the host has it. */
+export type LiveDir = { readonly state: "absent" | "link" | "other" } | { readonly state: "present"; readonly mode: string; readonly owner: string; readonly group: string };
+
+/**
+ * A release as the host has it: `ok`; `absent` (or not a root-owned directory); `incomplete` (its build never
+ * finished); `no-python` (the venv's interpreter is gone, e.g. the system python3 was removed or upgraded);
+ * `packages` (the venv's installed distributions differ from what the build installed: `changes` lists `+name-version.dist-info` / `-…`).
+ */
+export type LiveRelease = { readonly state: "ok" | "absent" | "incomplete" | "no-python" } | { readonly state: "packages"; readonly changes: string };
 
 /** Parses the read script's output. */
 export function parseHostRead(stdout: string): HostRead {
@@ -130,6 +192,10 @@ export function parseHostRead(stdout: string): HostRead {
     const links: Record<string, string> = {};
     let unit = { enabled: "", active: "" };
     let owner: HostRead["owner"];
+    const users: Record<string, boolean> = {};
+    const groups: Record<string, boolean> = {};
+    const dirs: Record<string, LiveDir> = {};
+    const releases: Record<string, LiveRelease> = {};
     const text = (b64: string) => Buffer.from(b64, "base64").toString("utf8");
     for (const line of stdout.split("\n")) {
         const [kind, ...f] = line.split("\t");
@@ -149,11 +215,18 @@ export function parseHostRead(stdout: string): HostRead {
             unit = { enabled: f[0] ?? "", active: f[1] ?? "" };
         } else if (kind === "owner") {
             owner = { owner: f[0] ?? "", generation: Number(f[1]) || 0 };
+        } else if (kind === "account" && f[1]) {
+            (f[0] === "group" ? groups : users)[f[1]] = f[2] === "present";
+        } else if (kind === "dir" && f[0]) {
+            dirs[f[0]] = f[1] === "present" ? { state: "present", mode: f[2] ?? "", owner: f[3] ?? "", group: f[4] ?? "" } : { state: f[1] === "link" ? "link" : f[1] === "other" ? "other" : "absent" };
+        } else if (kind === "release" && f[0]) {
+            const state = f[1];
+            releases[f[0]] = state === "packages" ? { state, changes: (f[2] ?? "").trim() } : { state: state === "ok" || state === "incomplete" || state === "no-python" ? state : "absent" };
         }
     }
     for (const [path, hashes] of Object.entries(keyHashes)) {
         const live = files[path];
         if (live?.state === "present") files[path] = { ...live, keyHashes: hashes };
     }
-    return { files, foreign, links, unit, ...(owner ? { owner } : {}) };
+    return { files, foreign, links, unit, ...(owner ? { owner } : {}), account: { users, groups }, dirs, releases };
 }

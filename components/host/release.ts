@@ -7,6 +7,7 @@
  */
 import { RELEASE_ID, ReleaseSpec, STATE_ROOT, UV_VERSION, UV_WHEELS } from "../model";
 import { DETACHED_PRELUDE } from "./scripts";
+import { LIST_INSTALLED_SH, RELEASE_INSTALLED_FILE } from "./read";
 import { quoteScript, shellQuote as q } from "./shell";
 
 /** Unpacks the release archive: only `requirements.txt` and regular files under `app/`, through tarfile's `data` filter. */
@@ -81,11 +82,22 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): st
         'root_dir "$RELEASES"',
         'exec 9>"$RELEASES/.lock"',
         "flock -w 900 9 || fail 'another release build is still running'",
-        'if [ -f "$REL/.complete" ]; then note "release $ID is already on this host: reusing it (nothing installed)"; exit 0; fi',
+        `list_installed() { ${LIST_INSTALLED_SH}; }`,
+        // A built release is reused as it is, unless its venv broke since (the system python3 went, or packages were
+        // changed by hand: see the read in host/read.ts); then it is moved aside and built again.
+        'broken=""',
+        'if [ -f "$REL/.complete" ]; then',
+        '  if [ ! -x "$REL/venv/bin/python" ]; then broken="its venv\'s python is gone";',
+        `  elif [ -f "$REL/${RELEASE_INSTALLED_FILE}" ] && [ "$(list_installed "$REL")" != "$(cat "$REL/${RELEASE_INSTALLED_FILE}")" ]; then broken="its venv's packages changed since it was built"; fi`,
+        '  if [ -z "$broken" ]; then note "release $ID is already on this host: reusing it (nothing installed)"; exit 0; fi',
+        '  aside_dir="$RELEASES/.broken-$ID-$(date +%s)"',
+        '  mv -T "$REL" "$aside_dir"',
+        '  note "release $ID: $broken; building it again (the running service keeps its loaded files until its next restart)"',
+        "fi",
         'START=$(date +%s)',
         'rm -rf -- "$REL"',
         'install -d -m 0700 "$REL"',
-        'cleanup() { local rc=$?; if [ "$rc" -ne 0 ]; then rm -rf -- "$REL"; fi; exit "$rc"; }',
+        'cleanup() { local rc=$?; if [ "$rc" -ne 0 ]; then rm -rf -- "$REL"; if [ -n "$broken" ]; then mv -T "$aside_dir" "$REL"; fi; fi; exit "$rc"; }',
         "trap cleanup EXIT",
         'cat > "$REL/.archive.tar"',
         '[ "$(sha256sum < "$REL/.archive.tar" | cut -d " " -f 1)" = "$ARCHIVE_SHA" ] || fail "the release archive arrived damaged (SHA-256 mismatch)"',
@@ -132,7 +144,9 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): st
         // The service cannot write here, so compile the app's bytecode now rather than on every start.
         'if [ -d "$REL/app" ]; then "$REL/venv/bin/python" -m compileall -q "$REL/app" >/dev/null 2>&1 || true; fi',
         'chmod 0755 "$REL"',
+        `list_installed "$REL" > "$REL/${RELEASE_INSTALLED_FILE}"`,
         'printf \'%s\\n\' "$ID" > "$REL/.complete"',
+        'if [ -n "$broken" ]; then rm -rf -- "$aside_dir"; fi',
         'note "release $ID built in $(( $(date +%s) - START ))s with $(if [ -n "$uv" ]; then echo "uv $UV_VERSION"; else echo pip; fi))"',
     ];
     return lines.join("\n") + "\n";

@@ -169,6 +169,19 @@ test("a disabled unit is shown by preview --refresh and enabled again by up --re
     await upRefresh();
 });
 
+test("a log directory re-owned and opened up, and a package slipped into the release's venv, are shown by preview --refresh and put back by up --refresh", { timeout: 15 * MINUTE }, async () => {
+    root("chown root:root /var/amarktai/logs && chmod 0777 /var/amarktai/logs");
+    root("mkdir \"$(echo /var/amarktai/venv/lib/python3*/site-packages)/evil-1.0.dist-info\"");
+    const out = await previewRefresh();
+    assert.match(out, /\/var\/amarktai\/logs\s*: "owner root:root \(wants amarktai:amarktai\), mode 0777 \(wants 0750\)"/);
+    assert.match(out, /packages changed since it was built \(\+evil-1\.0\.dist-info\): the next up builds it again/);
+    await upRefresh();
+    assert.equal(root("stat -c '%a %U %G' /var/amarktai/logs").trim(), "750 amarktai amarktai");
+    assert.equal(root("ls -d /var/amarktai/venv/lib/python3*/site-packages/evil-* 2>/dev/null | wc -l").trim(), "0", "the tampered venv was built again");
+    // The rebuilt release is the one the notes' paths lead to, and it runs.
+    root("/var/amarktai/venv/bin/python -c 'import uvicorn'");
+});
+
 test("a stopped service is shown by preview --refresh and started by up --refresh; then a refresh finds nothing, over one SSH session", { timeout: 10 * MINUTE }, async () => {
     root("systemctl stop amarktai-api");
     const out = await previewRefresh();

@@ -1,9 +1,10 @@
 /** The AppRelease provider: builds a release (the app's files + a venv) on the host beside the live one. */
-import { buildReleaseScript, detachedScript, tarArchive } from "../../host";
+import { LiveRelease, buildReleaseScript, detachedScript, tarArchive } from "../../host";
 import { ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint, sha256 } from "../../model";
 import { readAppSource, releaseEntries } from "../../plan";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded } from "./diff";
+import { readHost } from "./host-read";
 
 /** Inputs of an AppRelease resource. */
 export interface AppReleaseInputs {
@@ -32,8 +33,25 @@ export function releaseArchive(inputs: Pick<AppReleaseInputs, "sourceDir" | "arc
     return archive;
 }
 
-/** What an AppRelease keeps in state: its inputs and the schema version. */
-type AppReleaseOutputs = AppReleaseInputs & { schemaVersion: number };
+/** What an AppRelease keeps in state: its inputs and the schema version; after a refresh that found the release broken, what is wrong. */
+type AppReleaseOutputs = AppReleaseInputs & { schemaVersion: number; drift?: string };
+
+/** What is wrong with a release on its host, in words ("" when nothing is). */
+export function releaseDriftOf(live: LiveRelease | undefined): string {
+    switch (live?.state) {
+        case undefined:
+        case "ok":
+            return "";
+        case "absent":
+            return "not on the host: the next up builds it again";
+        case "incomplete":
+            return "its build never finished: the next up builds it again";
+        case "no-python":
+            return "its venv's python is gone (was the system python3 removed or upgraded?): the next up builds it again";
+        case "packages":
+            return `its venv's packages changed since it was built (${live.changes}): the next up builds it again`;
+    }
+}
 
 /** What an AppRelease's diff compares. */
 const COMPARED = ["connection", "release", "archiveSha256", "files", "executables", "requirements"] as const;
@@ -52,20 +70,28 @@ export const appRelease: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        return diffProps(olds, news, COMPARED, ["service"]);
+        const d = diffProps(olds, news, COMPARED, ["service"]);
+        return olds["drift"] ? { ...d, changes: true } : d;
     },
     async create(inputs: AppReleaseInputs) {
         return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/${inputs.service}/release`, outs: await build(inputs) };
     },
     async update(_id, olds: AppReleaseOutputs, news: AppReleaseInputs) {
         // A new address, port or login only: the release is already on the host.
-        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) return { outs: { ...news, schemaVersion: STATE_SCHEMA_VERSION } };
+        if (!olds.drift && !hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) return { outs: { ...news, schemaVersion: STATE_SCHEMA_VERSION } };
         return { outs: await build(news) };
     },
     async delete() {
         // Releases stay on the host (the activation keeps the newest few; a purge removes them all).
     },
-    async read(id, props) {
-        return { id, props };
+    async read(id, props: AppReleaseOutputs) {
+        if (!props.release?.releasesDir || !props.release.id) return { id, props };
+        const host = await readHost(props.connection, props.service, { releases: [{ releasesDir: props.release.releasesDir, id: props.release.id }] });
+        const drift = releaseDriftOf(host.releases[`${props.release.releasesDir}/${props.release.id}`]);
+        const { drift: _d, ...rest } = props;
+        if (!drift) return { id, props: rest };
+        // Shown as a property the next up makes go away (it builds the release again).
+        const { schemaVersion: _s, ...inputs } = rest;
+        return { id, props: { ...rest, drift }, inputs: { ...inputs, drift } };
     },
 };

@@ -111,7 +111,7 @@ export const hostFile: Provider = {
         // What the host has: a different hash, mode or owner (or no file) makes the next up stage the file again.
         const file = managedFileOf(props.file);
         const secret = holdsSecrets(file);
-        const live = (await readHost(props.connection, props.service, { [file.path]: secret })).files[file.path];
+        const live = (await readHost(props.connection, props.service, { files: { [file.path]: secret } })).files[file.path];
         if (!live) return { id, props };
         const same = live.state === "present" && live.sha256 === props.contentSha256 && live.mode === file.mode && live.owner === file.owner && live.group === file.group;
         if (same) return { id, props };

@@ -1,8 +1,9 @@
-/** The HostPrepare provider: prerequisites, the service user, directories, the venv and its requirements. */
-import { detachedScript, prepareScript, readEnvValueScript } from "../../host";
+/** The HostPrepare provider: prerequisites, the service user and group, and the service's directories. */
+import { HostRead, detachedScript, prepareScript, readEnvValueScript } from "../../host";
 import { PrepareSpec, STATE_SCHEMA_VERSION, envStorePath, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded } from "./diff";
+import { readHost } from "./host-read";
 
 /** Inputs of a HostPrepare resource. */
 export interface HostPrepareInputs {
@@ -12,8 +13,43 @@ export interface HostPrepareInputs {
     adoptJwtFrom?: string;
 }
 
+/** What a refresh found changed on the host since the preparation: shown in previews, repaired by the next `up`. */
+export interface PrepareDrift {
+    /** `user NAME` / `group NAME` → what is wrong. */
+    account?: Record<string, string>;
+    /** Directory path → what is wrong (owner, mode, missing, a link). */
+    directories?: Record<string, string>;
+}
+
 /** What a HostPrepare keeps in state. */
-type HostPrepareOutputs = HostPrepareInputs & { adoptedJwtSecret: string; schemaVersion: number };
+type HostPrepareOutputs = HostPrepareInputs & { adoptedJwtSecret: string; schemaVersion: number; drift?: PrepareDrift };
+
+/** How the host differs from what `spec` prepared: the account, and each directory's existence, owner and mode. */
+export function prepareDriftOf(spec: PrepareSpec, host: HostRead): PrepareDrift {
+    const drift: PrepareDrift = {};
+    const account: Record<string, string> = {};
+    if (host.account.users[spec.user] === false) account[`user ${spec.user}`] = "missing on the host";
+    if (host.account.groups[spec.group] === false) account[`group ${spec.group}`] = "missing on the host";
+    if (Object.keys(account).length > 0) drift.account = account;
+    const directories: Record<string, string> = {};
+    for (const d of spec.directories) {
+        const live = host.dirs[d.path];
+        if (!live) continue;
+        if (live.state === "absent") directories[d.path] = "missing on the host";
+        else if (live.state === "link") directories[d.path] = "a link on the host (the next up refuses to follow it: remove it)";
+        else if (live.state === "other") directories[d.path] = "not a directory on the host (the next up refuses it: remove it)";
+        else if (live.state === "present") {
+            const what: string[] = [];
+            if (live.owner !== d.owner || live.group !== d.group) what.push(`owner ${live.owner}:${live.group} (wants ${d.owner}:${d.group})`);
+            if (live.mode !== d.mode) what.push(`mode ${live.mode} (wants ${d.mode})`);
+            if (what.length > 0) directories[d.path] = what.join(", ");
+        }
+    }
+    if (Object.keys(directories).length > 0) drift.directories = directories;
+    return drift;
+}
+
+const hasDrift = (props: { drift?: unknown }) => typeof props.drift === "object" && props.drift !== null && Object.keys(props.drift).length > 0;
 
 /** What a HostPrepare's diff compares. */
 const COMPARED = ["connection", "spec", "adoptJwtFrom"] as const;
@@ -38,14 +74,15 @@ export const hostPrepare: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        return diffProps(olds, news, COMPARED);
+        const d = diffProps(olds, news, COMPARED);
+        return hasDrift(olds) ? { ...d, changes: true } : d;
     },
     async create(inputs: HostPrepareInputs) {
         return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/prepare`, outs: await prepare(inputs) };
     },
     async update(_id, olds: HostPrepareOutputs, news: HostPrepareInputs) {
         // A new address, port or login only (or older state): nothing to redo on the host.
-        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
+        if (!hasDrift(olds) && !hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
             return { outs: { ...news, adoptedJwtSecret: olds.adoptedJwtSecret ?? "", schemaVersion: STATE_SCHEMA_VERSION } };
         }
         return { outs: await prepare(news) };
@@ -53,7 +90,18 @@ export const hostPrepare: Provider = {
     async delete() {
         // Data, the user and the venv are kept; purging is the activation's job when asked for.
     },
-    async read(id, props) {
-        return { id, props };
+    async read(id, props: HostPrepareOutputs) {
+        // State written before directories were a spec (release 0.1.0) is migrated by the next up, not read.
+        if (!props.spec || !Array.isArray(props.spec.directories)) return { id, props };
+        const host = await readHost(props.connection, props.spec.serviceName, {
+            account: { user: props.spec.user, group: props.spec.group },
+            directories: props.spec.directories.map((d) => d.path),
+        });
+        const drift = prepareDriftOf(props.spec, host);
+        const { drift: _d, ...rest } = props;
+        if (!hasDrift({ drift })) return { id, props: rest };
+        // The drift is shown as a property the next up makes go away (it prepares the host again).
+        const { adoptedJwtSecret: _a, schemaVersion: _s, ...inputs } = rest;
+        return { id, props: { ...rest, drift }, inputs: { ...inputs, drift } };
     },
 };

@@ -174,7 +174,7 @@ export const serviceActivation: Provider = {
     },
     async read(id, props: ServiceActivationOutputs) {
         const files = activationFilesOf(props.files);
-        const host = await readHost(props.connection, props.service, Object.fromEntries(files.map((f) => [f.path, holdsSecrets(f)])), Object.keys(props.links ?? {}));
+        const host = await readHost(props.connection, props.service, { files: Object.fromEntries(files.map((f) => [f.path, holdsSecrets(f)])), links: Object.keys(props.links ?? {}) });
         const drift = driftOf(props, host);
         const journaldDropIns = Object.keys(host.foreign).filter((p) => !p.startsWith(`${unitDropInDir(`${props.service}.service`)}/`));
         const { drift: _d, journaldDropIns: _j, ...rest } = props;
