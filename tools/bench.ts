@@ -22,6 +22,9 @@
  * number of hosts (tools/bench-hosts.ts): first preview of N fake hosts, and
  * on N real container hosts a no-op preview and up and a rolling change; with
  * `--before DIR`, the same for an older built checkout in the same run.
+ * Without `--hosts`, `--before DIR` also runs the per-operation steps (but
+ * refresh and repair) through that checkout on fresh VMs, for a before/after
+ * table on the same machine in one run.
  *
  * Usage (scripts/bench.sh installs and builds everything first):
  *   node dist/tools/bench.js [--runs N] [--no-hosts-compare] [--json FILE]
@@ -58,8 +61,10 @@ const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-
                        N fake hosts; no-op preview, no-op up and a rolling change on N real
                        container hosts for N <= --real-max), with CPU time and peak memory
   --real-max N         largest N measured on real (container) hosts (default 10; 0: none)
-  --before DIR         with --hosts: also measure DIR, another built checkout (e.g. an older
-                       revision: git worktree add DIR REV; npm ci or copy node_modules; npx tsc)
+  --before DIR         also measure DIR, another built checkout (e.g. an older revision: git
+                       archive REV | tar -x -C DIR; cp -al node_modules; bash DIR/scripts/setup.sh),
+                       in the same run: per operation, the same steps on fresh VMs through DIR's
+                       scripts/pulumi (no refresh/repair step); with --hosts, the N-host figures
   --high-priority      run in a scheduling group of its own at nice -19 (root): other work on a
                        busy machine (test VMs) then gets the CPU only when the benchmark leaves it
                        idle, so wall times approach an unloaded machine's; CPU times are unaffected
@@ -339,7 +344,7 @@ interface CliRun {
     firstProviderOp?: number;
 }
 
-async function timedCli(stack: TestStack, label: string, args: string[]): Promise<CliRun> {
+async function timedCli(stack: TestStack, label: string, args: string[], checkout?: string): Promise<CliRun> {
     const lines: TimedLine[] = [];
     let partial = "";
     const started = Date.now();
@@ -367,7 +372,7 @@ async function timedCli(stack: TestStack, label: string, args: string[]): Promis
     }, HEARTBEAT_MS);
     let result: CliResult;
     try {
-        result = await stack.run(args, { onOutput });
+        result = await stack.run(args, { onOutput, ...(checkout ? { checkout } : {}) });
     } finally {
         clearInterval(heartbeat);
     }
@@ -412,8 +417,8 @@ interface Calibration {
     commands: number;
 }
 
-async function measure(vm: VmInfo, stack: TestStack, label: string, operation: OperationName, args: string[], before: Counters): Promise<{ op: OperationResult; after: Counters; output: string }> {
-    const cli = await timedCli(stack, `${label}: ${operation}`, args);
+async function measure(vm: VmInfo, stack: TestStack, label: string, operation: OperationName, args: string[], before: Counters, checkout?: string): Promise<{ op: OperationResult; after: Counters; output: string }> {
+    const cli = await timedCli(stack, `${label}: ${operation}`, args, checkout);
     const after = await readCounters(vm);
     const op: OperationResult = {
         operation,
@@ -442,10 +447,14 @@ function mustSucceed(label: string, m: { op: OperationResult; output: string }):
     }
 }
 
-/** One run; appends its record to `results` before the first operation so that a failed run still reports what it measured. */
-async function benchRun(run: number, runs: number, calibrate: boolean, results: RunResult[]): Promise<Calibration | undefined> {
-    const label = `run ${run}/${runs}`;
-    const name = `bench-${process.pid}-r${run}`;
+/**
+ * One run; appends its record to `results` before the first operation so that a failed run still reports what it measured.
+ * With `checkout` (`--before`), the operations run through that older checkout's `scripts/pulumi`, and the refresh
+ * and repair step is left out (releases before this one could not read a host back).
+ */
+async function benchRun(run: number, runs: number, calibrate: boolean, results: RunResult[], checkout?: string): Promise<Calibration | undefined> {
+    const label = checkout ? `before run ${run}/${runs}` : `run ${run}/${runs}`;
+    const name = `bench-${process.pid}-${checkout ? "b" : "r"}${run}`;
     log(`${label}: starting VM ${name}`);
     let stack: TestStack | undefined;
     try {
@@ -466,7 +475,7 @@ async function benchRun(run: number, runs: number, calibrate: boolean, results: 
         stack = await newStack([{ name: "vm1", vm }]);
 
         // 1. fresh up → healthy
-        const fresh = await measure(vm, stack, label, "fresh up", ["up", "--yes", "--skip-preview"], counters);
+        const fresh = await measure(vm, stack, label, "fresh up", ["up", "--yes", "--skip-preview"], counters, checkout);
         operations.push(fresh.op);
         mustSucceed(label, fresh);
         await checkHealthy(vm);
@@ -474,14 +483,14 @@ async function benchRun(run: number, runs: number, calibrate: boolean, results: 
         counters = await readCounters(vm); // the health check was a session of its own
 
         // 2. no-op preview and no-op up (a non-zero exit means changes were found: recorded and reported, not fatal)
-        const preview = await measure(vm, stack, label, "no-op preview", ["preview", "--expect-no-changes"], counters);
+        const preview = await measure(vm, stack, label, "no-op preview", ["preview", "--expect-no-changes"], counters, checkout);
         operations.push(preview.op);
-        const noop = await measure(vm, stack, label, "no-op up", ["up", "--yes", "--skip-preview", "--expect-no-changes"], preview.after);
+        const noop = await measure(vm, stack, label, "no-op up", ["up", "--yes", "--skip-preview", "--expect-no-changes"], preview.after, checkout);
         operations.push(noop.op);
 
         // 3. one override
         await stack.setConfig({ overrides: { workers: { workers: 2 } } });
-        const override = await measure(vm, stack, label, "one-override up", ["up", "--yes", "--skip-preview"], noop.after);
+        const override = await measure(vm, stack, label, "one-override up", ["up", "--yes", "--skip-preview"], noop.after, checkout);
         operations.push(override.op);
         mustSucceed(label, override);
         await checkHealthy(vm, /--workers 2\b/);
@@ -489,21 +498,23 @@ async function benchRun(run: number, runs: number, calibrate: boolean, results: 
         counters = await readCounters(vm);
 
         // 4. a refresh that finds nothing, then a hand edit of the unit repaired by up --refresh
-        const refresh = await measure(vm, stack, label, "no-drift refresh", ["refresh", "--yes", "--skip-preview", "--expect-no-changes"], counters);
-        operations.push(refresh.op);
-        mustSucceed(label, refresh);
-        const edit = await vmExec(vm, `sed -i 's/^RestartSec=5$/RestartSec=30/' /etc/systemd/system/${UNIT} && systemctl daemon-reload`, true);
-        if (edit.code !== 0) throw new Error(`${label}: editing the unit failed: ${edit.stderr}`);
-        const repair = await measure(vm, stack, label, "repair up", ["up", "--refresh", "--yes", "--skip-preview"], await readCounters(vm));
-        operations.push(repair.op);
-        mustSucceed(label, repair);
-        await checkHealthy(vm);
-        log(`${label}: the hand edit is repaired and /health answers 200`);
-        counters = await readCounters(vm);
+        if (!checkout) {
+            const refresh = await measure(vm, stack, label, "no-drift refresh", ["refresh", "--yes", "--skip-preview", "--expect-no-changes"], counters, checkout);
+            operations.push(refresh.op);
+            mustSucceed(label, refresh);
+            const edit = await vmExec(vm, `sed -i 's/^RestartSec=5$/RestartSec=30/' /etc/systemd/system/${UNIT} && systemctl daemon-reload`, true);
+            if (edit.code !== 0) throw new Error(`${label}: editing the unit failed: ${edit.stderr}`);
+            const repair = await measure(vm, stack, label, "repair up", ["up", "--refresh", "--yes", "--skip-preview"], await readCounters(vm), checkout);
+            operations.push(repair.op);
+            mustSucceed(label, repair);
+            await checkHealthy(vm);
+            log(`${label}: the hand edit is repaired and /health answers 200`);
+            counters = await readCounters(vm);
+        }
 
         // 5. requirements only: a new release
         await stack.setConfig({ app: { sourceDir: "demo-app", requirements: MORE_REQUIREMENTS } });
-        const reqs = await measure(vm, stack, label, "requirements up", ["up", "--yes", "--skip-preview"], counters);
+        const reqs = await measure(vm, stack, label, "requirements up", ["up", "--yes", "--skip-preview"], counters, checkout);
         operations.push(reqs.op);
         mustSucceed(label, reqs);
         await checkHealthy(vm);
@@ -709,7 +720,7 @@ function accelText(m: Machine): string {
     return `${kind}: -accel ${m.accel}, read from ${m.accelSource}; /dev/kvm ${m.kvmDevice ? "exists on this machine but is not what the VMs use" : "absent on this machine"}`;
 }
 
-function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: number[], runs: RunResult[], calibration: Calibration | undefined, hosts: HostsCompareResult | undefined, installers: InstallerCompareResult | undefined, error?: string): string {
+function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: number[], runs: RunResult[], calibration: Calibration | undefined, hosts: HostsCompareResult | undefined, installers: InstallerCompareResult | undefined, error?: string, beforeRuns: RunResult[] = []): string {
     const out: string[] = [];
     const p = (s = "") => out.push(s);
     p(`amarktai-infra benchmark (${new Date().toISOString()}, total ${elapsed().toFixed(0)}s)`);
@@ -751,6 +762,16 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
     p("  remote commands = `sudo` invocations of the login user (journal COMMAND= lines); the counting session runs as root without sudo" +
         (calibration ? ` (checked: a counting session alone added ${calibration.sessions} session and ${calibration.commands} commands)` : ""));
     p();
+
+    if (opts.before) {
+        const beforeOps = (name: OperationName) => beforeRuns.map((r) => r.operations.find((o) => o.operation === name)).filter((o): o is OperationResult => o !== undefined);
+        const rev = sh(`git -C ${JSON.stringify(opts.before)} rev-parse --short HEAD`) || path.basename(opts.before);
+        p(`Before (${rev}, ${opts.before}) and after (${m.revision}): the same steps, same machine, this run; median (min–max) over ${beforeRuns.length} run(s) before`);
+        const cell = (o: OperationResult[]) => (o.length ? `${stat(o.map((x) => x.seconds), 1)}  [${stat(o.map((x) => x.sessions), 0)} ssh, ${stat(o.map((x) => x.restarts), 0)} restart]` : "—");
+        p(table(["operation", "before s", "after s"], OPERATIONS.map((name) => [name, cell(beforeOps(name)), cell(ops(name))])).replace(/^/gm, "  "));
+        p("  (before has no refresh/repair step: releases before this one could not read a host back)");
+        p();
+    }
 
     const fresh = ops("fresh up");
     const override = ops("one-override up");
@@ -905,6 +926,7 @@ async function main(): Promise<number> {
     const importMs = await timeNode('require("./dist/components/pulumi/program")', 5);
 
     const runs: RunResult[] = [];
+    const beforeRuns: RunResult[] = [];
     let calibration: Calibration | undefined;
     let hosts: HostsCompareResult | undefined;
     let installers: InstallerCompareResult | undefined;
@@ -913,6 +935,9 @@ async function main(): Promise<number> {
         for (let r = 1; r <= opts.runs; r++) {
             const c = await benchRun(r, opts.runs, r === 1, runs);
             calibration ??= c;
+        }
+        if (opts.before) {
+            for (let r = 1; r <= opts.runs; r++) await benchRun(r, opts.runs, false, beforeRuns, opts.before);
         }
         if (opts.hostsCompare) {
             const fresh = runs.map((r) => r.operations[0]!.seconds);
@@ -930,9 +955,9 @@ async function main(): Promise<number> {
         cleanupAll();
     }
 
-    process.stdout.write(report(opts, machine, importMs, bareNodeMs, runs, calibration, hosts, installers, error));
+    process.stdout.write(report(opts, machine, importMs, bareNodeMs, runs, calibration, hosts, installers, error, beforeRuns));
     if (opts.json) {
-        fs.writeFileSync(opts.json, JSON.stringify({ options: opts, machine, loadSamples, otherVmsSeen: [...otherVmsSeen], programLoadMs: importMs, bareNodeMs, calibration, runs, hostsCompare: hosts, installerCompare: installers, error }, null, 2) + "\n");
+        fs.writeFileSync(opts.json, JSON.stringify({ options: opts, machine, loadSamples, otherVmsSeen: [...otherVmsSeen], programLoadMs: importMs, bareNodeMs, calibration, runs, beforeRuns, hostsCompare: hosts, installerCompare: installers, error }, null, 2) + "\n");
         log(`raw results written to ${opts.json}`);
     }
     return error ? 1 : 0;
