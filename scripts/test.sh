@@ -29,6 +29,11 @@ if [ -z "$fast" ]; then
   command -v zstd >/dev/null || missing+=(zstd)
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+  # The fleet test's container hosts (tools/vm/ct.sh), installed here once rather than by eight
+  # containers starting at the same moment.
+  command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+  command -v slirp4netns >/dev/null || missing+=(slirp4netns)
+  command -v socat >/dev/null || missing+=(socat)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   amarktai_step "installing ${missing[*]}"

@@ -86,11 +86,21 @@ vm_require() {
     vm_die "missing host packages (${missing[*]}); run as root or install them"
   fi
   vm_log "installing host packages: ${missing[*]}"
-  if [[ "${VM_APT_UPDATED}" == 0 ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-    VM_APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  # Several hosts start in parallel (the fleet test starts eight containers at once): one apt at a
+  # time, each waiting for dpkg's lock rather than failing on it, and none installing twice.
+  (
+    flock -w 900 5 || vm_die "another package install held the lock for 15 minutes"
+    missing=()
+    for spec in "$@"; do
+      command -v "${spec%%:*}" >/dev/null 2>&1 || missing+=("${spec#*:}")
+    done
+    ((${#missing[@]} == 0)) && exit 0
+    if [[ "${VM_APT_UPDATED}" == 0 ]]; then
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >&2
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >&2
+  ) 5>/run/amarktai-infra-apt.lock
+  VM_APT_UPDATED=1
 }
 
 vm_require_runtime() {
