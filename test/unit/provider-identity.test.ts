@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { providers } from "../../components/pulumi/providers";
+import { diffProps, hasDrift, hostWorkNeeded, readResult } from "../../components/pulumi/providers/diff";
 import { STATE_SCHEMA_VERSION, sha256 } from "../../components/model";
 import { TEST_HOST } from "../support/config";
 
@@ -65,4 +66,26 @@ test("another service name on the same machine replaces (another unit), deleting
     const d = await providers["serviceActivation"]!.diff("id", activationState, { ...activationInputs, service: "other-api" });
     assert.deepEqual(d.replaces, ["service"]);
     assert.equal(d.deleteBeforeReplace, true);
+});
+
+test("drift recorded by a refresh, as an object or as text, is a change that works on the host; none is no change", () => {
+    const state = { connection: TEST_HOST, spec: { a: 1 }, schemaVersion: STATE_SCHEMA_VERSION };
+    const inputs = { connection: TEST_HOST, spec: { a: 1 } };
+    assert.equal(diffProps(state, inputs, ["connection", "spec"]).changes, false);
+    assert.equal(hostWorkNeeded(state, inputs, ["connection", "spec"]), false);
+    for (const drift of [{ directories: { "/x": "missing on the host" } }, "not on the host: the next up builds it again"]) {
+        assert.equal(diffProps({ ...state, drift }, inputs, ["connection", "spec"]).changes, true);
+        assert.equal(hostWorkNeeded({ ...state, drift }, inputs, ["connection", "spec"]), true);
+    }
+    for (const none of [{}, "", undefined]) assert.equal(hasDrift({ ...state, drift: none }), false);
+});
+
+test("a read with drift returns it in the state and the inputs (without state-only keys); without drift it drops an old one", () => {
+    const refreshed = { spec: { a: 1 }, schemaVersion: STATE_SCHEMA_VERSION, drift: { old: "x" } };
+    assert.deepEqual(readResult("id", refreshed, {}, ["schemaVersion"]), { id: "id", props: { spec: { a: 1 }, schemaVersion: STATE_SCHEMA_VERSION } });
+    assert.deepEqual(readResult("id", refreshed, "broken", ["schemaVersion"]), {
+        id: "id",
+        props: { spec: { a: 1 }, schemaVersion: STATE_SCHEMA_VERSION, drift: "broken" },
+        inputs: { spec: { a: 1 }, drift: "broken" },
+    });
 });

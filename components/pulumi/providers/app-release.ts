@@ -3,7 +3,7 @@ import { LiveRelease, buildReleaseScript, detachedScript, tarArchive } from "../
 import { ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint, sha256 } from "../../model";
 import { readAppSource, releaseEntries } from "../../plan";
 import { SshConnection, runAsRoot } from "../../transport";
-import { Provider, diffProps, hostWorkNeeded } from "./diff";
+import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { readHost } from "./host-read";
 
 /** Inputs of an AppRelease resource. */
@@ -70,15 +70,14 @@ export const appRelease: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        const d = diffProps(olds, news, COMPARED, ["service"]);
-        return olds["drift"] ? { ...d, changes: true } : d;
+        return diffProps(olds, news, COMPARED, ["service"]);
     },
     async create(inputs: AppReleaseInputs) {
         return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/${inputs.service}/release`, outs: await build(inputs) };
     },
     async update(_id, olds: AppReleaseOutputs, news: AppReleaseInputs) {
         // A new address, port or login only: the release is already on the host.
-        if (!olds.drift && !hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) return { outs: { ...news, schemaVersion: STATE_SCHEMA_VERSION } };
+        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) return { outs: { ...news, schemaVersion: STATE_SCHEMA_VERSION } };
         return { outs: await build(news) };
     },
     async delete() {
@@ -87,11 +86,7 @@ export const appRelease: Provider = {
     async read(id, props: AppReleaseOutputs) {
         if (!props.release?.releasesDir || !props.release.id) return { id, props };
         const host = await readHost(props.connection, props.service, { releases: [{ releasesDir: props.release.releasesDir, id: props.release.id }] });
-        const drift = releaseDriftOf(host.releases[`${props.release.releasesDir}/${props.release.id}`]);
-        const { drift: _d, ...rest } = props;
-        if (!drift) return { id, props: rest };
-        // Shown as a property the next up makes go away (it builds the release again).
-        const { schemaVersion: _s, ...inputs } = rest;
-        return { id, props: { ...rest, drift }, inputs: { ...inputs, drift } };
+        // Drift is shown as a property the next up makes go away (it builds the release again).
+        return readResult(id, props, releaseDriftOf(host.releases[`${props.release.releasesDir}/${props.release.id}`]), ["schemaVersion"]);
     },
 };

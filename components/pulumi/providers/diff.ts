@@ -25,6 +25,29 @@ function differs(olds: Record<string, unknown>, news: Record<string, unknown>, k
         : stableJson(olds[key]) !== stableJson(news[key]);
 }
 
+/**
+ * Whether a refresh recorded drift in `props` (the `drift` property a provider's
+ * `read` sets: a non-empty object or text). Recorded drift is a change the next
+ * `up` must make on the host, whatever the inputs say.
+ */
+export function hasDrift(props: Record<string, unknown>): boolean {
+    const drift = props["drift"];
+    return typeof drift === "string" ? drift !== "" : typeof drift === "object" && drift !== null && Object.keys(drift).length > 0;
+}
+
+/**
+ * What a provider's `read` returns: the refreshed state without `drift`, or,
+ * when `drift` is non-empty, the state and inputs with it, so that the next
+ * preview shows it as a property `up` makes go away. `stateOnly` names the
+ * outputs that are not inputs.
+ */
+export function readResult(id: string, refreshed: object, drift: unknown, stateOnly: readonly string[]): pulumi.dynamic.ReadResult {
+    const { drift: _old, ...props } = refreshed as Record<string, unknown>;
+    if (!hasDrift({ drift })) return { id, props };
+    const inputs = Object.fromEntries(Object.entries(props).filter(([key]) => !stateOnly.includes(key)));
+    return { id, props: { ...props, drift }, inputs: { ...inputs, drift } };
+}
+
 /** Whether state was written by an older release of the library (it is migrated by an update). */
 export function isOlderState(olds: Record<string, unknown>): boolean {
     return olds["schemaVersion"] !== STATE_SCHEMA_VERSION;
@@ -42,14 +65,15 @@ export function isOlderState(olds: Record<string, unknown>): boolean {
 export function diffProps(olds: Record<string, unknown>, news: Record<string, unknown>, compare: readonly string[], replaceOn: readonly string[] = []): pulumi.dynamic.DiffResult {
     const changed = compare.filter((k) => differs(olds, news, k));
     const replaces = replaceOn.filter((k) => differs(olds, news, k));
-    return { changes: changed.length > 0 || replaces.length > 0 || isOlderState(olds), replaces, deleteBeforeReplace: replaces.length > 0 };
+    return { changes: changed.length > 0 || replaces.length > 0 || isOlderState(olds) || hasDrift(olds), replaces, deleteBeforeReplace: replaces.length > 0 };
 }
 
 /**
- * Whether an update must work on the host: something besides the connection
- * changed. Changing only the address, port or login user (or migrating older
- * state) records the new state and touches nothing on the host.
+ * Whether an update must work on the host: a refresh recorded drift, or
+ * something besides the connection changed. Changing only the address, port
+ * or login user (or migrating older state) records the new state and touches
+ * nothing on the host.
  */
 export function hostWorkNeeded(olds: Record<string, unknown>, news: Record<string, unknown>, compare: readonly string[]): boolean {
-    return compare.some((k) => k !== "connection" && differs(olds, news, k));
+    return hasDrift(olds) || compare.some((k) => k !== "connection" && differs(olds, news, k));
 }

@@ -2,7 +2,7 @@
 import { HostRead, detachedScript, prepareScript, readEnvValueScript } from "../../host";
 import { PrepareSpec, STATE_SCHEMA_VERSION, envStorePath, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
-import { Provider, diffProps, hostWorkNeeded } from "./diff";
+import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { readHost } from "./host-read";
 
 /** Inputs of a HostPrepare resource. */
@@ -49,7 +49,6 @@ export function prepareDriftOf(spec: PrepareSpec, host: HostRead): PrepareDrift 
     return drift;
 }
 
-const hasDrift = (props: { drift?: unknown }) => typeof props.drift === "object" && props.drift !== null && Object.keys(props.drift).length > 0;
 
 /** What a HostPrepare's diff compares. */
 const COMPARED = ["connection", "spec", "adoptJwtFrom"] as const;
@@ -74,15 +73,14 @@ export const hostPrepare: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        const d = diffProps(olds, news, COMPARED);
-        return hasDrift(olds) ? { ...d, changes: true } : d;
+        return diffProps(olds, news, COMPARED);
     },
     async create(inputs: HostPrepareInputs) {
         return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/prepare`, outs: await prepare(inputs) };
     },
     async update(_id, olds: HostPrepareOutputs, news: HostPrepareInputs) {
         // A new address, port or login only (or older state): nothing to redo on the host.
-        if (!hasDrift(olds) && !hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
+        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
             return { outs: { ...news, adoptedJwtSecret: olds.adoptedJwtSecret ?? "", schemaVersion: STATE_SCHEMA_VERSION } };
         }
         return { outs: await prepare(news) };
@@ -97,11 +95,7 @@ export const hostPrepare: Provider = {
             account: { user: props.spec.user, group: props.spec.group },
             directories: props.spec.directories.map((d) => d.path),
         });
-        const drift = prepareDriftOf(props.spec, host);
-        const { drift: _d, ...rest } = props;
-        if (!hasDrift({ drift })) return { id, props: rest };
-        // The drift is shown as a property the next up makes go away (it prepares the host again).
-        const { adoptedJwtSecret: _a, schemaVersion: _s, ...inputs } = rest;
-        return { id, props: { ...rest, drift }, inputs: { ...inputs, drift } };
+        // Drift is shown as a property the next up makes go away (it prepares the host again).
+        return readResult(id, props, prepareDriftOf(props.spec, host), ["adoptedJwtSecret", "schemaVersion"]);
     },
 };

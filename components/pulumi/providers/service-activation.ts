@@ -2,7 +2,7 @@
 import { ForeignDropInPolicy, HostRead, activationScript, detachedScript, removalScript, unitDropInDir } from "../../host";
 import { MANAGED_MARKER, ManagedFile, PurgeSpec, ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
-import { Provider, diffProps, hostWorkNeeded } from "./diff";
+import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { activationFilesOf } from "./legacy";
 import { holdsSecrets } from "./host-file";
 import { readHost } from "./host-read";
@@ -60,11 +60,6 @@ export interface ServiceActivationOutputs extends ServiceActivationInputs {
     drift?: ActivationDrift;
     /** Unmanaged journald drop-ins a refresh found (reported, never acted on: they belong to the host's admin). */
     journaldDropIns?: string[];
-}
-
-/** Whether a refresh recorded drift in `olds`. */
-function hasDrift(olds: Record<string, unknown>): boolean {
-    return typeof olds["drift"] === "object" && olds["drift"] !== null && Object.keys(olds["drift"]).length > 0;
 }
 
 /** Compares the host's state with the last activation. */
@@ -147,8 +142,7 @@ export const serviceActivation: Provider = {
         return { inputs: news };
     },
     async diff(_id, olds, news) {
-        const d = diffProps(olds, news, COMPARED, ["service"]);
-        return hasDrift(olds) ? { ...d, changes: true } : d;
+        return diffProps(olds, news, COMPARED, ["service"]);
     },
     async create(inputs: ServiceActivationInputs) {
         return { id: `${hostKeyFingerprint(inputs.connection.hostKey)}/${inputs.service}.service`, outs: await activate(inputs) };
@@ -156,7 +150,7 @@ export const serviceActivation: Provider = {
     async update(_id, olds: ServiceActivationOutputs, news: ServiceActivationInputs) {
         // A new address, port or login only: record it; nothing on the host changes. (A new owner, as when
         // state from an older release is migrated, runs the activation once: it records the owner on the host.)
-        if (!hasDrift(olds as unknown as Record<string, unknown>) && !hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
+        if (!hostWorkNeeded(olds as unknown as Record<string, unknown>, news as unknown as Record<string, unknown>, COMPARED)) {
             return { outs: { ...news, activatedAt: olds.activatedAt, generation: olds.generation ?? 0, schemaVersion: STATE_SCHEMA_VERSION } };
         }
         return { outs: await activate(news, olds) };
@@ -177,11 +171,9 @@ export const serviceActivation: Provider = {
         const host = await readHost(props.connection, props.service, { files: Object.fromEntries(files.map((f) => [f.path, holdsSecrets(f)])), links: Object.keys(props.links ?? {}) });
         const drift = driftOf(props, host);
         const journaldDropIns = Object.keys(host.foreign).filter((p) => !p.startsWith(`${unitDropInDir(`${props.service}.service`)}/`));
-        const { drift: _d, journaldDropIns: _j, ...rest } = props;
+        const { journaldDropIns: _j, ...rest } = props;
         const refreshed = { ...rest, ...(journaldDropIns.length > 0 ? { journaldDropIns } : {}) };
-        if (Object.keys(drift).length === 0) return { id, props: refreshed };
-        // The drift is shown as a property the next up makes go away.
-        const { activatedAt: _a, generation: _g, schemaVersion: _s, journaldDropIns: _jj, ...inputs } = refreshed;
-        return { id, props: { ...refreshed, drift }, inputs: { ...inputs, drift } };
+        // Drift is shown as a property the next up makes go away.
+        return readResult(id, refreshed, drift, ["activatedAt", "generation", "schemaVersion", "journaldDropIns"]);
     },
 };
