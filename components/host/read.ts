@@ -47,6 +47,25 @@ export const RELEASE_INSTALLED_FILE = ".installed";
 /** Shell that prints the venv's installed distributions of release dir `$1`, sorted: what {@link RELEASE_INSTALLED_FILE} records. */
 export const LIST_INSTALLED_SH = "find \"$1/venv\" -mindepth 4 -maxdepth 5 -type d -path '*/site-packages/*.dist-info' -printf '%f\\n' 2>/dev/null | LC_ALL=C sort";
 
+/**
+ * Shell functions `list_installed DIR` and `release_venv_state DIR`, shared by the read and the
+ * build: the venv of a built release prints `ok`, `no-python` (its interpreter is gone: `-x`
+ * follows the venv's link to the system python3) or `packages<TAB>CHANGES` (its installed
+ * distributions differ from {@link RELEASE_INSTALLED_FILE}: `+name-version.dist-info` / `-…`).
+ */
+export const RELEASE_VENV_STATE_SH: readonly string[] = [
+    `list_installed() { ${LIST_INSTALLED_SH}; }`,
+    "release_venv_state() {",
+    '  local r="$1"',
+    '  if [ ! -x "$r/venv/bin/python" ]; then echo no-python; return 0; fi',
+    `  if [ -f "$r/${RELEASE_INSTALLED_FILE}" ] && [ "$(list_installed "$r")" != "$(cat "$r/${RELEASE_INSTALLED_FILE}")" ]; then`,
+    `    printf 'packages\\t%s\\n' "$(diff <(cat "$r/${RELEASE_INSTALLED_FILE}") <(list_installed "$r") | sed -n 's/^< /-/p; s/^> /+/p' | tr '\\n' ' ')"`,
+    "    return 0",
+    "  fi",
+    "  echo ok",
+    "}",
+];
+
 /** Python that prints `envkey PATH KEY SHA256(line)` for each `KEY=…` line of an env file: key names and hashes only. */
 const ENV_KEYS_PY = [
     "import hashlib, re, sys",
@@ -124,18 +143,12 @@ export function readHostScript(spec: HostReadSpec): string {
             '  printf \'dir\\t%s\\tpresent\\t%04o\\t%s\\t%s\\n\' "$d" "$((8#$mode))" "$owner" "$group"',
             "done",
             `REL_DIRS=(${shellWords((spec.releases ?? []).map((r) => `${r.releasesDir}/${r.id}`))})`,
-            `list_installed() { ${LIST_INSTALLED_SH}; }`,
+            ...RELEASE_VENV_STATE_SH,
             'for r in "${REL_DIRS[@]}"; do',
             // A release is root's: a link or a directory of another owner is not the release that was built.
             '  if [ -L "$r" ] || [ ! -d "$r" ] || [ "$(stat -c %u "$r")" != 0 ]; then printf \'release\\t%s\\tabsent\\n\' "$r"; continue; fi',
             '  if [ ! -f "$r/.complete" ]; then printf \'release\\t%s\\tincomplete\\n\' "$r"; continue; fi',
-            // -x follows the venv's link to the system interpreter: a removed or upgraded python3 shows here.
-            '  if [ ! -x "$r/venv/bin/python" ]; then printf \'release\\t%s\\tno-python\\n\' "$r"; continue; fi',
-            `  if [ -f "$r/${RELEASE_INSTALLED_FILE}" ] && [ "$(list_installed "$r")" != "$(cat "$r/${RELEASE_INSTALLED_FILE}")" ]; then`,
-            `    printf 'release\\t%s\\tpackages\\t%s\\n' "$r" "$(diff <(cat "$r/${RELEASE_INSTALLED_FILE}") <(list_installed "$r") | sed -n 's/^< /-/p; s/^> /+/p' | tr '\\n' ' ')"`,
-            "    continue",
-            "  fi",
-            '  printf \'release\\t%s\\tok\\n\' "$r"',
+            '  printf \'release\\t%s\\t%s\\n\' "$r" "$(release_venv_state "$r")"',
             "done",
         ].join("\n") + "\n"
     );

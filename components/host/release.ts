@@ -7,7 +7,7 @@
  */
 import { RELEASE_ID, ReleaseSpec, STATE_ROOT, UV_VERSION, UV_WHEELS } from "../model";
 import { DETACHED_PRELUDE } from "./scripts";
-import { LIST_INSTALLED_SH, RELEASE_INSTALLED_FILE } from "./read";
+import { RELEASE_INSTALLED_FILE, RELEASE_VENV_STATE_SH } from "./read";
 import { quoteScript, shellQuote as q } from "./shell";
 
 /** Unpacks the release archive: only `requirements.txt` and regular files under `app/`, through tarfile's `data` filter. */
@@ -82,13 +82,15 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): st
         'root_dir "$RELEASES"',
         'exec 9>"$RELEASES/.lock"',
         "flock -w 900 9 || fail 'another release build is still running'",
-        `list_installed() { ${LIST_INSTALLED_SH}; }`,
-        // A built release is reused as it is, unless its venv broke since (the system python3 went, or packages were
-        // changed by hand: see the read in host/read.ts); then it is moved aside and built again.
+        ...RELEASE_VENV_STATE_SH,
+        // A built release is reused as it is, unless its venv broke since (the same check as the read's: the system
+        // python3 went, or packages were changed by hand); then it is moved aside and built again.
         'broken=""',
         'if [ -f "$REL/.complete" ]; then',
-        '  if [ ! -x "$REL/venv/bin/python" ]; then broken="its venv\'s python is gone";',
-        `  elif [ -f "$REL/${RELEASE_INSTALLED_FILE}" ] && [ "$(list_installed "$REL")" != "$(cat "$REL/${RELEASE_INSTALLED_FILE}")" ]; then broken="its venv's packages changed since it was built"; fi`,
+        '  case "$(release_venv_state "$REL")" in',
+        '    no-python) broken="its venv\'s python is gone" ;;',
+        '    packages*) broken="its venv\'s packages changed since it was built" ;;',
+        "  esac",
         '  if [ -z "$broken" ]; then note "release $ID is already on this host: reusing it (nothing installed)"; exit 0; fi',
         '  aside_dir="$RELEASES/.broken-$ID-$(date +%s)"',
         '  mv -T "$REL" "$aside_dir"',
