@@ -3,7 +3,8 @@
 # remote commands, restarts and daemon-reloads per operation, program startup,
 # and one stack with 1 host vs 3 hosts. Installs and builds what is missing,
 # makes sure the VM image exists, then runs dist/tools/bench.js.
-#   scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-compare] [--json FILE]
+#   scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-compare] [--no-installer-compare] [--before DIR] [--json FILE]
+#     (--before DIR: the same steps through an older built checkout, in the same run)
 #   scripts/bench.sh --hosts 1,10,50,100 [--before DIR] [--real-max N] [--json FILE]
 #     (cost against the number of hosts; see tools/bench-hosts.ts)
 # The report goes to stdout; progress (and the setup's output) to stderr.

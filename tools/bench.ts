@@ -49,7 +49,7 @@ const HEALTH_URL = "http://127.0.0.1:8000/health";
 const T0 = Date.now();
 const HEARTBEAT_MS = 30_000;
 
-const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-compare] [--no-installer-compare] [--json FILE]
+const USAGE = `Usage: scripts/bench.sh [--runs N] [--hosts-compare | --no-hosts-compare] [--no-installer-compare] [--before DIR] [--json FILE]
 
   --runs N             runs of the per-operation benchmark, each on a fresh VM (default 3)
   --hosts-compare      also time a fresh up of one stack with 3 hosts (default)
