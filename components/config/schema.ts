@@ -185,6 +185,21 @@ export const rolloutSchema = z
     })
     .strict();
 
+/** How long to wait for a host and its steps (a fresh cloud VM in its first minute). */
+export const timeoutsSchema = z
+    .object({
+        connectSec: z.number().int().min(0).max(7200).default(600).describe("How long to keep dialling a host's SSH, with backoff: connection refused, reset or timed out (the VM is still booting, sshd is not up) and authentication refused (cloud-init has not written `authorized_keys` yet). A wrong host key is never retried. `0` dials once."),
+        bootSec: z.number().int().min(0).max(7200).default(900).describe("Before the first change on a host: how long to wait for boot to finish (`systemctl is-system-running --wait`) and, where cloud-init is installed, for `cloud-init status --wait`. Costs nothing on a booted host."),
+        aptLockSec: z.number().int().min(0).max(7200).default(600).describe("How long every apt call waits for dpkg's and apt's locks (unattended-upgrades holds them on a fresh Ubuntu VM): `-o DPkg::Lock::Timeout`."),
+        stepSec: z.number().int().min(60).max(21600).default(1800).describe("How long any one remote step (prepare, build a release, stage a file, activate, read, remove) may take before `up` fails naming the step and the host. A detached step (prepare, build, activation) goes on on the host and the next `up` picks it up."),
+    })
+    .strict();
+
+/** A package index URL: http(s), no credentials (they would show in the host's process list). */
+const indexUrl = z
+    .string()
+    .regex(/^https?:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~%\/+-]*)?$/, { message: "must be an http(s) URL like 'https://pypi.example.com/simple' without credentials, spaces or quotes (put credentials in /root/.netrc on the host)" });
+
 /** Releases: how venvs are built and how many releases a host keeps. */
 export const releasesSchema = z
     .object({
@@ -193,6 +208,14 @@ export const releasesSchema = z
             .enum(["uv", "pip"])
             .default("uv")
             .describe("How a release's venv is built: `uv` (a pinned, hash-checked uv fetched once per host; falls back to pip when it cannot be fetched) or `pip` (`python3 -m venv` + pip)."),
+        indexUrl: indexUrl.optional().describe("The package index the host installs requirements from (`--index-url`), e.g. a PyPI mirror or a private index; default PyPI. The build checks it answers before installing and fails in seconds naming it when it does not."),
+        extraIndexUrls: z.array(indexUrl).default([]).describe("More package indexes (`--extra-index-url`)."),
+        trustedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+(?::\d{1,5})?$/, { message: "must be a host name or host:port" })).default([]).describe("Index hosts trusted without valid HTTPS (`--trusted-host` for pip, `--allow-insecure-host` for uv); only for a mirror on a network you control."),
+        uvSource: z
+            .enum(["host", "deployer"])
+            .default("host")
+            .describe("Where the pinned uv comes from: `host` downloads its wheel on the host (from PyPI's file server or `uvMirror`); `deployer` downloads it once on the machine running Pulumi (cached) and sends it over the SSH session, for hosts without access to PyPI. Its SHA-256 is checked either way."),
+        uvMirror: indexUrl.optional().describe("A base URL serving PyPI's files under the same paths as `https://files.pythonhosted.org` (a Nexus, Artifactory or devpi proxy), used instead of it to fetch the pinned uv wheel."),
     })
     .strict();
 
@@ -271,6 +294,7 @@ export const stackConfigSchema = z
                 "Unmanaged drop-ins of the unit (e.g. the `override.conf` of `systemctl edit`) would silently override the managed settings. `refuse`: `up` fails before changing anything, naming each file and showing its text (remove it, or adopt its settings as an override); `remove`: `up` backs them up and removes them. `preview --refresh` shows them either way.",
             ),
         releases: releasesSchema.default(releasesSchema.parse({})).describe("Releases of the app's files and venv."),
+        timeouts: timeoutsSchema.default(timeoutsSchema.parse({})).describe("How long to wait for a host (booting, cloud-init, apt's locks) and for each remote step."),
         purgeOnDestroy: z.boolean().default(false).describe("On `pulumi destroy`, also remove the user, group, directories and `.env` that the library created on the host and recorded there (never what existed before; default: keep data)."),
     })
     .strict();

@@ -44,3 +44,23 @@ export interface LinkSpec {
     readonly path: string;
     readonly target: string;
 }
+
+/**
+ * How long the library waits for a host and its steps, in seconds. A host in
+ * its first minute (sshd not up, cloud-init still writing `authorized_keys`,
+ * unattended-upgrades holding dpkg's lock) is waited for, boundedly and
+ * visibly, instead of failing the `up`.
+ */
+export interface HostWaits {
+    /** Keep dialling SSH this long: connection refused, reset or timed out, and authentication refused (cloud-init may not have written the key yet). */
+    readonly connectSec: number;
+    /** Before the first change: wait this long for boot to finish (`systemctl is-system-running --wait`) and for cloud-init (`cloud-init status --wait`). */
+    readonly bootSec: number;
+    /** Every apt call waits this long for dpkg's and apt's locks. */
+    readonly aptLockSec: number;
+    /** Every remote step (prepare, build, stage, activate, read, remove) must finish within this long. */
+    readonly stepSec: number;
+}
+
+/** The waits when nothing is configured (the config schema's defaults). */
+export const DEFAULT_HOST_WAITS: HostWaits = { connectSec: 600, bootSec: 900, aptLockSec: 600, stepSec: 1800 };
