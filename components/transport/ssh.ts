@@ -2,24 +2,19 @@
  * SSH transport: one pooled connection per host and key for the life of the
  * provider process, the host key pinned, commands run through `sudo -n` for
  * ordinary users, and content passed on stdin (never in a command line).
+ * Dialling waits for a host that is not up yet (see `./dial.ts`); every
+ * command has a time limit.
  */
 import { createHash } from "crypto";
 import { Client, ClientChannel } from "ssh2";
 import { quoteScript } from "../host/shell";
+import { SshConnection, describeTarget, waitsOf } from "./connection";
+import { dialHost } from "./dial";
+import { reportProgress } from "./progress";
 
-/** How to reach a host. `privateKey` is secret: it is never logged or put in an error message. */
-export interface SshConnection {
-    /** Address of the host. */
-    readonly host: string;
-    /** SSH port. */
-    readonly port: number;
-    /** Login user; `root`, or a user that may run `sudo -n`. */
-    readonly user: string;
-    /** The private key (OpenSSH or PEM text). */
-    readonly privateKey: string;
-    /** The pinned host public key, `ssh-ed25519 AAAA…`. */
-    readonly hostKey: string;
-}
+export type { SshConnection } from "./connection";
+export { describeTarget, waitsOf } from "./connection";
+export { hostKeyAlgorithms, hostKeyBlob, hostKeyMismatchMessage, keyTypeOfBlob } from "./host-key";
 
 /** The result of a remote command. */
 export interface RemoteResult {
@@ -43,19 +38,42 @@ export class RemoteCommandError extends Error {
     }
 }
 
-/** The raw key blob of a `type base64` public key line. */
-export function hostKeyBlob(hostKey: string): Buffer {
-    const parts = hostKey.trim().split(/\s+/);
-    if (parts.length < 2) {
-        throw new Error(`pinned host key is not of the form 'TYPE BASE64': ${JSON.stringify(hostKey)}`);
+/** A remote command did not finish within its time limit; its channel was closed. */
+export class RemoteStepTimeoutError extends Error {
+    /** The step, as the caller named it. */
+    readonly what: string;
+    /** `user@host:port`. */
+    readonly target: string;
+    /** The limit that expired, in seconds. */
+    readonly timeoutSec: number;
+    constructor(what: string, target: string, timeoutSec: number, setting: string | undefined) {
+        super(
+            `${what} on ${target} did not finish within ${timeoutSec} s (${setting ?? "this step's own limit"}); its SSH channel was closed, but the command may still be running on the host: ` +
+                "a detached step (prepare, build, activation: run through systemd-run) goes on there and the next `pulumi up` picks it up" +
+                (setting ? `; raise ${setting} if the step needs longer.` : "."),
+        );
+        this.name = "RemoteStepTimeoutError";
+        this.what = what;
+        this.target = target;
+        this.timeoutSec = timeoutSec;
     }
-    return Buffer.from(parts[1]!, "base64");
 }
 
-/** `user@host:port`, for messages. */
-export function describeTarget(c: Pick<SshConnection, "user" | "host" | "port">): string {
-    return `${c.user}@${c.host}:${c.port}`;
+/** How one remote command runs. */
+export interface StepOptions {
+    /** The step, for messages (`building release …`). */
+    readonly what?: string;
+    /** Its time limit in seconds, for a step known to be short; default `timeouts.stepSec`. `0`: no limit. */
+    readonly timeoutSec?: number;
+    /**
+     * Report each `[amarktai-infra] …` line the script logs on its stdout as progress while it runs
+     * (what it waits for, what it builds). Only for scripts whose stdout carries nothing secret.
+     */
+    readonly streamLog?: boolean;
 }
+
+/** The prefix of a line a host script logs (`log` in the scripts' prelude). */
+const SCRIPT_LOG_PREFIX = "[amarktai-infra] ";
 
 /** sshd allows 10 sessions per connection by default (MaxSessions); stay below it. */
 const MAX_CHANNELS_PER_CONNECTION = 8;
@@ -64,49 +82,17 @@ const MAX_CHANNELS_PER_CONNECTION = 8;
  * that a host waiting for its rollout batch keeps its one connection.
  */
 const IDLE_CLOSE_MS = 10 * 60_000;
+/** A step still running reports so this often, so a long build shows as running, not hung. */
+const STEP_PROGRESS_EVERY_MS = 30_000;
 
 interface Pooled {
+    /** The dial (with its retries), then the live connection. */
     client: Promise<Client>;
+    /** Stops the dial when the pool is closed while it still waits for the host. */
+    readonly dialling: AbortController;
     active: number;
     waiters: (() => void)[];
     idleTimer?: NodeJS.Timeout;
-}
-
-/**
- * The host-key algorithms ssh2 may negotiate for a pinned key of `keyType`:
- * only that key's own, so a host that also has keys of other types presents
- * the pinned one (an RSA key may be signed with SHA-2 or SHA-1).
- */
-export function hostKeyAlgorithms(keyType: string): string[] {
-    switch (keyType) {
-        case "ssh-ed25519":
-        case "ecdsa-sha2-nistp256":
-        case "ecdsa-sha2-nistp384":
-        case "ecdsa-sha2-nistp521":
-            return [keyType];
-        case "ssh-rsa":
-            return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"];
-        default:
-            throw new Error(`pinned host key type ${JSON.stringify(keyType)} is not supported (ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa)`);
-    }
-}
-
-/** The key type named inside an SSH public key blob (its first length-prefixed string), or "unknown". */
-export function keyTypeOfBlob(blob: Buffer): string {
-    if (blob.length < 4) return "unknown";
-    const n = blob.readUInt32BE(0);
-    return n > 0 && n < 64 && blob.length >= 4 + n ? blob.subarray(4, 4 + n).toString("latin1") : "unknown";
-}
-
-/** Why a presented host key is not the pinned one, naming both types. */
-export function hostKeyMismatchMessage(target: string, presented: Buffer, pinned: string): string {
-    const pinnedType = pinned.trim().split(/\s+/)[0] ?? "unknown";
-    const presentedType = keyTypeOfBlob(presented);
-    const what =
-        presentedType === pinnedType
-            ? `the host presented a different ${presentedType} key than the pinned one`
-            : `the host presented a ${presentedType} key, the pinned key is ${pinnedType}`;
-    return `host key verification failed for ${target}: ${what}. Nothing was run. If the host was rebuilt, update the pinned hostKey in the stack config (ssh-keyscan -t ${pinnedType === "ssh-rsa" ? "rsa" : pinnedType.startsWith("ecdsa") ? "ecdsa" : "ed25519"} HOST).`;
 }
 
 const pool = new Map<string, Pooled>();
@@ -116,46 +102,35 @@ function poolKey(c: SshConnection): string {
     return `${c.user}@${c.host}:${c.port}#${keyId}`;
 }
 
-function connect(c: SshConnection, key: string): Promise<Client> {
-    return new Promise((resolve, reject) => {
-        const client = new Client();
-        const expected = hostKeyBlob(c.hostKey);
-        let mismatch: Buffer | undefined;
-        client
-            .on("ready", () => resolve(client))
-            .on("error", (err: Error) => {
-                pool.delete(key);
-                if (mismatch) {
-                    reject(new Error(hostKeyMismatchMessage(describeTarget(c), mismatch, c.hostKey)));
-                } else {
-                    reject(new Error(`cannot connect to ${describeTarget(c)}: ${err.message}`));
-                }
-            })
-            .on("close", () => pool.delete(key))
-            .connect({
-                host: c.host,
-                port: c.port,
-                username: c.user,
-                privateKey: c.privateKey,
-                readyTimeout: 120_000,
-                keepaliveInterval: 15_000,
-                keepaliveCountMax: 8,
-                // Negotiate only the pinned key's own algorithm(s), so a correctly pinned ECDSA or RSA key is what the host presents.
-                algorithms: { serverHostKey: hostKeyAlgorithms(c.hostKey.trim().split(/\s+/)[0] ?? "") as never },
-                hostVerifier: (presented: Buffer) => {
-                    const ok = presented.equals(expected);
-                    mismatch = ok ? undefined : presented;
-                    return ok;
-                },
-            });
-    });
+/** Forgets `entry` if it is still the pool's entry for `key` (a later dial may have replaced it). */
+function forget(key: string, entry: Pooled): void {
+    if (pool.get(key) === entry) pool.delete(key);
+}
+
+/** A pool entry whose dial is under way; a failed dial is never cached, a closed connection is forgotten. */
+function openPooled(c: SshConnection, key: string): Pooled {
+    const dialling = new AbortController();
+    const client = dialHost(c, dialling.signal).then(
+        (live) => {
+            live.on("close", () => forget(key, entry));
+            return live;
+        },
+        (err: unknown) => {
+            forget(key, entry);
+            throw err;
+        },
+    );
+    // Acquirers waiting for a channel slot see the failure later; it is not unhandled.
+    client.catch(() => undefined);
+    const entry: Pooled = { client, dialling, active: 0, waiters: [] };
+    return entry;
 }
 
 async function acquire(c: SshConnection): Promise<{ client: Client; release: () => void }> {
     const key = poolKey(c);
     let entry = pool.get(key);
     if (!entry) {
-        entry = { client: connect(c, key), active: 0, waiters: [] };
+        entry = openPooled(c, key);
         pool.set(key, entry);
     }
     const e = entry;
@@ -172,6 +147,7 @@ async function acquire(c: SshConnection): Promise<{ client: Client; release: () 
         client = await e.client;
     } catch (err) {
         e.active--;
+        e.waiters.shift()?.();
         throw err;
     }
     return {
@@ -181,7 +157,7 @@ async function acquire(c: SshConnection): Promise<{ client: Client; release: () 
             e.waiters.shift()?.();
             if (e.active === 0) {
                 e.idleTimer = setTimeout(() => {
-                    pool.delete(key);
+                    forget(key, e);
                     client.end();
                 }, IDLE_CLOSE_MS);
                 e.idleTimer.unref();
@@ -190,11 +166,12 @@ async function acquire(c: SshConnection): Promise<{ client: Client; release: () 
     };
 }
 
-/** Closes every pooled connection (tests and short-lived tools call this before exiting). */
+/** Closes every pooled connection and stops every dial still waiting for its host (tests and short-lived tools call this before exiting). */
 export function closeAllConnections(): void {
     for (const [key, entry] of pool) {
         pool.delete(key);
         if (entry.idleTimer) clearTimeout(entry.idleTimer);
+        entry.dialling.abort();
         entry.client.then((c) => c.end()).catch(() => undefined);
     }
 }
@@ -203,44 +180,97 @@ export function closeAllConnections(): void {
  * Runs `script` with bash as root on the host (through `sudo -n` unless the
  * login user is root), writing `stdin` to it. The script text is visible in
  * the host's process list, so it must never carry a secret: secrets travel on
- * stdin only.
+ * stdin only. It must finish within `timeoutSec` (default `timeouts.stepSec`).
  */
-export async function runAsRoot(c: SshConnection, script: string, options: { stdin?: string | Buffer; what: string }): Promise<RemoteResult> {
+export async function runAsRoot(c: SshConnection, script: string, options: { stdin?: string | Buffer; what: string; timeoutSec?: number; streamLog?: boolean }): Promise<RemoteResult> {
     const bash = `/bin/bash -c ${quoteScript(script)}`;
     const command = c.user === "root" ? `LC_ALL=C ${bash}` : `LC_ALL=C sudo -n ${bash}`;
-    const result = await execRaw(c, command, options.stdin);
+    const result = await execRaw(c, command, options.stdin, { what: options.what, ...(options.timeoutSec !== undefined ? { timeoutSec: options.timeoutSec } : {}), ...(options.streamLog ? { streamLog: true } : {}) });
     if (result.code !== 0) {
         throw new RemoteCommandError(options.what, describeTarget(c), result);
     }
     return result;
 }
 
-/** Runs a raw command line on the host and collects its output. */
-export async function execRaw(c: SshConnection, command: string, stdin?: string | Buffer): Promise<RemoteResult> {
+/**
+ * Runs a raw command line on the host and collects its output. It must finish
+ * within `options.timeoutSec` (default `timeouts.stepSec`): otherwise its
+ * channel is closed and it fails with a {@link RemoteStepTimeoutError}.
+ */
+export async function execRaw(c: SshConnection, command: string, stdin?: string | Buffer, options: StepOptions = {}): Promise<RemoteResult> {
+    const target = describeTarget(c);
+    const what = options.what ?? "a command";
+    const limitSec = options.timeoutSec ?? waitsOf(c).stepSec;
+    const setting = options.timeoutSec === undefined ? "timeouts.stepSec" : undefined;
     const { client, release } = await acquire(c);
     try {
         return await new Promise<RemoteResult>((resolve, reject) => {
-            client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
-                if (err) {
-                    reject(new Error(`cannot start a command on ${describeTarget(c)}: ${err.message}`));
-                    return;
-                }
-                const out: Buffer[] = [];
-                const errOut: Buffer[] = [];
-                stream.on("data", (d: Buffer) => out.push(d));
-                stream.stderr.on("data", (d: Buffer) => errOut.push(d));
-                stream.on("close", (code: number | null | undefined, signal?: string) => {
-                    const lost = code === null || code === undefined;
-                    resolve({
-                        code: code ?? (signal ? 128 : 255),
-                        stdout: Buffer.concat(out).toString("utf8"),
-                        stderr:
-                            Buffer.concat(errOut).toString("utf8") +
-                            (lost && !signal ? "\nthe SSH connection closed before the command finished; the host finishes the step on its own: run `pulumi up` again" : ""),
+            const started = Date.now();
+            let channel: ClientChannel | undefined;
+            let settled = false;
+            const finish = (settle: () => void) => {
+                if (settled) return;
+                settled = true;
+                clearTimeout(limit);
+                clearInterval(ticker);
+                settle();
+            };
+            // The limit covers opening the channel too: a host that stops answering must not hang `up`.
+            const limit =
+                limitSec > 0
+                    ? setTimeout(
+                          () =>
+                              finish(() => {
+                                  channel?.close();
+                                  reject(new RemoteStepTimeoutError(what, target, limitSec, setting));
+                              }),
+                          limitSec * 1000,
+                      )
+                    : undefined;
+            const ticker = setInterval(
+                () => reportProgress(`${what} on ${target}: still running (${Math.round((Date.now() - started) / 1000)} s${limitSec > 0 ? ` of ${limitSec} s` : ""})`),
+                STEP_PROGRESS_EVERY_MS,
+            );
+            try {
+                client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
+                    if (err) {
+                        finish(() => reject(new Error(`cannot start a command on ${target}: ${err.message}`)));
+                        return;
+                    }
+                    if (settled) {
+                        stream.close();
+                        return;
+                    }
+                    channel = stream;
+                    const out: Buffer[] = [];
+                    const errOut: Buffer[] = [];
+                    let partial = "";
+                    stream.on("data", (d: Buffer) => {
+                        out.push(d);
+                        if (!options.streamLog) return;
+                        const lines = (partial + d.toString("utf8")).split("\n");
+                        partial = lines.pop() ?? "";
+                        for (const line of lines) if (line.startsWith(SCRIPT_LOG_PREFIX)) reportProgress(`${what} on ${target}: ${line.slice(SCRIPT_LOG_PREFIX.length)}`);
                     });
+                    stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+                    stream.on("close", (code: number | null | undefined, signal?: string) => {
+                        const lost = code === null || code === undefined;
+                        finish(() =>
+                            resolve({
+                                code: code ?? (signal ? 128 : 255),
+                                stdout: Buffer.concat(out).toString("utf8"),
+                                stderr:
+                                    Buffer.concat(errOut).toString("utf8") +
+                                    (lost && !signal ? "\nthe SSH connection closed before the command finished; the host finishes the step on its own: run `pulumi up` again" : ""),
+                            }),
+                        );
+                    });
+                    stream.end(stdin ?? "");
                 });
-                stream.end(stdin ?? "");
-            });
+            } catch (err) {
+                // ssh2 throws when the connection has just gone away.
+                finish(() => reject(new Error(`cannot start a command on ${target}: ${(err as Error).message}`)));
+            }
         });
     } finally {
         release();

@@ -5,8 +5,12 @@ import { Provider } from "./diff";
 import { appRelease } from "./app-release";
 import { hostFile } from "./host-file";
 import { hostPrepare } from "./host-prepare";
+import { reportTransportProgressToPulumi } from "./progress";
 import { randomSecret } from "./random-secret";
 import { serviceActivation } from "./service-activation";
 
 /** Every provider, by the kind name used in `resources.ts`. */
 export const providers: Record<string, Provider> = { hostPrepare, hostFile, appRelease, serviceActivation, randomSecret };
+
+// Waiting for a host (sshd not up yet) and long steps show in `pulumi up` as they happen.
+reportTransportProgressToPulumi();
