@@ -66,15 +66,30 @@ def split(path):
     return parts
 
 
+def names(st):
+    """The owner and group of st by name (the number where there is none), and "owner:group mode"."""
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return owner, group, f"{owner}:{group} {stat.S_IMODE(st.st_mode):04o}"
+
+
 def check_dir(st, path):
     if not stat.S_ISDIR(st.st_mode):
         raise Refused(f"{path} is not a directory")
+    owner, group, desc = names(st)
+    advice = "refusing to work inside it: choose a directory whose parents only root can write"
     if st.st_uid not in TRUSTED_UIDS:
-        raise Refused(f"{path} is owned by uid {st.st_uid}, not by root or the service user; refusing to work inside it")
+        raise Refused(f"{path} is owned by uid {st.st_uid} ({desc}), not by root or the service user, and its owner could replace what is created inside it; {advice}")
     if st.st_mode & 0o002:
-        raise Refused(f"{path} is writable by everyone; refusing to work inside it")
+        raise Refused(f"{path} is writable by everyone ({desc}), so anyone could replace what is created inside it; {advice}")
     if st.st_mode & 0o020 and st.st_gid not in TRUSTED_GIDS:
-        raise Refused(f"{path} is writable by group {st.st_gid}, not the service group; refusing to work inside it")
+        raise Refused(f"{path} is writable by group {group} ({desc}), whose members could replace what is created inside it; {advice}")
 
 
 def open_dir(path, created=None):

@@ -3,7 +3,9 @@
  * is idempotent, runs under `set -euo pipefail`, quotes every value with
  * {@link shellQuote}, and never carries a secret: secret content comes on stdin.
  */
-import { FileEffect, HostAction, LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, ReleaseSpec, backupDir, createdRecordPath, envStorePath, fileIdForPath, ownerRecordPath, serviceStateDir, stagingDir, triggers } from "../model";
+import { FileEffect, HostAction, HostWaits, LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, ReleaseSpec, backupDir, createdRecordPath, envStorePath, fileIdForPath, ownerRecordPath, serviceStateDir, stagingDir, triggers } from "../model";
+import { aptGetLines } from "./apt";
+import { bootWaitLines, osReleaseFunctions, pythonVersionLines, saferDirectory, supportedOsLines, systemdLines, unsafeParentFunction } from "./preflight";
 import { releaseActivationLines } from "./release";
 import { safeFsFunction } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
@@ -69,15 +71,19 @@ function foreignUnitFunction(): string[] {
 }
 
 /**
- * Prepares a host: checks prerequisites (systemd as PID 1, python3,
- * Debian/Ubuntu) and the privilege boundary (no existing unit of that name
- * the library did not write; no existing user or group it did not create
- * unless `allowExistingUser`) before changing anything; then installs
- * python3 when missing, creates the user and directories (through the safe
- * helper: no link followed, no foreign directory re-owned) and records what
- * it created. Venvs come with releases (`buildReleaseScript`).
+ * Prepares a host. Before changing anything: refuses an OS other than
+ * Debian/Ubuntu, waits (at most `waits.bootSec`) for boot and cloud-init to
+ * finish, checks the privilege boundary (no existing unit of that name the
+ * library did not write; no existing user or group it did not create unless
+ * `allowExistingUser`) and refuses a directory whose existing parents someone
+ * besides root could write. Then installs python3 when missing (apt waiting
+ * at most `waits.aptLockSec` for its locks), refuses a python3 older than
+ * 3.11, creates the user and directories (through the safe helper: no link
+ * followed, no foreign directory re-owned) and records what it created.
+ * Venvs come with releases (`buildReleaseScript`). systemd's version is
+ * checked by `detachedScript`, which every prepare runs in.
  */
-export function prepareScript(spec: PrepareSpec): string {
+export function prepareScript(spec: PrepareSpec, waits: Pick<HostWaits, "bootSec" | "aptLockSec">): string {
     const lines = [
         ...DETACHED_PRELUDE,
         ...shellVariables({
@@ -88,15 +94,16 @@ export function prepareScript(spec: PrepareSpec): string {
             RECORD: createdRecordPath(spec.serviceName),
             ALLOW_EXISTING: spec.allowExistingUser ? "1" : "0",
         }),
-        ...bashColumns("DIR_", spec.directories, { KEYS: (d) => d.key, PATHS: (d) => d.path, OWNERS: (d) => d.owner, GROUPS: (d) => d.group, MODES: (d) => d.mode }),
+        ...bashColumns("DIR_", spec.directories, { KEYS: (d) => d.key, PATHS: (d) => d.path, OWNERS: (d) => d.owner, GROUPS: (d) => d.group, MODES: (d) => d.mode, SAFER: saferDirectory }),
         ...safeFsFunction(),
         ...foreignUnitFunction(),
-        "[ -r /etc/os-release ] || fail 'cannot read /etc/os-release'",
-        ". /etc/os-release",
-        'case " ${ID:-} ${ID_LIKE:-} " in *" debian "*|*" ubuntu "*) ;; *) fail "unsupported OS ${PRETTY_NAME:-unknown}: Ubuntu 24.04 (or Debian) is required";; esac',
-        "[ -d /run/systemd/system ] || fail 'systemd is not running as PID 1'",
-        "command -v systemctl >/dev/null || fail 'systemctl not found'",
-        // The boundary, checked before anything on the host changes.
+        ...osReleaseFunctions(),
+        ...unsafeParentFunction(),
+        // Refusals and waits only, up to the first change (python3, below).
+        ...supportedOsLines(),
+        // A host in its first minute: cloud-init may still be creating users and writing files.
+        ...bootWaitLines(waits.bootSec),
+        // The boundary.
         'recorded() { [ -f "$RECORD" ] && grep -qxF -- "$1" "$RECORD"; }',
         // A state directory without a record: prepared by a release that kept no record; what exists is adopted, never recorded as created.
         'legacy=""; if [ -d "$STATE" ] && [ ! -f "$RECORD" ]; then legacy=1; fi',
@@ -109,12 +116,13 @@ export function prepareScript(spec: PrepareSpec): string {
         '  [ "$(getent group "$GROUP_NAME" | cut -d: -f3)" != 0 ] || fail "group: $GROUP_NAME has gid 0 on this host; refusing it"',
         '  if ! recorded "group $GROUP_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "group: $GROUP_NAME already exists on this host and was not created by amarktai-infra; set allowExistingUser: true to use it (it is then never removed), or choose another group"; fi',
         "fi",
+        'for i in "${!DIR_PATHS[@]}"; do refuse_unsafe_parents "${DIR_KEYS[$i]}" "${DIR_PATHS[$i]}" "${DIR_SAFER[$i]}"; done',
+        // The first change: python3 where it is missing; its version is checked either way.
         "if ! command -v python3 >/dev/null; then",
         '  log "installing python3"',
-        "  export DEBIAN_FRONTEND=noninteractive",
-        "  apt-get update -q >/dev/null",
-        "  apt-get install -y -q --no-install-recommends python3 >/dev/null",
+        ...aptGetLines([{ op: "update" }, { op: "install", packages: ["python3"] }], waits.aptLockSec).map((l) => `  ${l}`),
         "fi",
+        ...pythonVersionLines(),
         'install -d -m 0755 -o root -g root "${STATE%/*}"',
         'install -d -m 0700 -o root -g root "$STATE"',
         '[ -f "$RECORD" ] || : > "$RECORD"',
@@ -130,7 +138,7 @@ export function prepareScript(spec: PrepareSpec): string {
         'for i in "${!DIR_PATHS[@]}"; do',
         '  p="${DIR_PATHS[$i]}"',
         '  adopt=no; if recorded "dir $p" || [ -n "$legacy" ]; then adopt=adopt; fi',
-        '  if ! out=$(safe_fs --trust "$USER_NAME:$GROUP_NAME" mkdir "$p" "${DIR_OWNERS[$i]}" "${DIR_GROUPS[$i]}" "${DIR_MODES[$i]}" "$adopt" 2>&1); then fail "${DIR_KEYS[$i]}: ${out#*refused: }"; fi',
+        '  if ! out=$(safe_fs --trust "$USER_NAME:$GROUP_NAME" mkdir "$p" "${DIR_OWNERS[$i]}" "${DIR_GROUPS[$i]}" "${DIR_MODES[$i]}" "$adopt" 2>&1); then fail "${DIR_KEYS[$i]}: $p: ${out#*refused: }"; fi',
         '  while read -r kind path; do case "$kind" in parent) record "parent $path" ;; created) record "dir $path" ;; esac; done <<< "$out"',
         "done",
         'log "host prepared"',
@@ -449,12 +457,16 @@ function ownerRecordLines(spec: ActivationSpec): string[] {
  * stop it half-way (apt, a swap of files, a restart). Its exit code and
  * output come back as if it had run in place. `--expand-environment=no`
  * (systemd 254+; Ubuntu 24.04 has 255) keeps systemd from expanding `$…`
- * in the script.
+ * in the script; a host whose systemd is older, or not PID 1, is refused
+ * before `systemd-run` is reached, naming the version found and the one
+ * needed.
  */
 export function detachedScript(description: string, script: string): string {
     return (
         [
             ...PRELUDE,
+            ...osReleaseFunctions(),
+            ...systemdLines(),
             `exec systemd-run --quiet --wait --pipe --collect --service-type=exec --expand-environment=no --description=${q(`amarktai-infra: ${description}`)} -- /bin/bash -c ${quoteScript(script)}`,
         ].join("\n") + "\n"
     );

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "child_process";
 import { activationScript, buildReleaseScript, detachedScript, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components/host";
-import { MANAGED_MARKER, fileIdForPath } from "../../components/model";
+import { DEFAULT_HOST_WAITS, MANAGED_MARKER, fileIdForPath } from "../../components/model";
 import { planService } from "../../components/plan";
 import { testConfig } from "../support/config";
 
@@ -45,7 +45,7 @@ const ACTIVATION = {
 };
 
 const SCRIPTS: [string, string][] = [
-    ["prepare", prepareScript(plan.prepare)],
+    ["prepare", prepareScript(plan.prepare, DEFAULT_HOST_WAITS)],
     ["stage", stageFileScript("amarktai-api", files[0]!)],
     ["unstage", unstageFileScript("amarktai-api", files[0]!)],
     [
@@ -95,7 +95,7 @@ for (const [name, script] of SCRIPTS) {
 
 test("hostile values in a spec stay quoted in the generated script", () => {
     const evil = "/var/x'$(touch /tmp/amarktai-pwned)'";
-    const script = prepareScript({ serviceName: "s", allowExistingUser: false, user: "u", group: "g", directories: [{ key: "paths.app", path: evil, owner: "u", group: "g", mode: "0755" }] });
+    const script = prepareScript({ serviceName: "s", allowExistingUser: false, user: "u", group: "g", directories: [{ key: "paths.app", path: evil, owner: "u", group: "g", mode: "0755" }] }, DEFAULT_HOST_WAITS);
     // Run only the variable assignments: the value must come back verbatim.
     const assignments = script.split("\n").filter((l) => l.startsWith("DIR_PATHS="));
     const out = execFileSync("bash", ["-c", `${assignments.join("\n")}\nprintf '%s' "\${DIR_PATHS[0]}"`], { encoding: "utf8" });
@@ -148,7 +148,8 @@ test("what a change triggers is data: the activation's flags follow EFFECT_TRIGG
     assert.doesNotMatch(script, /case "\$\{EFFECTS/);
 });
 
-test("readEnvValueScript reads back exactly what renderEnvLine wrote", { skip: process.getuid?.() !== 0 && "the safe helper trusts root-owned directories only: run as root" }, async () => {
+test("readEnvValueScript reads back exactly what renderEnvLine wrote", async () => {
+    assert.equal(process.getuid?.(), 0, "needs root: the safe helper trusts root-owned directories only");
     const fs = await import("fs");
     const os = await import("os");
     const path = await import("path");

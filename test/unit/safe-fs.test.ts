@@ -12,12 +12,12 @@ import * as os from "os";
 import * as path from "path";
 import { SAFE_FS_PY } from "../../components/host";
 
-const skip = process.getuid?.() !== 0 ? "needs root (it changes owners)" : false;
 const NOBODY = 65534;
 const TRUST = ["--trust", "nobody:nogroup"];
 
 /** A scratch tree under a root-owned directory (never /tmp: the helper refuses directories everyone can write). */
 function scratch(): { root: string; helper: string; done: () => void } {
+    assert.equal(process.getuid?.(), 0, "needs root: it changes owners");
     const root = fs.mkdtempSync(path.join(os.homedir(), ".safe-fs-"));
     fs.chmodSync(root, 0o755);
     const helper = path.join(root, "safe-fs.py");
@@ -59,7 +59,7 @@ function serviceTree(root: string): { svc: string; staged: string } {
     return { svc, staged };
 }
 
-test("install writes through a fresh temporary file: content, owner and mode set, nothing left behind", { skip }, () => {
+test("install writes through a fresh temporary file: content, owner and mode set, nothing left behind", () => {
     const { root, helper, done } = scratch();
     try {
         const { svc, staged } = serviceTree(root);
@@ -76,7 +76,7 @@ test("install writes through a fresh temporary file: content, owner and mode set
     }
 });
 
-test("install replaces a planted symlink at the target (or at the old temp name) without touching what it points to", { skip }, () => {
+test("install replaces a planted symlink at the target (or at the old temp name) without touching what it points to", () => {
     const { root, helper, done } = scratch();
     try {
         const c = canaries(root);
@@ -96,7 +96,7 @@ test("install replaces a planted symlink at the target (or at the old temp name)
     }
 });
 
-test("install over a hardlink to a root file leaves that file as it was", { skip }, () => {
+test("install over a hardlink to a root file leaves that file as it was", () => {
     const { root, helper, done } = scratch();
     try {
         const c = canaries(root);
@@ -113,7 +113,7 @@ test("install over a hardlink to a root file leaves that file as it was", { skip
     }
 });
 
-test("a directory swapped for a symlink is refused with a clear message and nothing is written", { skip }, () => {
+test("a directory swapped for a symlink is refused with a clear message and nothing is written", () => {
     const { root, helper, done } = scratch();
     try {
         const c = canaries(root);
@@ -132,19 +132,19 @@ test("a directory swapped for a symlink is refused with a clear message and noth
     }
 });
 
-test("a directory owned by an account that is not trusted is refused", { skip }, () => {
+test("a directory owned by an account that is not trusted is refused", () => {
     const { root, helper, done } = scratch();
     try {
         const { svc, staged } = serviceTree(root);
         const r = run(helper, ["install", staged, path.join(svc, "x"), "root", "root", "0644"]);
         assert.equal(r.status, 2);
-        assert.match(r.stderr, /owned by uid 65534, not by root or the service user/);
+        assert.match(r.stderr, /owned by uid 65534 \(nobody:nogroup 0755\), not by root or the service user/);
     } finally {
         done();
     }
 });
 
-test("same says 'differs' for a planted link even when it points at identical content", { skip }, () => {
+test("same says 'differs' for a planted link even when it points at identical content", () => {
     const { root, helper, done } = scratch();
     try {
         const { svc, staged } = serviceTree(root);
@@ -160,7 +160,7 @@ test("same says 'differs' for a planted link even when it points at identical co
     }
 });
 
-test("backup and restore put back a file with its owner and mode, and remove what was absent or planted", { skip }, () => {
+test("backup and restore put back a file with its owner and mode, and remove what was absent or planted", () => {
     const { root, helper, done } = scratch();
     try {
         const c = canaries(root);
@@ -189,7 +189,7 @@ test("backup and restore put back a file with its owner and mode, and remove wha
     }
 });
 
-test("symlink makes a root-owned link atomically; remove never follows a link", { skip }, () => {
+test("symlink makes a root-owned link atomically; remove never follows a link", () => {
     const { root, helper, done } = scratch();
     try {
         const c = canaries(root);
@@ -213,7 +213,7 @@ test("symlink makes a root-owned link atomically; remove never follows a link", 
     }
 });
 
-test("mkdir creates and reports what it made, keeps a directory its owner already has, and refuses to re-own a foreign one", { skip }, () => {
+test("mkdir creates and reports what it made, keeps a directory its owner already has, and refuses to re-own a foreign one", () => {
     const { root, helper, done } = scratch();
     try {
         const made = run(helper, [...TRUST, "mkdir", path.join(root, "a", "b"), "nobody", "nogroup", "0750"]);
@@ -245,7 +245,7 @@ test("mkdir creates and reports what it made, keeps a directory its owner alread
     }
 });
 
-test("rmtree removes a tree without following links planted inside it", { skip }, () => {
+test("rmtree removes a tree without following links planted inside it", () => {
     const { root, helper, done } = scratch();
     try {
         const c = canaries(root);
@@ -262,7 +262,7 @@ test("rmtree removes a tree without following links planted inside it", { skip }
     }
 });
 
-test("rmdir removes an empty directory, and leaves a full, missing or unsafely reached one alone, exiting 0", { skip }, () => {
+test("rmdir removes an empty directory, and leaves a full, missing or unsafely reached one alone, exiting 0", () => {
     const { root, helper, done } = scratch();
     try {
         fs.mkdirSync(path.join(root, "empty"));
@@ -275,6 +275,29 @@ test("rmdir removes an empty directory, and leaves a full, missing or unsafely r
         assert.equal(run(helper, ["rmdir", path.join(root, "missing")]).status, 0);
         assert.equal(run(helper, ["rmdir", path.join(root, "link", "x")]).status, 0);
         assert.deepEqual(fs.readdirSync(path.join(root, "full")), ["x"]);
+    } finally {
+        done();
+    }
+});
+
+test("a directory writable by a group other than root's or the service's is refused, saying by whom and why, and nothing is made inside it", () => {
+    const { root, helper, done } = scratch();
+    try {
+        // Like Ubuntu's /var/log (root:syslog 0775), with group daemon.
+        const log = path.join(root, "log");
+        fs.mkdirSync(log);
+        fs.chownSync(log, 0, 1);
+        fs.chmodSync(log, 0o775);
+        const r = run(helper, [...TRUST, "mkdir", path.join(log, "api"), "nobody", "nogroup", "0750"]);
+        assert.equal(r.status, 2);
+        assert.equal(r.stderr.trim(), `[amarktai-infra] refused: ${log} is writable by group daemon (root:daemon 0775), whose members could replace what is created inside it; refusing to work inside it: choose a directory whose parents only root can write`);
+        assert.deepEqual(fs.readdirSync(log), []);
+        fs.chmodSync(log, 0o777);
+        assert.match(run(helper, [...TRUST, "mkdir", path.join(log, "api"), "nobody", "nogroup", "0750"]).stderr, /is writable by everyone \(root:daemon 0777\), so anyone could replace what is created inside it/);
+        // The service's own group may write there (it is trusted like the service user).
+        fs.chownSync(log, 0, NOBODY);
+        fs.chmodSync(log, 0o775);
+        assert.equal(run(helper, [...TRUST, "mkdir", path.join(log, "api"), "nobody", "nogroup", "0750"]).status, 0);
     } finally {
         done();
     }
