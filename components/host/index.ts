@@ -6,3 +6,6 @@ export * from "./safe-fs";
 export * from "./read";
 export * from "./tar";
 export * from "./release";
+export * from "./apt";
+export * from "./preflight";
+export * from "./installer";

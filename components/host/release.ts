@@ -5,7 +5,9 @@
  * one tar stream on stdin; nothing that serves traffic is touched until the
  * activation renames the `current` link.
  */
-import { RELEASE_ID, ReleaseSpec, STATE_ROOT, UV_VERSION, UV_WHEELS } from "../model";
+import { DEFAULT_HOST_WAITS, HostWaits, RELEASE_ID, ReleaseSpec } from "../model";
+import { aptGetLines } from "./apt";
+import { installerLines, packageIndexLines, uvPinLines, uvPlaceLines } from "./installer";
 import { DETACHED_PRELUDE } from "./scripts";
 import { RELEASE_INSTALLED_FILE, RELEASE_VENV_STATE_SH } from "./read";
 import { quoteScript, shellQuote as q } from "./shell";
@@ -26,23 +28,6 @@ const UNPACK_PY = [
     "        t.extractall(dest, members=members)",
 ].join("\n");
 
-/** Downloads a pinned wheel, checks its SHA-256, and writes the `uv` binary inside it to a path. */
-const FETCH_UV_PY = [
-    "import hashlib, io, os, sys, urllib.request, zipfile",
-    "url, digest, dest = sys.argv[1], sys.argv[2], sys.argv[3]",
-    "data = urllib.request.urlopen(url, timeout=120).read()",
-    "got = hashlib.sha256(data).hexdigest()",
-    "if got != digest:",
-    "    sys.exit('uv wheel checksum mismatch: got %s, pinned %s' % (got, digest))",
-    "z = zipfile.ZipFile(io.BytesIO(data))",
-    "name = next(n for n in z.namelist() if n.endswith('.data/scripts/uv'))",
-    "fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)",
-    "with os.fdopen(fd, 'wb') as f:",
-    "    f.write(z.read(name))",
-].join("\n");
-
-/** Where the pinned tools (uv) are kept on a host, root-only to write. */
-export const TOOLS_DIR = `${STATE_ROOT}/tools`;
 /** The installers' download cache on a host (root-only). */
 export const CACHE_DIR = "/var/cache/amarktai-infra";
 
@@ -50,14 +35,17 @@ export const CACHE_DIR = "/var/cache/amarktai-infra";
  * Builds release `spec.id` from the tar archive on stdin (checked against
  * `archiveSha256`), unless a complete release of that id is already on the
  * host (then nothing is installed: returning to an earlier config reuses it).
- * The venv is built with the pinned `uv` (fetched once per host and checked by
- * its SHA-256) or, when that is not possible or `installer` is `pip`, with
- * `python3 -m venv` + pip. A failed build leaves nothing behind; the live
- * release is never touched.
+ * Before installing, it checks that the package indexes answer, and fails in
+ * seconds naming the index when one does not. The venv is built with the
+ * pinned `uv` (downloaded once per host from PyPI's files or `uvMirror`, or
+ * sent by the deployer with `uvSource: deployer`; checked by its SHA-256) or,
+ * when that is not possible or `installer` is `pip`, with `python3 -m venv` +
+ * pip, both from the configured indexes. An installer's failure ends with its
+ * actionable line. A failed build leaves nothing behind; the live release is
+ * never touched.
  */
-export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): string {
+export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, waits: Pick<HostWaits, "aptLockSec"> = DEFAULT_HOST_WAITS): string {
     if (!RELEASE_ID.test(spec.id)) throw new Error(`not a release id: ${spec.id}`);
-    const wheelCases = Object.entries(UV_WHEELS).map(([arch, w]) => `    ${arch}) url=${q(w.url)}; sum=${q(w.sha256)} ;;`);
     const lines = [
         ...DETACHED_PRELUDE,
         // What a release holds is not secret, and the service must be able to read it (never write it).
@@ -69,9 +57,8 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): st
         `REQUIRE_HASHES=${spec.requireHashes ? "1" : "0"}`,
         `ENV_LINK_NAME=${q(spec.envLinkName ?? "")}`,
         `ENV_STORE=${q(spec.envStore ?? "")}`,
-        `TOOLS=${q(TOOLS_DIR)}`,
         `CACHE=${q(CACHE_DIR)}`,
-        `UV_VERSION=${q(UV_VERSION)}`,
+        `UV_SOURCE=${q(spec.uvSource ?? "host")}`,
         'REL="$RELEASES/$ID"',
         // Builds and reuses also go to the host's journal (tag amarktai-infra), so an operator can see which releases ran an installer.
         'note() { log "$*"; logger -t amarktai-infra -- "$*" 2>/dev/null || true; }',
@@ -107,49 +94,48 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string): st
         'rm -f "$REL/.archive.tar"',
         'if [ -n "$ENV_LINK_NAME" ]; then install -d -m 0755 "$(dirname "$REL/app/$ENV_LINK_NAME")"; ln -sfnT "$ENV_STORE" "$REL/app/$ENV_LINK_NAME"; fi',
         'hashes=(); if [ "$REQUIRE_HASHES" = 1 ]; then hashes=(--require-hashes); fi',
-        // The pinned uv: fetched once per host, checked against its pinned SHA-256, kept root-only to write.
-        "uv_bin() {",
-        "  local url sum arch dir tmp",
-        "  arch=$(uname -m)",
-        '  case "$arch" in',
-        ...wheelCases,
-        "    *) return 1 ;;",
-        "  esac",
-        '  dir="$TOOLS/uv-$UV_VERSION-$arch"',
-        '  if [ -x "$dir/uv" ]; then printf \'%s\\n\' "$dir/uv"; return 0; fi',
-        '  install -d -m 0755 "$TOOLS"',
-        '  tmp=$(mktemp -d "$TOOLS/.uv.XXXXXX")',
-        `  if ! python3 -c ${quoteScript(FETCH_UV_PY)} "$url" "$sum" "$tmp/uv" >&2; then rm -rf -- "$tmp"; return 1; fi`,
-        '  chmod 0755 "$tmp"; rm -rf -- "$dir"; mv -T "$tmp" "$dir"',
-        '  printf \'%s\\n\' "$dir/uv"',
-        "}",
+        ...packageIndexLines(spec),
+        ...installerLines(),
+        'INSTALL_LOG="$REL/.installer.log"',
+        // Before anything is installed (and before falling back from uv to pip): an index this host cannot reach fails now, not after the installers' retries.
+        'check_package_indexes "$REL/requirements.txt"',
+        // The pinned uv: downloaded once per host (or sent by the deployer), checked against its pinned SHA-256, kept root-only to write.
+        ...uvPinLines(spec),
+        ...uvPlaceLines(),
         'uv=""',
-        'if [ "$INSTALLER" = uv ]; then uv=$(uv_bin) || { log "cannot fetch uv $UV_VERSION for $(uname -m): falling back to python3 -m venv + pip"; uv=""; }; fi',
+        'if [ "$INSTALLER" = uv ]; then',
+        '  if [ -z "$UV_SUM" ]; then log "no uv is pinned for $ARCH: falling back to python3 -m venv + pip"',
+        '  elif uv_present; then uv="$UV_DIR/uv"',
+        '  elif [ "$UV_SOURCE" = deployer ]; then log "uv $UV_VERSION is not on this host (releases.uvSource: deployer sends it before the build): falling back to python3 -m venv + pip"',
+        '  elif uv_place "$UV_URL" "downloaded by this host from $UV_URL"; then uv="$UV_DIR/uv"; note "uv $UV_VERSION for $ARCH: downloaded by this host from $UV_URL"',
+        '  else log "cannot fetch uv $UV_VERSION for $ARCH ($uv_problem): falling back to python3 -m venv + pip; set releases.uvMirror, or releases.uvSource: deployer, when this host cannot reach it"',
+        "  fi",
+        "fi",
         'if [ -n "$uv" ]; then',
-        '  log "building release $ID with uv $UV_VERSION"',
+        '  uv_origin=$(head -n 1 "$UV_DIR/origin" 2>/dev/null || true)',
+        '  note "building release $ID with uv $UV_VERSION (${uv_origin:-already on this host})"',
         // The system CA store, as pip uses (a proxy or a private index with its own CA works the same way).
         "  export UV_PYTHON_DOWNLOADS=never UV_NATIVE_TLS=1 UV_CACHE_DIR=\"$CACHE/uv\"",
         '  install -d -m 0700 "$CACHE"',
-        '  "$uv" venv --quiet --python "$(command -v python3)" "$REL/venv"',
-        '  "$uv" pip install --quiet --python "$REL/venv/bin/python" --compile-bytecode "${hashes[@]}" -r "$REL/requirements.txt"',
+        '  run_installer "uv venv" "$uv" venv --quiet --python "$(command -v python3)" "$REL/venv"',
+        '  run_installer "uv pip install" "$uv" pip install --quiet --python "$REL/venv/bin/python" --compile-bytecode "${UV_INDEX_ARGS[@]}" "${hashes[@]}" -r "$REL/requirements.txt"',
         "else",
         "  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then",
         '    log "installing python3-venv"',
-        "    export DEBIAN_FRONTEND=noninteractive",
-        "    apt-get update -q >/dev/null",
-        "    apt-get install -y -q --no-install-recommends python3-venv >/dev/null",
+        ...aptGetLines([{ op: "update" }, { op: "install", packages: ["python3-venv"] }], waits.aptLockSec).map((l) => `    ${l}`),
         "  fi",
         '  log "building release $ID with python3 -m venv + pip"',
-        '  python3 -m venv "$REL/venv"',
-        '  env HOME=/root PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$REL/venv/bin/pip" install -q --root-user-action=ignore "${hashes[@]}" -r "$REL/requirements.txt"',
+        '  run_installer "python3 -m venv" python3 -m venv "$REL/venv"',
+        '  run_installer "pip install" env HOME=/root PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$REL/venv/bin/pip" install -q --root-user-action=ignore "${PIP_INDEX_ARGS[@]}" "${hashes[@]}" -r "$REL/requirements.txt"',
         "fi",
+        'rm -f "$INSTALL_LOG"',
         // The service cannot write here, so compile the app's bytecode now rather than on every start.
         'if [ -d "$REL/app" ]; then "$REL/venv/bin/python" -m compileall -q "$REL/app" >/dev/null 2>&1 || true; fi',
         'chmod 0755 "$REL"',
         `list_installed "$REL" > "$REL/${RELEASE_INSTALLED_FILE}"`,
         'printf \'%s\\n\' "$ID" > "$REL/.complete"',
         'if [ -n "$broken" ]; then rm -rf -- "$aside_dir"; fi',
-        'note "release $ID built in $(( $(date +%s) - START ))s with $(if [ -n "$uv" ]; then echo "uv $UV_VERSION"; else echo pip; fi))"',
+        'note "release $ID built in $(( $(date +%s) - START ))s with $(if [ -n "$uv" ]; then echo "uv $UV_VERSION (${uv_origin:-already on this host})"; else echo pip; fi)"',
     ];
     return lines.join("\n") + "\n";
 }

@@ -17,6 +17,14 @@ export interface PinnedWheel {
     readonly sha256: string;
 }
 
+/** PyPI's package index (the Simple API), which the installers use when no `releases.indexUrl` is set. */
+export const PYPI_INDEX_URL = "https://pypi.org/simple";
+/** PyPI's file server: the pinned uv wheels live below it (a `releases.uvMirror` serves the same paths). */
+export const PYPI_FILES_URL = "https://files.pythonhosted.org";
+
+/** Where the pinned `uv` comes from: downloaded by the host itself, or by the machine running Pulumi and sent over SSH. */
+export type UvSource = "host" | "deployer";
+
 /** The pinned `uv` wheel from PyPI, per machine architecture (`uname -m`). */
 export const UV_VERSION = "0.9.5";
 export const UV_WHEELS: Readonly<Record<string, PinnedWheel>> = {
@@ -29,6 +37,16 @@ export const UV_WHEELS: Readonly<Record<string, PinnedWheel>> = {
         sha256: "48a3542835d37882ff57d1ff91b757085525d98756712fa61cf9941d3dda8ebf",
     },
 };
+
+/**
+ * Where `wheel` is downloaded from: its pinned URL, or the same path below
+ * `mirror` (a base URL serving PyPI's files, like `https://files.pythonhosted.org`).
+ */
+export function uvWheelUrl(wheel: PinnedWheel, mirror?: string): string {
+    if (mirror === undefined) return wheel.url;
+    if (!wheel.url.startsWith(`${PYPI_FILES_URL}/`)) throw new Error(`the pinned uv wheel ${wheel.url} is not on ${PYPI_FILES_URL}, so a mirror of it has no path`);
+    return `${mirror.replace(/\/+$/, "")}${wheel.url.slice(PYPI_FILES_URL.length)}`;
+}
 
 /** Where releases live on a host and which fixed paths point into the current one. */
 export interface ReleaseLayout {
@@ -53,6 +71,16 @@ export interface ReleaseSpec extends ReleaseLayout {
     readonly envLinkName?: string;
     /** Where the `.env` really lives when the working directory is a release (root-owned, outside every release). */
     readonly envStore?: string;
+    /** The package index requirements are installed from (`--index-url`); absent: PyPI. */
+    readonly indexUrl?: string;
+    /** More package indexes (`--extra-index-url`), in order; absent when there are none. */
+    readonly extraIndexUrls?: readonly string[];
+    /** Index hosts trusted without valid HTTPS (pip `--trusted-host`, uv `--allow-insecure-host`); absent when there are none. */
+    readonly trustedHosts?: readonly string[];
+    /** `deployer` when the pinned uv is sent from the machine running Pulumi; absent: the host downloads it. */
+    readonly uvSource?: UvSource;
+    /** A base URL serving PyPI's files, used instead of {@link PYPI_FILES_URL} to download the pinned uv. */
+    readonly uvMirror?: string;
 }
 
 /** A release id: 16 lowercase hex digits. */

@@ -50,14 +50,15 @@ function managed(path: string, mode: string, owner: string, group: string, effec
 /**
  * The host preparation for the config: the user and the notes' directories
  * with their owners and modes, and the root-owned releases directory. The
- * venv is a release's (see `release.ts`): `paths.venv` is a link. With
- * `app.sourceDir` the working directory is a link into the current release
- * too, so its parent (`paths.app`) belongs to root: the service can neither
- * change its code nor redirect the link.
+ * venv is a release's (see `release.ts`): `paths.venv` is a link. When the
+ * app's files are part of releases (`app.sourceDir` or `appFiles`: the
+ * release has an `appLink`) the working directory is a link into the current
+ * release too, so its parent (`paths.app`) belongs to root: the service can
+ * neither change its code nor redirect the link.
  */
-export function planPrepare(config: ServiceConfig): PrepareSpec {
+export function planPrepare(config: ServiceConfig, release: Pick<PlannedRelease, "spec">): PrepareSpec {
     const dir = (key: keyof ServiceConfig["paths"], mode: string, owner = config.user, group = config.group) => ({ key: `paths.${key}`, path: config.paths[key], owner, group, mode });
-    const app = config.app.sourceDir !== undefined ? [dir("app", "0755", "root", "root")] : [dir("app", "0755"), dir("workingDirectory", "0755")];
+    const app = release.spec.appLink !== undefined ? [dir("app", "0755", "root", "root")] : [dir("app", "0755"), dir("workingDirectory", "0755")];
     return {
         serviceName: config.serviceName,
         allowExistingUser: config.allowExistingUser,
@@ -85,12 +86,12 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
     }
     // Readable by the service's group only, never by others; root owns it, in a root-owned directory outside everything the
     // service can write, so the service can read its secrets but never replace the file (the notes' path links to it:
-    // with app.sourceDir, through a link each release carries).
+    // with the app's files in releases, through a link each release carries).
     const envFile = managed(envStorePath(config.serviceName), "0640", "root", config.group, "restart");
     files.push({ label: "env", file: envFile });
     const release = planRelease(config, appFiles, envStorePath(config.serviceName));
     const purge: PurgeSpec | undefined = config.purgeOnDestroy
-        ? { paths: [envStorePath(config.serviceName), config.paths.app, config.paths.venv, config.paths.logs, config.paths.releases], envLink: config.paths.envFile, releaseLinks: [config.paths.venv, ...(config.app.sourceDir !== undefined ? [config.paths.workingDirectory] : [])], user: config.user, group: config.group }
+        ? { paths: [envStorePath(config.serviceName), config.paths.app, config.paths.venv, config.paths.logs, config.paths.releases], envLink: config.paths.envFile, releaseLinks: [config.paths.venv, ...(release.spec.appLink !== undefined ? [config.paths.workingDirectory] : [])], user: config.user, group: config.group }
         : undefined;
     return {
         serviceName: config.serviceName,
@@ -106,7 +107,7 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
                 target: envStorePath(config.serviceName),
             },
         ],
-        prepare: planPrepare(config),
+        prepare: planPrepare(config, release),
         release,
         ...(purge ? { purge } : {}),
         healthUrl: healthUrl(config),

@@ -5,8 +5,8 @@
  */
 import { ServiceConfig } from "../config";
 import { ConfigError } from "../config";
-import { ReleaseSpec, sha256 } from "../model";
-import { AppSourceFile } from "./app-source";
+import { PYPI_INDEX_URL, ReleaseSpec, sha256 } from "../model";
+import { AppSourceFile, SAFE_RELATIVE_PATH } from "./app-source";
 
 /** Bumped when the way a release is built changes, so hosts build afresh. */
 const BUILD_FORMAT = 1;
@@ -19,6 +19,12 @@ export interface ReleasePreview {
     readonly executables: string[];
     /** The requirements the venv is built from, one per line. */
     readonly requirements: string;
+    /**
+     * The bytes (base64) of each app file whose preview is not its exact text (a binary): with
+     * {@link files}, {@link executables} and {@link requirements} they are the whole release, so the
+     * provider rebuilds the archive from what it was given, never from the disk.
+     */
+    readonly blobs: Record<string, string>;
 }
 
 /** One file of the release archive. */
@@ -58,6 +64,22 @@ export function pinsHashes(requirements: string): boolean {
     return /(^|\s)--(hash=|require-hashes)/m.test(requirements);
 }
 
+/**
+ * The release's archive entries rebuilt from its preview (what a provider is
+ * given): each file's text, or its bytes from `blobs`; mode 0755 for the
+ * executables. The same entries, in the same order, as the plan made.
+ */
+export function entriesOfPreview(preview: Pick<ReleasePreview, "files" | "executables" | "requirements"> & { readonly blobs?: Record<string, string> }): ReleaseArchiveEntry[] {
+    const executables = new Set(preview.executables);
+    const files: AppSourceFile[] = Object.keys(preview.files)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+        .map((rel) => {
+            const blob = preview.blobs?.[rel];
+            return { relativePath: rel, content: blob !== undefined ? Buffer.from(blob, "base64") : Buffer.from(preview.files[rel]!, "utf8"), mode: executables.has(rel) ? "0755" : "0644" };
+        });
+    return releaseEntries(preview.requirements, files);
+}
+
 /** The archive's entries, in order: `requirements.txt`, then `app/<path>` for each app file. */
 export function releaseEntries(requirements: string, appFiles: readonly AppSourceFile[]): ReleaseArchiveEntry[] {
     return [
@@ -66,17 +88,62 @@ export function releaseEntries(requirements: string, appFiles: readonly AppSourc
     ];
 }
 
+/** The modes an app file may have in a release. */
+const APP_FILE_MODES = ["0644", "0755"] as const;
+
+/** The app's files in path order, each checked: a safe relative path, used once, mode 0644 or 0755. */
+export function checkedAppFiles(appFiles: readonly AppSourceFile[]): AppSourceFile[] {
+    const problems: string[] = [];
+    const seen = new Set<string>();
+    appFiles.forEach((f, i) => {
+        if (!SAFE_RELATIVE_PATH.test(f.relativePath)) problems.push(`appFiles[${i}].relativePath: ${JSON.stringify(f.relativePath)} must be a relative path of letters, digits and . _ @ + - separated by /, without '..'`);
+        else if (f.relativePath.split("/").includes("..")) problems.push(`appFiles[${i}].relativePath: ${JSON.stringify(f.relativePath)} must not contain '..'`);
+        if (seen.has(f.relativePath)) problems.push(`appFiles[${i}].relativePath: ${f.relativePath} is listed twice`);
+        seen.add(f.relativePath);
+        if (f.mode !== undefined && !(APP_FILE_MODES as readonly string[]).includes(f.mode)) problems.push(`appFiles[${i}].mode: ${JSON.stringify(f.mode)} must be "0644" or "0755" (executable)`);
+    });
+    if (problems.length > 0) throw new ConfigError(problems);
+    return [...appFiles].sort((a, b) => (a.relativePath < b.relativePath ? -1 : a.relativePath > b.relativePath ? 1 : 0));
+}
+
+/** The index settings of a release, only those that are set (so a stack that sets none plans the same spec as before they existed). */
+type PackageIndexSettings = Pick<ReleaseSpec, "indexUrl" | "extraIndexUrls" | "trustedHosts">;
+
+/** The release's package index settings from `config.releases`. */
+function packageIndexOf(config: ServiceConfig): PackageIndexSettings {
+    const r = config.releases;
+    return {
+        ...(r.indexUrl !== undefined ? { indexUrl: r.indexUrl } : {}),
+        ...(r.extraIndexUrls.length > 0 ? { extraIndexUrls: [...r.extraIndexUrls] } : {}),
+        ...(r.trustedHosts.length > 0 ? { trustedHosts: [...r.trustedHosts] } : {}),
+    };
+}
+
 /**
- * Plans the release for `config`: with `app.sourceDir`, the app's files (and
- * `app.requirementsFile` from among them) and a working directory that links
- * into the release; without it, only the venv.
+ * What the index settings add to a release's identity: nothing when none is
+ * set (ids planned before these settings existed stay the same); the index
+ * URLs, in order, when one is set, since another index may resolve other
+ * packages for the same requirements. Trusted hosts and where uv comes from
+ * change how packages are fetched, not which ones, so they are not part of it.
  */
-export function planRelease(config: ServiceConfig, appFiles: readonly AppSourceFile[], envStore: string | undefined): PlannedRelease {
-    const withApp = config.app.sourceDir !== undefined;
+function indexIdentity(index: PackageIndexSettings): string {
+    if (index.indexUrl === undefined && index.extraIndexUrls === undefined) return "";
+    return `index ${index.indexUrl ?? PYPI_INDEX_URL}\n${(index.extraIndexUrls ?? []).map((u) => `extra-index ${u}\n`).join("")}`;
+}
+
+/**
+ * Plans the release for `config`: with app files (from `app.sourceDir`, or
+ * given in code as `appFiles`), the app's files (and `app.requirementsFile`
+ * from among them) and a working directory that links into the release;
+ * without any, only the venv.
+ */
+export function planRelease(config: ServiceConfig, givenAppFiles: readonly AppSourceFile[], envStore: string | undefined): PlannedRelease {
+    const appFiles = checkedAppFiles(givenAppFiles);
+    const withApp = config.app.sourceDir !== undefined || appFiles.length > 0;
     let requirements = config.app.requirements.join("\n") + "\n";
     if (config.app.requirementsFile !== undefined) {
         const file = appFiles.find((f) => f.relativePath === config.app.requirementsFile);
-        if (!file) throw new ConfigError([`app.requirementsFile: ${config.app.requirementsFile} is not a file in app.sourceDir (${config.app.sourceDir})`]);
+        if (!file) throw new ConfigError([`app.requirementsFile: ${config.app.requirementsFile} is not one of the app's files (${config.app.sourceDir ?? "appFiles"})`]);
         const text = textOf(appFileBytes(file));
         if (text === undefined) throw new ConfigError([`app.requirementsFile: ${config.app.requirementsFile} is not UTF-8 text`]);
         requirements = text.endsWith("\n") ? text : `${text}\n`;
@@ -88,13 +155,16 @@ export function planRelease(config: ServiceConfig, appFiles: readonly AppSourceF
     const entries = releaseEntries(requirements, withApp ? appFiles : []);
     const files: Record<string, string> = {};
     const executables: string[] = [];
+    const blobs: Record<string, string> = {};
     for (const e of entries.slice(1)) {
         const rel = e.path.slice("app/".length);
         files[rel] = previewOf(e.content);
+        if (files[rel] !== textOf(e.content)) blobs[rel] = e.content.toString("base64");
         if (e.mode === "0755") executables.push(rel);
     }
     const manifest = entries.map((e) => `${e.mode} ${sha256(e.content)} ${e.path}`).join("\n");
-    const id = sha256(`amarktai-infra release ${BUILD_FORMAT}\n${config.releases.installer}\n${withApp ? "app" : "venv-only"}\n${envLinkName ?? ""}\n${manifest}\n`).slice(0, 16);
+    const index = packageIndexOf(config);
+    const id = sha256(`amarktai-infra release ${BUILD_FORMAT}\n${config.releases.installer}\n${withApp ? "app" : "venv-only"}\n${envLinkName ?? ""}\n${manifest}\n${indexIdentity(index)}`).slice(0, 16);
     const spec: ReleaseSpec = {
         id,
         releasesDir: config.paths.releases,
@@ -104,6 +174,9 @@ export function planRelease(config: ServiceConfig, appFiles: readonly AppSourceF
         installer: config.releases.installer,
         requireHashes: pinsHashes(requirements),
         ...(envLinkName !== undefined && envStore !== undefined ? { envLinkName, envStore } : {}),
+        ...index,
+        ...(config.releases.uvSource === "deployer" ? { uvSource: "deployer" as const } : {}),
+        ...(config.releases.uvMirror !== undefined ? { uvMirror: config.releases.uvMirror } : {}),
     };
-    return { spec, preview: { files, executables, requirements }, entries };
+    return { spec, preview: { files, executables, requirements, blobs }, entries };
 }

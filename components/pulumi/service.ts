@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ConfigError, HostConfig, ServiceConfig, hostSchema } from "../config";
-import { hostKeyFingerprint, hostName, sha256 } from "../model";
+import { HostWaits, hostKeyFingerprint, hostName, sha256 } from "../model";
 import { AppSourceFile, envFileText, envFileView, planService } from "../plan";
 import { AppRelease, HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
 import { tarArchive } from "../host";
@@ -114,7 +114,7 @@ function checkedHostValue<T extends string | number>(index: number, key: keyof H
 }
 
 /** The SSH connection inputs of one host, validated; the private key is always a secret. */
-function connectionOf(host: HostTarget, index: number, defaultKey: pulumi.Input<string> | undefined) {
+function connectionOf(host: HostTarget, index: number, defaultKey: pulumi.Input<string> | undefined, waits: HostWaits) {
     const key = host.privateKey ?? defaultKey;
     if (key === undefined) throw new ConfigError([`amarktai-infra:hosts[${index}]: no SSH private key (set the service's sshPrivateKey or the host's privateKey)`]);
     const shape = hostSchema.shape;
@@ -124,6 +124,7 @@ function connectionOf(host: HostTarget, index: number, defaultKey: pulumi.Input<
         user: checkedHostValue(index, "user", host.user ?? "ubuntu", shape.user.unwrap()),
         hostKey: checkedHostValue(index, "hostKey", host.hostKey, shape.hostKey),
         privateKey: pulumi.secret(pulumi.output(key)),
+        waits,
     };
 }
 
@@ -154,7 +155,7 @@ export class SystemdService extends pulumi.ComponentResource {
         const plan = planService(config, args.appFiles);
         this.unitText = plan.systemd.unit.text;
 
-        const connections = hosts.map((host, index) => connectionOf(host, index, args.sshPrivateKey));
+        const connections = hosts.map((host, index) => connectionOf(host, index, args.sshPrivateKey, config.timeouts));
         const connectionOfIndex = (index: number) => connections[index]!;
         const naming = hosts.map((host) => hostResourceNaming(name, host));
         // Who owns the service on each host: recorded there by the activation, checked by every delete.
@@ -226,6 +227,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     files: release.preview.files,
                     executables: release.preview.executables,
                     requirements: release.preview.requirements,
+                    ...(Object.keys(release.preview.blobs).length > 0 ? { blobs: release.preview.blobs } : {}),
                 },
                 { parent: this, dependsOn: [prepare] },
             );

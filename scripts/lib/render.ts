@@ -108,7 +108,8 @@ function main(argv: readonly string[]): void {
     process.chdir(projectDir);
     const appFiles = config.app.sourceDir ? readAppSource(config.app.sourceDir) : [];
     const files = renderHostFiles(config, Object.keys(secrets.secretEnv), appFiles);
-    const plan = planText(stack, config, planPrepare(config), planRelease(config, appFiles, envStorePath(config.serviceName)), files, notes);
+    const release = planRelease(config, appFiles, envStorePath(config.serviceName));
+    const plan = planText(stack, config, planPrepare(config, release), release, files, notes);
 
     fs.rmSync(out, { recursive: true, force: true });
     fs.mkdirSync(out, { recursive: true });

@@ -182,3 +182,43 @@ test("switching back to the previous config reuses the kept release without runn
     assert.equal(hostCounters(vm).starts - before.starts, 1, "one restart for the switch");
     assert.ok(releasesOnDisk().length <= 3, `more releases than releases.keep: ${releasesOnDisk().join(" ")}`);
 });
+
+test("a package index the host cannot reach fails up in seconds, naming the index first; the running release keeps answering", { timeout: 10 * MINUTE }, async () => {
+    const live = current();
+    const index = "http://127.0.0.1:9/simple";
+    // A new index is a new release (it may resolve other packages), so the build runs and checks it first.
+    await stack.setConfig({ app: { sourceDir: appRel, requirements: WITH_SIX }, releases: { indexUrl: index } });
+    try {
+        const r = await stack.up();
+        console.error(`    up with an unreachable index took ${r.seconds.toFixed(1)}s`);
+        assert.notEqual(r.code, 0, "up should fail");
+        const out = `${r.stdout}\n${r.stderr}`;
+        const firstError = out.split("\n").find((l) => /error:/.test(l)) ?? "";
+        assert.match(firstError, /cannot reach the package index http:\/\/127\.0\.0\.1:9\/simple from this host \(Connection refused\): set releases\.indexUrl to an index this host can reach/, out);
+        assert.doesNotMatch(out, /Traceback|building release [0-9a-f]{16} with/, "nothing was installed");
+        // Before: the installers' retries made this take minutes; the check answers at once (the rest is the up's own cost).
+        assert.ok(r.seconds < 120, `took ${r.seconds}s`);
+    } finally {
+        await stack.setConfig({ releases: {} });
+    }
+    assert.equal(health(), "200");
+    assert.equal(current(), live);
+});
+
+test("with releases.uvSource: deployer, a host without uv gets it over SSH from the machine running Pulumi and never downloads it", { timeout: 15 * MINUTE }, async () => {
+    const live = current();
+    vmRun(vm, "rm -rf /var/lib/amarktai-infra/tools", { root: true });
+    const since = vmRun(vm, "date '+%Y-%m-%d %H:%M:%S'").trim();
+    // A new app file makes a new release, so the build runs and needs uv.
+    fs.writeFileSync(path.join(appDir, "deployer.py"), "SENT = True\n");
+    await stack.setConfig({ app: { sourceDir: appRel, requirements: WITH_SIX }, releases: { uvSource: "deployer" } });
+    const r = await up();
+    console.error(`    up sending uv from the deployer took ${r.seconds.toFixed(1)}s`);
+    assert.equal(health(), "200");
+    assert.notEqual(current(), live);
+    const journal = vmRun(vm, `journalctl -q --no-pager -o cat -t amarktai-infra --since '${since}'`, { root: true });
+    assert.match(journal, /uv 0\.9\.5 for \S+: installed from the wheel the deployer sent \(this host downloaded nothing\)/, journal);
+    assert.match(journal, /release [0-9a-f]{16} built in \d+s with uv 0\.9\.5 \(sent by the deployer\)/, journal);
+    assert.doesNotMatch(journal, /downloaded by this host/, journal);
+    assert.equal(vmRun(vm, "cat /var/lib/amarktai-infra/tools/uv-0.9.5-*/origin", { root: true }), "sent by the deployer\n");
+});

@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { tarArchive } from "../../components/host";
 import { ConfigError } from "../../components/config";
-import { APP_IGNORED, planRelease, previewOf, readAppSource } from "../../components/plan";
+import { APP_IGNORED, entriesOfPreview, planRelease, previewOf, readAppSource } from "../../components/plan";
 import { testConfig } from "../support/config";
 
 /** A project directory with an app folder inside, removed after the test. */
@@ -101,5 +101,51 @@ test("requirements come from app.requirementsFile when set; hash pins turn on --
     assert.equal(planned.preview.requirements, reqs);
     assert.equal(planned.spec.requireHashes, true);
     assert.equal(planRelease(testConfig({ app: { sourceDir: "demo-app" } }), [], undefined).spec.requireHashes, false);
-    assert.match(problems(() => planRelease(config, [], undefined))[0]!, /^app\.requirementsFile: requirements\.txt is not a file in app\.sourceDir/);
+    assert.match(problems(() => planRelease(config, [], undefined))[0]!, /^app\.requirementsFile: requirements\.txt is not one of the app.s files \(demo-app\)/);
+});
+
+test("app files given in code (appFiles, no app.sourceDir) make a release with the app and a working directory linked into it", () => {
+    const planned = planRelease(testConfig({}), [{ relativePath: "orders/main.py", content: "app = 1\n" }], "/etc/amarktai-infra/amarktai-api/env");
+    assert.equal(planned.spec.appLink, "/var/amarktai/app/backend");
+    assert.deepEqual(planned.preview.files, { "orders/main.py": "app = 1\n" });
+    assert.deepEqual(planned.entries.map((e) => e.path), ["requirements.txt", "app/orders/main.py"]);
+    const venvOnly = planRelease(testConfig({}), [], undefined);
+    assert.equal(venvOnly.spec.appLink, undefined, "no files: a venv-only release, as before");
+});
+
+test("the archive rebuilt from what the provider is given (text, binary bytes, modes) is byte for byte the planned one, whatever order the files came in", () => {
+    const binary = Buffer.from([0, 1, 2, 255, 254]);
+    const planned = planRelease(
+        testConfig({}),
+        [
+            { relativePath: "z/tool.sh", content: "#!/bin/sh\necho hi\n", mode: "0755" },
+            { relativePath: "assets/blob.bin", content: binary },
+            { relativePath: "a.py", content: "binary, 5 bytes, sha256 0000000000000000\n" },
+        ],
+        undefined,
+    );
+    assert.deepEqual(Object.keys(planned.preview.blobs), ["assets/blob.bin"], "only the binary travels as bytes; text is in the preview already");
+    assert.deepEqual(planned.entries.map((e) => e.path), ["requirements.txt", "app/a.py", "app/assets/blob.bin", "app/z/tool.sh"], "sorted by path");
+    const rebuilt = entriesOfPreview(planned.preview);
+    assert.deepEqual(tarArchive(rebuilt), tarArchive(planned.entries));
+});
+
+test("bad appFiles are refused naming the entry: unsafe path, '..', a path listed twice, a mode other than 0644/0755", () => {
+    const p = problems(() =>
+        planRelease(
+            testConfig({}),
+            [
+                { relativePath: "../etc/passwd", content: "x" },
+                { relativePath: "a b.py", content: "x" },
+                { relativePath: "ok.py", content: "x" },
+                { relativePath: "ok.py", content: "y" },
+                { relativePath: "run.sh", content: "x", mode: "4755" },
+            ],
+            undefined,
+        ),
+    );
+    assert.match(p.join("\n"), /^appFiles\[0\]\.relativePath: "\.\.\/etc\/passwd"/m);
+    assert.match(p.join("\n"), /^appFiles\[1\]\.relativePath: "a b\.py"/m);
+    assert.match(p.join("\n"), /^appFiles\[3\]\.relativePath: ok\.py is listed twice/m);
+    assert.match(p.join("\n"), /^appFiles\[4\]\.mode: "4755" must be "0644" or "0755"/m);
 });

@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import { renderHostFiles } from "../../components/plan";
 import { testConfig } from "../support/config";
 
-test("render lists every file the stack puts on a host, with mode and owner", () => {
+test("render lists every file the stack puts on a host, the app's in path order, with mode and owner", () => {
     const files = renderHostFiles(testConfig({ app: { sourceDir: "demo-app" }, overrides: { workers: { workers: 4 } }, journald: { systemMaxUse: "1G" } }), [], [
         { relativePath: "server.py", content: "app = 1\n" },
         { relativePath: "bin/run", content: Buffer.from([0x23, 0x21, 0xff, 0x00]), mode: "0755" },
@@ -15,8 +15,8 @@ test("render lists every file the stack puts on a host, with mode and owner", ()
             "0644 root:root /etc/systemd/system/amarktai-api.service.d/10-workers.conf",
             "0644 root:root /etc/systemd/journald.conf.d/60-amarktai-infra.conf",
             "0640 root:amarktai /etc/amarktai-infra/amarktai-api/env",
-            "0644 root:root /var/amarktai/app/backend/server.py",
             "0755 root:root /var/amarktai/app/backend/bin/run",
+            "0644 root:root /var/amarktai/app/backend/server.py",
         ],
     );
     const binary = files.find((f) => f.path.endsWith("/bin/run"))!;

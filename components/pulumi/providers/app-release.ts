@@ -1,17 +1,18 @@
 /** The AppRelease provider: builds a release (the app's files + a venv) on the host beside the live one. */
-import { LiveRelease, buildReleaseScript, detachedScript, tarArchive } from "../../host";
-import { ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint, sha256 } from "../../model";
-import { readAppSource, releaseEntries } from "../../plan";
-import { SshConnection, runAsRoot } from "../../transport";
+import { LiveRelease, buildReleaseScript, detachedScript, leadWithScriptError, tarArchive } from "../../host";
+import { DEFAULT_HOST_WAITS, ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint, sha256 } from "../../model";
+import { entriesOfPreview } from "../../plan";
+import { RemoteCommandError, SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { readHost } from "./host-read";
+import { sendUvToHost } from "./uv-deployer";
 
 /** Inputs of an AppRelease resource. */
 export interface AppReleaseInputs {
     connection: SshConnection;
     service: string;
     release: ReleaseSpec;
-    /** The app's directory (absolute), read again when the release is built; absent for a venv-only release. */
+    /** Where the app's files came from (informational; the build uses the bytes below, never the disk). */
     sourceDir?: string;
     /** SHA-256 of the release archive as the program planned it: the build refuses files that changed since. */
     archiveSha256: string;
@@ -21,14 +22,18 @@ export interface AppReleaseInputs {
     executables: string[];
     /** The requirements the venv is built from (installed exactly as shown). */
     requirements: string;
+    /** The bytes (base64) of the app files that `files` shows by size and hash (binaries); absent when there are none. */
+    blobs?: Record<string, string>;
 }
 
-/** The release archive, built from the app's directory as it is now; fails if it differs from what was planned. */
-export function releaseArchive(inputs: Pick<AppReleaseInputs, "sourceDir" | "archiveSha256" | "requirements">): Buffer {
-    const appFiles = inputs.sourceDir ? readAppSource(inputs.sourceDir, inputs.sourceDir) : [];
-    const archive = tarArchive(releaseEntries(inputs.requirements, appFiles));
+/**
+ * The release archive, rebuilt from the files the program planned (their text, or their bytes from
+ * `blobs`), so what is deployed is exactly what the preview showed; checked against `archiveSha256`.
+ */
+export function releaseArchive(inputs: Pick<AppReleaseInputs, "archiveSha256" | "requirements" | "files" | "executables" | "blobs">): Buffer {
+    const archive = tarArchive(entriesOfPreview(inputs));
     if (sha256(archive) !== inputs.archiveSha256) {
-        throw new Error(`the app's files in ${inputs.sourceDir} changed while pulumi was running; run pulumi up again`);
+        throw new Error(`the release archive rebuilt from the planned files does not match its planned SHA-256 (state written by another version of the library?); run pulumi up again`);
     }
     return archive;
 }
@@ -54,14 +59,24 @@ export function releaseDriftOf(live: LiveRelease | undefined): string {
 }
 
 /** What an AppRelease's diff compares. */
-const COMPARED = ["connection", "release", "archiveSha256", "files", "executables", "requirements"] as const;
+const COMPARED = ["connection", "release", "archiveSha256", "files", "executables", "requirements", "blobs"] as const;
 
 async function build(inputs: AppReleaseInputs): Promise<AppReleaseOutputs> {
     const archive = releaseArchive(inputs);
-    await runAsRoot(inputs.connection, detachedScript(`build release ${inputs.release.id} of ${inputs.service}`, buildReleaseScript(inputs.release, inputs.archiveSha256)), {
-        stdin: archive,
-        what: `building release ${inputs.release.id}`,
-    });
+    const release = inputs.release;
+    // The host never downloads uv then: it comes from this machine over the SSH session.
+    if (release.installer === "uv" && release.uvSource === "deployer") await sendUvToHost(inputs.connection, release.uvMirror !== undefined ? { mirror: release.uvMirror } : {});
+    try {
+        await runAsRoot(inputs.connection, detachedScript(`build release ${release.id} of ${inputs.service}`, buildReleaseScript(release, inputs.archiveSha256, inputs.connection.waits ?? DEFAULT_HOST_WAITS)), {
+            stdin: archive,
+            what: `building release ${release.id}`,
+            streamLog: true,
+        });
+    } catch (e) {
+        // The build's own error line (an unreachable index, the installer's actionable line) opens the message, before the output's tail.
+        const message = e instanceof RemoteCommandError ? leadWithScriptError(e.message, e.result.stderr) : undefined;
+        throw message !== undefined && e instanceof Error && message !== e.message ? new Error(message) : e;
+    }
     return { ...inputs, schemaVersion: STATE_SCHEMA_VERSION };
 }
 

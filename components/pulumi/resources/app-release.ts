@@ -8,7 +8,7 @@ export interface AppReleaseArgs extends HostArgs {
     service: pulumi.Input<string>;
     /** The release: id, layout, installer. */
     release: pulumi.Input<ReleaseSpec>;
-    /** The app's directory (absolute), read again when the release is built. */
+    /** Where the app's files came from (informational: the build uses `files` and `blobs`). */
     sourceDir?: pulumi.Input<string>;
     /** SHA-256 of the release archive as planned. */
     archiveSha256: pulumi.Input<string>;
@@ -18,6 +18,8 @@ export interface AppReleaseArgs extends HostArgs {
     executables: pulumi.Input<string[]>;
     /** The requirements, one per line. */
     requirements: pulumi.Input<string>;
+    /** The bytes (base64) of the files `files` shows by size and hash. */
+    blobs?: pulumi.Input<Record<string, string>>;
 }
 
 /** Builds one release (the app's files + a venv from the requirements) on one host, beside the live one; the activation switches to it. */
