@@ -34,6 +34,9 @@ if [ -z "$fast" ]; then
   command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
   command -v slirp4netns >/dev/null || missing+=(slirp4netns)
   command -v socat >/dev/null || missing+=(socat)
+  # The cloud-image-like VMs' NoCloud seed disks (tools/vm/vm.sh start --cloud).
+  command -v mkfs.vfat >/dev/null || missing+=(dosfstools)
+  command -v mcopy >/dev/null || missing+=(mtools)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   amarktai_step "installing ${missing[*]}"
@@ -51,6 +54,8 @@ if [ "${#files[@]}" -eq 0 ]; then
   if [ -z "$fast" ]; then
     amarktai_step "test VM image (built once, then cached)"
     bash tools/vm/build-image.sh
+    amarktai_step "cloud-image-like VM image (built once, then cached)"
+    bash tools/vm/build-cloud-image.sh
     files+=(dist/test/e2e/*.test.js)
   fi
 fi

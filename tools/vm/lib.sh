@@ -32,6 +32,22 @@ VM_QEMU_ARGS_FILE="${VM_IMAGE_DIR}/qemu-args"
 VM_META_FILE="${VM_IMAGE_DIR}/image.env"
 VM_READY_MARKER="${VM_IMAGE_DIR}/.ready"
 
+# The cloud-like target (build-cloud-image.sh, `vm.sh start --cloud`). Derived
+# from base.qcow2, so it lives below the base image's directory: a new base
+# version rebuilds it as well. Bump to force a rebuild of the cloud image alone.
+AMARKTAI_VM_CLOUD_IMAGE_VERSION="cloud-1"
+VM_CLOUD_DIR="${VM_IMAGE_DIR}/${AMARKTAI_VM_CLOUD_IMAGE_VERSION}"
+VM_CLOUD_IMAGE="${VM_CLOUD_DIR}/cloud.qcow2"
+VM_CLOUD_KERNEL="${VM_CLOUD_DIR}/vmlinuz"
+VM_CLOUD_INITRD="${VM_CLOUD_DIR}/initrd.img"
+VM_CLOUD_QEMU_ARGS_FILE="${VM_CLOUD_DIR}/qemu-args"
+VM_CLOUD_META_FILE="${VM_CLOUD_DIR}/image.env"
+VM_CLOUD_READY_MARKER="${VM_CLOUD_DIR}/.ready"
+# The root filesystem is found by label (as on Ubuntu's cloud images): the
+# seed disk is a second virtio disk.
+VM_CLOUD_ROOT_LABEL=cloudimg-rootfs
+VM_CLOUD_KERNEL_CMDLINE="root=LABEL=${VM_CLOUD_ROOT_LABEL} rw console=ttyS0,115200 net.ifnames=1 random.trust_cpu=on"
+
 # Host loopback port range for the SSH forward (below the usual ephemeral range).
 VM_PORT_MIN=20000
 VM_PORT_MAX=29999
@@ -96,7 +112,14 @@ vm_require() {
     done
     ((${#missing[@]} == 0)) && exit 0
     if [[ "${VM_APT_UPDATED}" == 0 ]]; then
-      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >&2
+      # `update` does not wait for the lists lock (DPkg::Lock::Timeout covers dpkg's only):
+      # another apt outside this script may hold it for a while.
+      local try
+      for ((try = 0; ; try++)); do
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >&2 && break
+        ((try < 120)) || vm_die "apt-get update kept failing"
+        sleep 5
+      done
     fi
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >&2
   ) 5>/run/amarktai-infra-apt.lock
@@ -136,6 +159,10 @@ vm_check_name() {
 
 vm_image_ready() {
   [[ -f "${VM_READY_MARKER}" ]]
+}
+
+vm_cloud_image_ready() {
+  [[ -f "${VM_CLOUD_READY_MARKER}" ]]
 }
 
 # "ssh-ed25519 AAAA..." without the comment.
@@ -301,9 +328,42 @@ vm_write_qemu_args() {
   } >"${out}"
 }
 
+# The cloud target's arguments: a cold boot (no snapshot), its own kernel and
+# initrd, and the NoCloud seed disk (@SEED@, read-only) as a second disk.
+vm_write_cloud_qemu_args() {
+  local machine="$1" out="$2"
+  {
+    printf '%s\n' \
+      -name amarktai-cloud-vm \
+      -machine "${machine}" \
+      -accel tcg,thread=multi \
+      -cpu "${VM_CPU_MODEL}" \
+      -smp "${VM_CPUS}" \
+      -m "${VM_MEMORY_MIB}" \
+      -nodefaults \
+      -no-user-config \
+      -display none \
+      -kernel "${VM_CLOUD_KERNEL}" \
+      -initrd "${VM_CLOUD_INITRD}" \
+      -append "${VM_CLOUD_KERNEL_CMDLINE}" \
+      -serial file:@SERIAL@ \
+      -monitor unix:@MONITOR@,server=on,wait=off \
+      -device virtio-net-pci,netdev=n0,addr=0x3,romfile= \
+      -netdev user,id=n0,hostfwd=tcp:127.0.0.1:@PORT@-:22 \
+      -device virtio-blk-pci,drive=disk0,addr=0x4 \
+      -drive file=@DISK@,if=none,id=disk0,format=qcow2,cache=unsafe,discard=unmap \
+      -device virtio-rng-pci,addr=0x5 \
+      -device virtio-blk-pci,drive=seed0,addr=0x6 \
+      -drive file=@SEED@,if=none,id=seed0,format=raw,readonly=on \
+      -pidfile @PIDFILE@ \
+      -daemonize
+  } >"${out}"
+}
+
 # vm_qemu_launch ARGS_FILE RUNDIR DISK PORT [INCOMING_URI]
 # Starts a daemonized QEMU; files in RUNDIR: qemu.pid, monitor.sock,
-# serial.log, qemu.log. Returns non-zero if QEMU failed to start.
+# serial.log, qemu.log (and seed.img, the cloud target's seed disk).
+# Returns non-zero if QEMU failed to start.
 vm_qemu_launch() {
   local args_file="$1" rundir="$2" disk="$3" port="$4" incoming="${5:-}"
   local -a args=()
@@ -314,6 +374,7 @@ vm_qemu_launch() {
     line="${line//@SERIAL@/${rundir}/serial.log}"
     line="${line//@MONITOR@/${rundir}/monitor.sock}"
     line="${line//@PIDFILE@/${rundir}/qemu.pid}"
+    line="${line//@SEED@/${rundir}/seed.img}"
     args+=("${line}")
   done <"${args_file}"
   if [[ -n "${incoming}" ]]; then
@@ -449,7 +510,9 @@ vm_sync_guest() {
 }
 
 # The `ssh` subcommand of vm.sh and ct.sh: TOOL ssh NAME [--root] [-- CMD...].
-# LOCATE NAME must fail unless NAME runs, and set VM_LOC_PORT and VM_LOC_KNOWN_HOSTS.
+# LOCATE NAME must fail unless NAME runs, and set VM_LOC_PORT and VM_LOC_KNOWN_HOSTS
+# (and VM_LOC_ROOT_VIA_SUDO=1 where root has no key of its own: --root then logs in
+# as ubuntu and runs CMD through `sudo -n`, as on a cloud VM).
 # No CMD: an interactive shell; one CMD word: a shell command line; more: each word quoted.
 vm_ssh_command() {
   local tool="$1" locate="$2" name="" user=ubuntu
@@ -465,17 +528,28 @@ vm_ssh_command() {
     esac
   done
   [[ -n "${name}" ]] || vm_die "usage: ${tool} ssh NAME [--root] -- CMD..."
+  VM_LOC_ROOT_VIA_SUDO=0
   "${locate}" "${name}"
   vm_ssh_opts "${VM_LOC_PORT}" "${VM_LOC_KNOWN_HOSTS}"
+  local remote=""
+  if (($# == 1)); then
+    remote="$1"
+  elif (($# > 1)); then
+    remote="$(printf '%q ' "$@")"
+    remote="${remote% }"
+  fi
+  if [[ "${user}" == root && "${VM_LOC_ROOT_VIA_SUDO}" == 1 ]]; then
+    user=ubuntu
+    if (($# == 0)); then
+      exec ssh -t "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" 'sudo -n -i'
+    fi
+    # Single-quoted for whatever POSIX shell the login user has.
+    remote="sudo -n -- bash -c '${remote//\'/\'\\\'\'}'"
+  fi
   if (($# == 0)); then
     exec ssh -t "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1"
-  elif (($# == 1)); then
-    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "$1"
-  else
-    local remote
-    remote="$(printf '%q ' "$@")"
-    exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "${remote% }"
   fi
+  exec ssh "${VM_SSH_OPTS[@]}" "${user}@127.0.0.1" "${remote}"
 }
 
 vm_json_str() {
