@@ -39,6 +39,28 @@ export function startVm(name: string): VmInfo {
     return { name, ...info };
 }
 
+/**
+ * Boots a fresh cloud-image-like VM cold (tools/vm/vm.sh --cloud): cloud-init
+ * creates `ubuntu` with the test key and installs a host key generated here,
+ * and a first-boot stand-in for unattended-upgrades holds apt's locks for
+ * `aptLockSec` once cloud-init has finished. Returns as soon as QEMU runs,
+ * while the guest is still booting.
+ */
+export function startCloudVm(name: string, options: { aptLockSec?: number } = {}): VmInfo {
+    const { createCloudVm } = require("./cloud-vm/provider") as typeof import("./cloud-vm/provider");
+    const publicKey = fs.readFileSync(`${cachedTestKeyPath()}.pub`, "utf8").trim();
+    const { id, outs } = createCloudVm({ name, sshPublicKey: publicKey, ...(options.aptLockSec !== undefined ? { aptLockSec: options.aptLockSec } : {}) });
+    return { name: id, host: outs.address, port: outs.sshPort, user: "ubuntu", privateKeyPath: cachedTestKeyPath(), hostKey: outs.hostKey };
+}
+
+/** The test SSH key the image builds authorize (`vm.sh paths`). */
+export function cachedTestKeyPath(): string {
+    const paths = execFileSync("bash", [VM_SH, "paths"], { encoding: "utf8" });
+    const m = /^private_key=(\S+)$/m.exec(paths);
+    if (!m) throw new Error(`vm.sh paths printed no private key path:\n${paths}`);
+    return m[1]!;
+}
+
 /** Waits until the VM answers SSH again (after a reboot), up to `timeoutMs`. */
 export async function waitForSsh(vm: VmInfo, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;

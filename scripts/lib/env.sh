@@ -41,11 +41,14 @@ AMARKTAI_PULUMI_VALUE_FLAGS=" -s --stack -C --cwd -c --config --config-file -t -
 amarktai_parse_args() {
   local positional=() arg
   AMARKTAI_ARG_STACK=""
+  AMARKTAI_ARG_CWD=""
   while [ "$#" -gt 0 ]; do
     arg="$1"
     shift
     case "$arg" in
       --) positional+=("$@"); break ;;
+      -C | --cwd) AMARKTAI_ARG_CWD="${1:-}"; [ "$#" -gt 0 ] && shift ;;
+      --cwd=*) AMARKTAI_ARG_CWD="${arg#--cwd=}" ;;
       -s | --stack) AMARKTAI_ARG_STACK="${1:-}"; [ "$#" -gt 0 ] && shift ;;
       --stack=*) AMARKTAI_ARG_STACK="${arg#--stack=}" ;;
       -s=*) AMARKTAI_ARG_STACK="${arg#-s=}" ;;

@@ -9,6 +9,8 @@
  * Usage: node dist/scripts/lib/pulumi-inline.js PORT_FIFO
  *   writes `PORT` (or `error: …`) as one line to PORT_FIFO, then serves until
  *   its standard input closes (the CLI holding the other end has exited).
+ *   With `AMARKTAI_PROGRAM_DIR` (set by `scripts/pulumi --cwd DIR`), it serves
+ *   the compiled program of the Pulumi project in that directory instead.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -18,6 +20,32 @@ function sdkRequire<T>(request: string): T {
     return require(require.resolve(request, { paths: [sdkDir] })) as T;
 }
 
+/**
+ * The compiled entry point of the Node.js Pulumi project in `dir`: its
+ * package.json `main`, or for a TypeScript `main` the same file under the
+ * `outDir` of its tsconfig.json (compile it first with its own `tsc`).
+ */
+function compiledProgramOf(dir: string): string {
+    const manifest = path.join(dir, "package.json");
+    const main: string = fs.existsSync(manifest) ? (JSON.parse(fs.readFileSync(manifest, "utf8")).main ?? "index.js") : "index.js";
+    let entry = path.resolve(dir, main);
+    if (/\.ts$/.test(main)) {
+        const tsconfig = path.join(dir, "tsconfig.json");
+        const outDir: string | undefined = fs.existsSync(tsconfig) ? JSON.parse(fs.readFileSync(tsconfig, "utf8")).compilerOptions?.outDir : undefined;
+        entry = path.resolve(dir, outDir ?? ".", main.replace(/\.ts$/, ".js"));
+    }
+    if (!fs.existsSync(entry)) throw new Error(`the program ${entry} of ${dir} does not exist: compile it first (\`npx tsc\` in ${dir})`);
+    return entry;
+}
+
+/** Runs the program of the project in `dir` afresh (its own modules reloaded, so a preview and an update each run it) and returns its exports: the stack outputs. */
+function runProgramOf(dir: string): unknown {
+    const entry = compiledProgramOf(dir);
+    const own = (file: string) => file.startsWith(dir + path.sep) && !file.includes(`${path.sep}node_modules${path.sep}`);
+    for (const file of Object.keys(require.cache)) if (own(file)) delete require.cache[file];
+    return require(entry);
+}
+
 /** Starts the LanguageRuntime server for the program; resolves with its port. */
 async function startServer(): Promise<{ port: number; stop: () => void }> {
     const grpc = sdkRequire<typeof import("@grpc/grpc-js")>("@grpc/grpc-js");
@@ -25,10 +53,11 @@ async function startServer(): Promise<{ port: number; stop: () => void }> {
     const { LanguageServer } = require("@pulumi/pulumi/automation/server");
     const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb");
     const { grpcChannelOptions } = require("@pulumi/pulumi/runtime/settings");
-    const { main } = require("../../components/pulumi/program");
+    const programDir = process.env.AMARKTAI_PROGRAM_DIR;
+    const program = programDir ? async () => runProgramOf(programDir) : async () => require("../../components/pulumi/program").main();
 
     const server = new grpc.Server({ ...grpcChannelOptions });
-    server.addService(langrpc.LanguageRuntimeService, new LanguageServer(async () => main()));
+    server.addService(langrpc.LanguageRuntimeService, new LanguageServer(program));
     const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) => (err ? reject(err) : resolve(p))),
     );

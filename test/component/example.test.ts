@@ -6,21 +6,12 @@
  */
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
+import { ExampleCopy, compileExample, exampleCopy, run } from "../support/example";
 
-const REPO = path.resolve(__dirname, "..", "..", "..");
-const EXAMPLE = path.join(REPO, "examples", "vm-and-service");
-let dir: string;
+let copy: ExampleCopy;
 let app: string;
-
-function run(cmd: string, args: string[], cwd: string): string {
-    const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
-    assert.equal(r.status, 0, `${cmd} ${args.join(" ")}:\n${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-}
 
 /** What the mocked run registered, printed by the runner below. */
 interface MockRun {
@@ -34,7 +25,7 @@ const resources = [];
 pulumi.runtime.setMocks({
     newResource(args) {
         resources.push({ type: args.type, name: args.name, inputs: args.inputs });
-        if (args.type === "example:compute:Vm") return { id: "vm-1", state: { ...args.inputs, address: "198.51.100.20", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJrLw0/yHgIQgd1mOq03l/DYoJq/TmjmAsaEpj7CY3VG" } };
+        if (args.type === "example:compute:Vm") return { id: "vm-1", state: { ...args.inputs, address: "198.51.100.20", sshPort: 22, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJrLw0/yHgIQgd1mOq03l/DYoJq/TmjmAsaEpj7CY3VG" } };
         return { id: args.name + "-id", state: args.type.endsWith(":RandomSecret") ? { ...args.inputs, value: "mock" } : args.inputs };
     },
     call: (args) => args.inputs,
@@ -42,6 +33,7 @@ pulumi.runtime.setMocks({
 pulumi.runtime.setAllConfig({
     "vm-and-service:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\\nAAAA\\n-----END OPENSSH PRIVATE KEY-----\\n",
     "vm-and-service:databaseUrl": "postgres://mock",
+    "vm-and-service:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJrLw0/yHgIQgd1mOq03l/DYoJq/TmjmAsaEpj7CY3VG test",
 }, ["vm-and-service:sshPrivateKey", "vm-and-service:databaseUrl"]);
 const program = require("./bin/index.js");
 pulumi.all({ address: program.address, unit: program.unit, activatedAt: program.activatedAt }).apply((outputs) => {
@@ -50,20 +42,11 @@ pulumi.all({ address: program.address, unit: program.unit, activatedAt: program.
 `;
 
 before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "amarktai-example-"));
-    app = path.join(dir, "app");
-    fs.cpSync(EXAMPLE, app, { recursive: true, filter: (src) => !/[\\/](node_modules|bin)$/.test(src) });
-    // The package as `npm publish` would ship it (already built by the test command's build).
-    const tarball = run("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", dir], REPO).trim().split("\n").pop()!;
-    const modules = path.join(app, "node_modules");
-    fs.mkdirSync(modules);
-    run("tar", ["xzf", path.join(dir, tarball), "-C", modules], dir);
-    fs.renameSync(path.join(modules, "package"), path.join(modules, "amarktai-infra"));
-    // Its dependencies and the program's, from this checkout (same versions as the lock file; no network).
-    for (const dep of ["@pulumi", "@types", "zod", "ssh2"]) fs.symlinkSync(path.join(REPO, "node_modules", dep), path.join(modules, dep));
+    copy = exampleCopy();
+    app = copy.app;
 });
 
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+after(() => copy.cleanup());
 
 test("the packed package ships compiled code and types, and nothing from tests or scripts", () => {
     const pkg = path.join(app, "node_modules", "amarktai-infra");
@@ -77,7 +60,7 @@ test("the packed package ships compiled code and types, and nothing from tests o
 });
 
 test("the example type-checks against the packed types and runs under mocks: VM outputs flow into the service", { timeout: 5 * 60_000 }, () => {
-    run(process.execPath, [path.join(REPO, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], app);
+    compileExample(app);
     fs.writeFileSync(path.join(app, "mock-run.js"), RUNNER);
     const out = JSON.parse(run(process.execPath, ["mock-run.js"], app)) as MockRun;
     const types = out.resources.map((r) => r.type);
@@ -91,4 +74,16 @@ test("the example type-checks against the packed types and runs under mocks: VM 
     assert.ok(dropIns.includes("/etc/systemd/system/orders-api.service.d/20-memory.conf"));
     assert.equal(out.outputs.address, "198.51.100.20");
     assert.match(String(out.outputs.unit), /^ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn orders\.main:app --host 127\.0\.0\.1 --port 8080/m);
+});
+
+test("the example's appFiles are the release it deploys, without app.sourceDir: the app's code and a working directory linked into the release", { timeout: 5 * 60_000 }, () => {
+    compileExample(app);
+    fs.writeFileSync(path.join(app, "mock-run.js"), RUNNER);
+    const out = JSON.parse(run(process.execPath, ["mock-run.js"], app)) as MockRun;
+    const release = out.resources.find((r) => r.type.endsWith(":AppRelease"))!;
+    assert.deepEqual(Object.keys(release.inputs.files).sort(), ["orders/__init__.py", "orders/main.py"]);
+    assert.match(release.inputs.files["orders/main.py"], /async def app\(scope, receive, send\):/);
+    assert.match(release.inputs.files["orders/main.py"], /"\/health"/);
+    assert.equal(release.inputs.release.appLink, "/var/amarktai/app/backend", "the working directory links into the release's app/");
+    assert.equal(release.inputs.sourceDir, undefined);
 });
