@@ -14,7 +14,7 @@ import { VmInfo, startCloudVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../
 
 const MINUTE = 60_000;
 /** Long enough that the locks are still held when the second `up` reaches apt, on a loaded machine. */
-const APT_LOCK_SEC = 200;
+const APT_LOCK_SEC = 120;
 let vm: VmInfo;
 let stack: TestStack;
 let vmStarted = 0;
@@ -25,6 +25,7 @@ before(async () => {
     vm = startCloudVm(`e2e-boot-${process.pid}`, { aptLockSec: APT_LOCK_SEC });
     await stack.setConfig({
         hosts: [{ name: "fresh", address: vm.host, port: vm.port, user: vm.user, hostKey: vm.hostKey }],
+        app: { sourceDir: "demo-app" },
         releases: { installer: "pip" },
         paths: { logs: "/var/log/amarktai-api" },
     });
