@@ -35,23 +35,8 @@ usage() {
   sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
-FORCE=0
-for arg in "$@"; do
-  case "${arg}" in
-    --force) FORCE=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-  esac
-done
-
-vm_check_path "${VM_CLOUD_DIR}"
-
-if [[ "${FORCE}" == 0 ]] && vm_cloud_image_ready; then
-  vm_log "cloud image ${AMARKTAI_VM_CLOUD_IMAGE_VERSION} is ready in ${VM_CLOUD_DIR}"
-  exit 0
-fi
-
-[[ "$(id -u)" == 0 ]] || vm_die "build-cloud-image.sh must run as root (loop mount, chroot)"
+vm_build_start build-cloud-image.sh "loop mount, chroot" \
+  "${VM_CLOUD_DIR}" "${VM_CLOUD_READY_MARKER}" "cloud image ${AMARKTAI_VM_CLOUD_IMAGE_VERSION}" "$@"
 
 if ! vm_image_ready; then
   vm_log "base image ${AMARKTAI_VM_IMAGE_VERSION} not built yet; running build-image.sh"
@@ -59,54 +44,12 @@ if ! vm_image_ready; then
 fi
 vm_image_ready || vm_die "base image not ready"
 
-mkdir -p "${VM_CLOUD_DIR}" "${LOG_DIR}"
-exec 9>"${VM_CLOUD_DIR}/.build.lock"
-if ! flock -n 9; then
-  vm_log "another build holds ${VM_CLOUD_DIR}/.build.lock; waiting"
-  flock 9
-fi
-if [[ "${FORCE}" == 0 ]] && vm_cloud_image_ready; then
-  vm_log "cloud image ${AMARKTAI_VM_CLOUD_IMAGE_VERSION} was built by a concurrent run"
-  exit 0
-fi
-if [[ "${FORCE}" == 1 ]]; then
-  rm -f "${VM_CLOUD_READY_MARKER}" "${VM_CLOUD_DIR}"/.stage-*
-fi
-
-stage_done() { [[ -f "${VM_CLOUD_DIR}/.stage-$1" ]]; }
-stage_mark() { touch "${VM_CLOUD_DIR}/.stage-$1"; }
-
-PHASE_T0=0
-phase_begin() {
-  PHASE_T0="$(vm_now_ms)"
-  vm_log "==> $1"
-}
-phase_end() {
-  vm_log "<== $1 done in $(vm_elapsed "${PHASE_T0}")s"
-}
-
-# Unmount everything mounted at or below DIR (deepest first).
-unmount_under() {
-  local dir="$1" m
-  while IFS= read -r m; do
-    umount -l "${m}" 2>/dev/null || true
-  done < <(awk -v d="${dir}" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
-}
-
-remove_rootfs() {
-  if [[ -e "${ROOTFS}" ]]; then
-    unmount_under "${ROOTFS}"
-    if awk -v d="${ROOTFS}" 'index($2, d) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
-      vm_die "something is still mounted under ${ROOTFS}"
-    fi
-    rm -rf --one-file-system "${ROOTFS}"
-  fi
-}
+vm_build_lock "${LOG_DIR}"
 
 cleanup() {
   local rc=$?
-  unmount_under "${MNT}"
-  [[ -d "${ROOTFS}" ]] && unmount_under "${ROOTFS}"
+  vm_unmount_under "${MNT}"
+  [[ -d "${ROOTFS}" ]] && vm_unmount_under "${ROOTFS}"
   rm -f "${BASE_RAW}"
   rmdir "${MNT}" 2>/dev/null || true
   if [[ "${rc}" != 0 ]]; then
@@ -118,27 +61,21 @@ trap 'exit 130' INT TERM HUP
 
 # ---------------------------------------------------------------------------
 phase_host_deps() {
-  phase_begin "host packages"
+  vm_phase_begin "host packages"
   vm_require_runtime
   vm_require mkfs.ext4:e2fsprogs
-  phase_end "host packages"
+  vm_phase_end "host packages"
 }
 
 # The base image's filesystem as a plain directory (read-only loop mount of a raw copy).
 phase_extract() {
-  stage_done extract && return 0
-  phase_begin "extract the base image's rootfs"
-  remove_rootfs
-  unmount_under "${MNT}"
-  mkdir -p "${MNT}" "${ROOTFS}"
-  qemu-img convert -f qcow2 -O raw "${VM_BASE_IMAGE}" "${BASE_RAW}"
-  mount -o loop,ro "${BASE_RAW}" "${MNT}"
-  cp -a "${MNT}/." "${ROOTFS}/" || { umount "${MNT}"; vm_die "copying the rootfs failed"; }
-  umount "${MNT}"
-  rm -f "${BASE_RAW}"
-  rmdir "${MNT}"
-  stage_mark extract
-  phase_end "extract"
+  vm_stage_done extract && return 0
+  vm_phase_begin "extract the base image's rootfs"
+  vm_remove_rootfs "${ROOTFS}"
+  vm_unmount_under "${MNT}"
+  vm_extract_base_rootfs "${ROOTFS}" "${BASE_RAW}" "${MNT}"
+  vm_stage_mark extract
+  vm_phase_end "extract"
 }
 
 write_guest_files() {
@@ -330,21 +267,12 @@ install -d -m 0755 /var/lib/apt/lists/partial
 CHROOT
 
 phase_configure() {
-  stage_done configure && return 0
-  phase_begin "configure rootfs (cloud-init, ssh.socket, /var/log, first-boot upgrades)"
+  vm_stage_done configure && return 0
+  vm_phase_begin "configure rootfs (cloud-init, ssh.socket, /var/log, first-boot upgrades)"
   [[ -d "${ROOTFS}/etc" ]] || vm_die "rootfs missing; remove ${VM_CLOUD_DIR}/.stage-extract and rerun"
   write_guest_files
-  mount -t proc proc "${ROOTFS}/proc"
-  mount -t sysfs sysfs "${ROOTFS}/sys"
-  mount --bind /dev "${ROOTFS}/dev"
-  mount --bind /dev/pts "${ROOTFS}/dev/pts"
-  if ! chroot "${ROOTFS}" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    /bin/bash -c "${CHROOT_SCRIPT}" >"${LOG_DIR}/configure.log" 2>&1; then
-    tail -n 30 "${LOG_DIR}/configure.log" >&2 || true
-    unmount_under "${ROOTFS}"
-    vm_die "rootfs configuration failed (log: ${LOG_DIR}/configure.log)"
-  fi
-  unmount_under "${ROOTFS}"
+  vm_chroot_configure "${ROOTFS}" "${CHROOT_SCRIPT}" "${LOG_DIR}/configure.log"
+  vm_unmount_under "${ROOTFS}"
   ln -sfn ../run/systemd/resolve/stub-resolv.conf "${ROOTFS}/etc/resolv.conf"
   [[ -z "$(compgen -G "${ROOTFS}/etc/ssh/ssh_host_*" || true)" ]] || vm_die "host keys left in the rootfs"
   [[ -x "${ROOTFS}/usr/bin/python3" ]] || vm_die "python3 missing from the image"
@@ -354,45 +282,33 @@ phase_configure() {
   fi
   # shellcheck disable=SC2016 # dpkg-query's own format
   vm_log "cloud-init $(chroot "${ROOTFS}" dpkg-query -W -f='${Version}' cloud-init)"
-  stage_mark configure
-  phase_end "configure rootfs"
+  vm_stage_mark configure
+  vm_phase_end "configure rootfs"
 }
 
 phase_disk() {
-  stage_done disk && return 0
-  phase_begin "cloud disk image (mkfs.ext4 -d, ${VM_DISK_SIZE}) + kernel/initrd"
+  vm_stage_done disk && return 0
+  vm_phase_begin "cloud disk image (mkfs.ext4 -d, ${VM_DISK_SIZE}) + kernel/initrd"
   [[ -d "${ROOTFS}/boot" ]] || vm_die "rootfs missing; remove ${VM_CLOUD_DIR}/.stage-* and rerun"
-  unmount_under "${ROOTFS}"
-  local kernel initrd
-  kernel="$(find "${ROOTFS}/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
-  [[ -n "${kernel}" ]] || vm_die "no kernel in ${ROOTFS}/boot"
-  initrd="${ROOTFS}/boot/initrd.img-${kernel##*/vmlinuz-}"
-  [[ -f "${initrd}" ]] || vm_die "no initrd ${initrd}"
-  install -m 0644 "${kernel}" "${VM_CLOUD_KERNEL}"
-  install -m 0644 "${initrd}" "${VM_CLOUD_INITRD}"
+  vm_unmount_under "${ROOTFS}"
+  vm_install_boot_files "${ROOTFS}" "${VM_CLOUD_KERNEL}" "${VM_CLOUD_INITRD}"
 
-  local raw="${VM_CLOUD_DIR}/cloud.raw"
-  rm -f "${raw}" "${VM_CLOUD_IMAGE}"
-  truncate -s "${VM_DISK_SIZE}" "${raw}"
-  mkfs.ext4 -q -F -L "${VM_CLOUD_ROOT_LABEL}" -d "${ROOTFS}" "${raw}" >"${LOG_DIR}/mkfs.log" 2>&1 ||
-    { cat "${LOG_DIR}/mkfs.log" >&2; vm_die "mkfs.ext4 failed"; }
-  qemu-img convert -f raw -O qcow2 "${raw}" "${VM_CLOUD_IMAGE}"
-  rm -f "${raw}"
-  stage_mark disk
-  remove_rootfs
+  vm_make_disk "${ROOTFS}" "${VM_CLOUD_ROOT_LABEL}" "${VM_CLOUD_DIR}/cloud.raw" "${VM_CLOUD_IMAGE}" "${LOG_DIR}/mkfs.log"
+  vm_stage_mark disk
+  vm_remove_rootfs "${ROOTFS}"
   vm_log "cloud image $(du -h "${VM_CLOUD_IMAGE}" | cut -f1) (qcow2)"
-  phase_end "cloud disk image"
+  vm_phase_end "cloud disk image"
 }
 
 phase_finish() {
   local machine
-  machine="$(qemu-system-x86_64 -machine help | sed -n 's/^q35 .*(alias of \([^)]*\)).*/\1/p' | head -n 1)"
-  vm_write_cloud_qemu_args "${machine:-q35}" "${VM_CLOUD_QEMU_ARGS_FILE}"
+  machine="$(vm_resolve_machine_type)"
+  vm_write_cloud_qemu_args "${machine}" "${VM_CLOUD_QEMU_ARGS_FILE}"
   cat >"${VM_CLOUD_META_FILE}" <<EOF
 CLOUD_IMAGE_VERSION=${AMARKTAI_VM_CLOUD_IMAGE_VERSION}
 BASE_IMAGE_VERSION=${AMARKTAI_VM_IMAGE_VERSION}
 QEMU_VERSION=$(qemu-system-x86_64 --version | head -n 1)
-MACHINE=${machine:-q35}
+MACHINE=${machine}
 BUILT_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 EOF
 }

@@ -38,67 +38,10 @@ usage() {
   sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
-FORCE=0
-for arg in "$@"; do
-  case "${arg}" in
-    --force) FORCE=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-  esac
-done
+vm_build_start build-image.sh "debootstrap, chroot, mount" \
+  "${VM_IMAGE_DIR}" "${VM_READY_MARKER}" "image ${AMARKTAI_VM_IMAGE_VERSION}" "$@"
 
-vm_check_path "${VM_IMAGE_DIR}"
-
-if [[ "${FORCE}" == 0 ]] && vm_image_ready; then
-  vm_log "image ${AMARKTAI_VM_IMAGE_VERSION} is ready in ${VM_IMAGE_DIR}"
-  exit 0
-fi
-
-[[ "$(id -u)" == 0 ]] || vm_die "build-image.sh must run as root (debootstrap, chroot, mount)"
-
-mkdir -p "${VM_IMAGE_DIR}" "${LOG_DIR}"
-exec 9>"${VM_IMAGE_DIR}/.build.lock"
-if ! flock -n 9; then
-  vm_log "another build holds ${VM_IMAGE_DIR}/.build.lock; waiting"
-  flock 9
-fi
-if [[ "${FORCE}" == 0 ]] && vm_image_ready; then
-  vm_log "image ${AMARKTAI_VM_IMAGE_VERSION} was built by a concurrent run"
-  exit 0
-fi
-if [[ "${FORCE}" == 1 ]]; then
-  rm -f "${VM_READY_MARKER}" "${VM_IMAGE_DIR}"/.stage-*
-fi
-
-stage_done() { [[ -f "${VM_IMAGE_DIR}/.stage-$1" ]]; }
-stage_mark() { touch "${VM_IMAGE_DIR}/.stage-$1"; }
-
-PHASE_T0=0
-phase_begin() {
-  PHASE_T0="$(vm_now_ms)"
-  vm_log "==> $1"
-}
-phase_end() {
-  vm_log "<== $1 done in $(vm_elapsed "${PHASE_T0}")s"
-}
-
-# Unmount everything mounted at or below DIR (deepest first).
-unmount_under() {
-  local dir="$1" m
-  while IFS= read -r m; do
-    umount -l "${m}" 2>/dev/null || true
-  done < <(awk -v d="${dir}" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
-}
-
-remove_rootfs() {
-  if [[ -e "${ROOTFS}" ]]; then
-    unmount_under "${ROOTFS}"
-    if awk -v d="${ROOTFS}" 'index($2, d) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
-      vm_die "something is still mounted under ${ROOTFS}"
-    fi
-    rm -rf --one-file-system "${ROOTFS}"
-  fi
-}
+vm_build_lock "${LOG_DIR}"
 
 TEMPLATE_PID=""
 cleanup() {
@@ -107,7 +50,7 @@ cleanup() {
     vm_kill_qemu "${TEMPLATE_PID}" "${TEMPLATE_RUN}" || true
   fi
   if [[ -d "${ROOTFS}" ]]; then
-    unmount_under "${ROOTFS}"
+    vm_unmount_under "${ROOTFS}"
   fi
   if [[ "${rc}" != 0 ]]; then
     vm_log "build FAILED (rc=${rc}); rerun to resume from the failed phase"
@@ -118,33 +61,33 @@ trap 'exit 130' INT TERM HUP
 
 # ---------------------------------------------------------------------------
 phase_host_deps() {
-  phase_begin "host packages"
+  vm_phase_begin "host packages"
   vm_require_runtime
   vm_require debootstrap:debootstrap mkfs.ext4:e2fsprogs
   if ! compgen -G '/usr/share/keyrings/debian-archive-trixie-*.gpg' >/dev/null &&
     [[ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
     vm_require __amarktai_no_such_command__:debian-archive-keyring
   fi
-  phase_end "host packages"
+  vm_phase_end "host packages"
 }
 
 phase_keys() {
   if [[ -s "${VM_PRIVATE_KEY}" && -s "${VM_PUBLIC_KEY}" ]]; then
     return 0
   fi
-  phase_begin "test SSH key pair"
+  vm_phase_begin "test SSH key pair"
   rm -f "${VM_PRIVATE_KEY}" "${VM_PUBLIC_KEY}"
   ssh-keygen -q -t ed25519 -N '' -C "amarktai-vm-test" -f "${VM_PRIVATE_KEY}"
   chmod 0600 "${VM_PRIVATE_KEY}"
   # A new key invalidates everything built with the old one.
   rm -f "${VM_IMAGE_DIR}"/.stage-*
-  phase_end "test SSH key pair"
+  vm_phase_end "test SSH key pair"
 }
 
 phase_debootstrap() {
-  stage_done debootstrap && return 0
-  phase_begin "debootstrap ${SUITE} (minbase) from ${MIRROR}"
-  remove_rootfs
+  vm_stage_done debootstrap && return 0
+  vm_phase_begin "debootstrap ${SUITE} (minbase) from ${MIRROR}"
+  vm_remove_rootfs "${ROOTFS}"
   local -a keyrings=()
   mapfile -t keyrings < <(compgen -G '/usr/share/keyrings/debian-archive-trixie-*.gpg' || true)
   if ((${#keyrings[@]} > 0)); then
@@ -158,12 +101,12 @@ phase_debootstrap() {
     --keyring="${KEYRING}" "${SUITE}" "${ROOTFS}" "${MIRROR}" \
     >"${LOG_DIR}/debootstrap.log" 2>&1; then
     tail -n 30 "${LOG_DIR}/debootstrap.log" >&2 || true
-    unmount_under "${ROOTFS}"
+    vm_unmount_under "${ROOTFS}"
     vm_die "debootstrap failed (log: ${LOG_DIR}/debootstrap.log)"
   fi
-  unmount_under "${ROOTFS}"
-  stage_mark debootstrap
-  phase_end "debootstrap"
+  vm_unmount_under "${ROOTFS}"
+  vm_stage_mark debootstrap
+  vm_phase_end "debootstrap"
 }
 
 write_guest_files() {
@@ -310,20 +253,11 @@ install -d -m 0755 /var/lib/apt/lists/partial
 CHROOT
 
 phase_configure() {
-  stage_done configure && return 0
-  phase_begin "configure rootfs (users, sshd, networkd, initramfs)"
+  vm_stage_done configure && return 0
+  vm_phase_begin "configure rootfs (users, sshd, networkd, initramfs)"
   [[ -d "${ROOTFS}/etc" ]] || vm_die "rootfs missing; remove ${VM_IMAGE_DIR}/.stage-debootstrap and rerun"
   write_guest_files
-  mount -t proc proc "${ROOTFS}/proc"
-  mount -t sysfs sysfs "${ROOTFS}/sys"
-  mount --bind /dev "${ROOTFS}/dev"
-  mount --bind /dev/pts "${ROOTFS}/dev/pts"
-  if ! chroot "${ROOTFS}" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    /bin/bash -c "${CHROOT_SCRIPT}" >"${LOG_DIR}/configure.log" 2>&1; then
-    tail -n 30 "${LOG_DIR}/configure.log" >&2 || true
-    unmount_under "${ROOTFS}"
-    vm_die "rootfs configuration failed (log: ${LOG_DIR}/configure.log)"
-  fi
+  vm_chroot_configure "${ROOTFS}" "${CHROOT_SCRIPT}" "${LOG_DIR}/configure.log"
   # Which virtio drivers does the initrd carry? (Debian builds them as modules.)
   local kver
   kver="$(basename "$(find "${ROOTFS}/lib/modules" -mindepth 1 -maxdepth 1 -type d | sort -V | tail -n 1)")"
@@ -331,7 +265,7 @@ phase_configure() {
   in_initrd="$(chroot "${ROOTFS}" lsinitramfs "/boot/initrd.img-${kver}" 2>/dev/null |
     grep -oE '(virtio_blk|virtio_net|virtio_pci|ext4)\.ko[^/]*$' | sort -u | tr '\n' ' ' || true)"
   vm_log "kernel ${kver}; initrd modules: ${in_initrd:-none found}"
-  unmount_under "${ROOTFS}"
+  vm_unmount_under "${ROOTFS}"
   for m in virtio_blk virtio_pci; do
     if [[ "${in_initrd}" != *"${m}.ko"* ]] &&
       ! grep -qE "^CONFIG_$(tr '[:lower:]' '[:upper:]' <<<"${m#virtio_}" | sed 's/^/VIRTIO_/')=y" "${ROOTFS}/boot/config-${kver}"; then
@@ -341,49 +275,31 @@ phase_configure() {
   ln -sfn ../run/systemd/resolve/stub-resolv.conf "${ROOTFS}/etc/resolv.conf"
   awk '$1 == "ssh-ed25519" { print $1, $2 }' "${ROOTFS}/etc/ssh/ssh_host_ed25519_key.pub" >"${VM_HOST_KEY_FILE}"
   [[ -s "${VM_HOST_KEY_FILE}" ]] || vm_die "no ed25519 host key in the rootfs"
-  stage_mark configure
-  phase_end "configure rootfs"
+  vm_stage_mark configure
+  vm_phase_end "configure rootfs"
 }
 
 phase_disk() {
-  stage_done disk && return 0
-  phase_begin "base disk image (mkfs.ext4 -d, ${VM_DISK_SIZE}) + kernel/initrd"
+  vm_stage_done disk && return 0
+  vm_phase_begin "base disk image (mkfs.ext4 -d, ${VM_DISK_SIZE}) + kernel/initrd"
   [[ -d "${ROOTFS}/boot" ]] || vm_die "rootfs missing; remove ${VM_IMAGE_DIR}/.stage-* and rerun"
-  unmount_under "${ROOTFS}"
-  local kernel initrd
-  kernel="$(find "${ROOTFS}/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
-  [[ -n "${kernel}" ]] || vm_die "no kernel in ${ROOTFS}/boot"
-  initrd="${ROOTFS}/boot/initrd.img-${kernel##*/vmlinuz-}"
-  [[ -f "${initrd}" ]] || vm_die "no initrd ${initrd}"
-  install -m 0644 "${kernel}" "${VM_KERNEL}"
-  install -m 0644 "${initrd}" "${VM_INITRD}"
-  printf '%s\n' "${kernel##*/vmlinuz-}" >"${VM_IMAGE_DIR}/kernel-version"
+  vm_unmount_under "${ROOTFS}"
+  vm_install_boot_files "${ROOTFS}" "${VM_KERNEL}" "${VM_INITRD}"
+  printf '%s\n' "${VM_BOOT_KERNEL_VERSION}" >"${VM_IMAGE_DIR}/kernel-version"
 
-  local raw="${VM_IMAGE_DIR}/base.raw"
-  rm -f "${raw}" "${VM_BASE_IMAGE}"
-  truncate -s "${VM_DISK_SIZE}" "${raw}"
-  mkfs.ext4 -q -F -L amarktai-root -d "${ROOTFS}" "${raw}" >"${LOG_DIR}/mkfs.log" 2>&1 ||
-    { cat "${LOG_DIR}/mkfs.log" >&2; vm_die "mkfs.ext4 failed"; }
-  qemu-img convert -f raw -O qcow2 "${raw}" "${VM_BASE_IMAGE}"
-  rm -f "${raw}"
-  stage_mark disk
+  vm_make_disk "${ROOTFS}" amarktai-root "${VM_IMAGE_DIR}/base.raw" "${VM_BASE_IMAGE}" "${LOG_DIR}/mkfs.log"
+  vm_stage_mark disk
   # The rootfs is no longer needed once the image exists.
-  remove_rootfs
+  vm_remove_rootfs "${ROOTFS}"
   vm_log "base image $(du -h "${VM_BASE_IMAGE}" | cut -f1) (qcow2), kernel $(du -h "${VM_KERNEL}" | cut -f1), initrd $(du -h "${VM_INITRD}" | cut -f1)"
-  phase_end "base disk image"
-}
-
-resolve_machine_type() {
-  local m
-  m="$(qemu-system-x86_64 -machine help | sed -n 's/^q35 .*(alias of \([^)]*\)).*/\1/p' | head -n 1)"
-  printf '%s\n' "${m:-q35}"
+  vm_phase_end "base disk image"
 }
 
 phase_template() {
-  stage_done template && return 0
-  phase_begin "template: cold boot + RAM snapshot"
+  vm_stage_done template && return 0
+  vm_phase_begin "template: cold boot + RAM snapshot"
   local machine port kh
-  machine="$(resolve_machine_type)"
+  machine="$(vm_resolve_machine_type)"
   # A QEMU left behind by a build that was killed outright.
   local stale_pid
   stale_pid="$(vm_qemu_pid "${TEMPLATE_RUN}")"
@@ -488,8 +404,8 @@ TEMPLATE_STATE=${state}
 SNAPSHOT_BYTES=${snap_bytes}
 BUILT_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 EOF
-  stage_mark template
-  phase_end "template"
+  vm_stage_mark template
+  vm_phase_end "template"
 }
 
 vm_log "building image ${AMARKTAI_VM_IMAGE_VERSION} in ${VM_IMAGE_DIR}"

@@ -64,13 +64,7 @@ ensure_rootfs() {
     vm_log "extracting the image's rootfs for containers (once)"
     local raw="${VM_IMAGE_DIR}/.ct-base.raw" mnt="${VM_IMAGE_DIR}/.ct-mnt"
     rm -rf "${CT_ROOTFS}" "${raw}"
-    mkdir -p "${mnt}" "${CT_ROOTFS}"
-    qemu-img convert -f qcow2 -O raw "${VM_BASE_IMAGE}" "${raw}"
-    mount -o loop,ro "${raw}" "${mnt}"
-    cp -a "${mnt}/." "${CT_ROOTFS}/" || { umount "${mnt}"; vm_die "copying the rootfs failed"; }
-    umount "${mnt}"
-    rm -f "${raw}"
-    rmdir "${mnt}"
+    vm_extract_base_rootfs "${CT_ROOTFS}" "${raw}" "${mnt}"
     touch "${CT_ROOTFS}/.ready"
   fi
   flock -u 7

@@ -301,40 +301,29 @@ vm_wait_running() {
 
 vm_write_qemu_args() {
   local machine="$1" out="$2"
-  {
-    printf '%s\n' \
-      -name amarktai-vm \
-      -machine "${machine}" \
-      -accel tcg,thread=multi \
-      -cpu "${VM_CPU_MODEL}" \
-      -smp "${VM_CPUS}" \
-      -m "${VM_MEMORY_MIB}" \
-      -nodefaults \
-      -no-user-config \
-      -display none \
-      -kernel "${VM_KERNEL}" \
-      -initrd "${VM_INITRD}" \
-      -append "${VM_KERNEL_CMDLINE}" \
-      -serial file:@SERIAL@ \
-      -monitor unix:@MONITOR@,server=on,wait=off \
-      -device virtio-net-pci,netdev=n0,addr=0x3,romfile= \
-      -netdev user,id=n0,hostfwd=tcp:127.0.0.1:@PORT@-:22 \
-      -device virtio-blk-pci,drive=disk0,addr=0x4 \
-      -drive file=@DISK@,if=none,id=disk0,format=qcow2,cache=unsafe,discard=unmap \
-      -device virtio-rng-pci,addr=0x5 \
-      -device vmgenid,guid=auto \
-      -pidfile @PIDFILE@ \
-      -daemonize
-  } >"${out}"
+  vm_write_machine_args amarktai-vm "${VM_KERNEL}" "${VM_INITRD}" "${VM_KERNEL_CMDLINE}" "${machine}" "${out}" \
+    -device vmgenid,guid=auto
 }
 
 # The cloud target's arguments: a cold boot (no snapshot), its own kernel and
 # initrd, and the NoCloud seed disk (@SEED@, read-only) as a second disk.
 vm_write_cloud_qemu_args() {
   local machine="$1" out="$2"
+  vm_write_machine_args amarktai-cloud-vm "${VM_CLOUD_KERNEL}" "${VM_CLOUD_INITRD}" "${VM_CLOUD_KERNEL_CMDLINE}" \
+    "${machine}" "${out}" \
+    -device virtio-blk-pci,drive=seed0,addr=0x6 \
+    -drive file=@SEED@,if=none,id=seed0,format=raw,readonly=on
+}
+
+# vm_write_machine_args NAME KERNEL INITRD CMDLINE MACHINE OUT [ARG...]: the
+# machine both targets share (one argument per line into OUT), with ARG...
+# (the target's own devices) after the RNG.
+vm_write_machine_args() {
+  local name="$1" kernel="$2" initrd="$3" cmdline="$4" machine="$5" out="$6"
+  shift 6
   {
     printf '%s\n' \
-      -name amarktai-cloud-vm \
+      -name "${name}" \
       -machine "${machine}" \
       -accel tcg,thread=multi \
       -cpu "${VM_CPU_MODEL}" \
@@ -343,9 +332,9 @@ vm_write_cloud_qemu_args() {
       -nodefaults \
       -no-user-config \
       -display none \
-      -kernel "${VM_CLOUD_KERNEL}" \
-      -initrd "${VM_CLOUD_INITRD}" \
-      -append "${VM_CLOUD_KERNEL_CMDLINE}" \
+      -kernel "${kernel}" \
+      -initrd "${initrd}" \
+      -append "${cmdline}" \
       -serial file:@SERIAL@ \
       -monitor unix:@MONITOR@,server=on,wait=off \
       -device virtio-net-pci,netdev=n0,addr=0x3,romfile= \
@@ -353,8 +342,7 @@ vm_write_cloud_qemu_args() {
       -device virtio-blk-pci,drive=disk0,addr=0x4 \
       -drive file=@DISK@,if=none,id=disk0,format=qcow2,cache=unsafe,discard=unmap \
       -device virtio-rng-pci,addr=0x5 \
-      -device virtio-blk-pci,drive=seed0,addr=0x6 \
-      -drive file=@SEED@,if=none,id=seed0,format=raw,readonly=on \
+      "$@" \
       -pidfile @PIDFILE@ \
       -daemonize
   } >"${out}"
@@ -389,6 +377,26 @@ vm_qemu_launch() {
   qemu-system-x86_64 "${args[@]}" >"${rundir}/qemu.log" 2>&1 </dev/null 8>&- 9>&-
 }
 
+# vm_launch_on_free_port ARGS_FILE RUNDIR [INCOMING_URI]: vm_qemu_launch with
+# RUNDIR/disk.qcow2 on a free loopback port, picking another one (10 tries in
+# all) while QEMU reports the port taken. Sets VM_LAUNCH_PORT (the last port
+# tried); non-zero if QEMU did not start.
+vm_launch_on_free_port() {
+  local args_file="$1" rundir="$2" incoming="${3:-}" i
+  VM_LAUNCH_PORT=""
+  for ((i = 0; i < 10; i++)); do
+    VM_LAUNCH_PORT="$(vm_pick_port)" || exit 1
+    if vm_qemu_launch "${args_file}" "${rundir}" "${rundir}/disk.qcow2" "${VM_LAUNCH_PORT}" "${incoming}"; then
+      return 0
+    fi
+    if ! grep -q 'host forwarding' "${rundir}/qemu.log" 2>/dev/null; then
+      return 1
+    fi
+    vm_log "port ${VM_LAUNCH_PORT} was taken; retrying"
+  done
+  return 1
+}
+
 vm_qemu_pid() {
   local rundir="$1" pid=""
   if [[ -s "${rundir}/qemu.pid" ]]; then
@@ -407,6 +415,159 @@ vm_dump_failure() {
     printf -- '--- serial.log (tail) ---\n' >&2
     tail -n 40 "${rundir}/serial.log" >&2 || true
   fi
+}
+
+# ---------------------------------------------------------------------------
+# image builds (build-image.sh, build-cloud-image.sh; ct.sh's rootfs copy)
+
+VM_BUILD_DIR=""
+VM_BUILD_READY_MARKER=""
+VM_BUILD_WHAT=""
+VM_BUILD_FORCE=0
+VM_PHASE_T0=0
+
+# vm_build_start SCRIPT NEEDS DIR READY_MARKER WHAT [ARG...]: the start of an
+# image build SCRIPT that builds WHAT ("image <version>") into DIR, done once
+# READY_MARKER exists. Parses ARG... (--force sets VM_BUILD_FORCE=1; -h/--help
+# and anything else print the script's `usage`), exits 0 if WHAT is built
+# (unless forced), and dies unless root (NEEDS: what root is needed for).
+vm_build_start() {
+  local script="$1" needs="$2" arg
+  VM_BUILD_DIR="$3"
+  VM_BUILD_READY_MARKER="$4"
+  VM_BUILD_WHAT="$5"
+  shift 5
+  VM_BUILD_FORCE=0
+  for arg in "$@"; do
+    case "${arg}" in
+      --force) VM_BUILD_FORCE=1 ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage >&2; exit 2 ;;
+    esac
+  done
+  vm_check_path "${VM_BUILD_DIR}"
+  if [[ "${VM_BUILD_FORCE}" == 0 && -f "${VM_BUILD_READY_MARKER}" ]]; then
+    vm_log "${VM_BUILD_WHAT} is ready in ${VM_BUILD_DIR}"
+    exit 0
+  fi
+  [[ "$(id -u)" == 0 ]] || vm_die "${script} must run as root (${needs})"
+}
+
+# vm_build_lock LOG_DIR: after vm_build_start, creates the build's directory and
+# LOG_DIR, holds DIR/.build.lock on fd 9 for the rest of the script, and exits 0
+# if a concurrent run has finished the build meanwhile. --force drops the ready
+# marker and every stage (kept in the build's directory, see below).
+vm_build_lock() {
+  local dir="${VM_BUILD_DIR}" log_dir="$1"
+  mkdir -p "${dir}" "${log_dir}"
+  exec 9>"${dir}/.build.lock"
+  if ! flock -n 9; then
+    vm_log "another build holds ${dir}/.build.lock; waiting"
+    flock 9
+  fi
+  if [[ "${VM_BUILD_FORCE}" == 0 && -f "${VM_BUILD_READY_MARKER}" ]]; then
+    vm_log "${VM_BUILD_WHAT} was built by a concurrent run"
+    exit 0
+  fi
+  if [[ "${VM_BUILD_FORCE}" == 1 ]]; then
+    rm -f "${VM_BUILD_READY_MARKER}" "${dir}"/.stage-*
+  fi
+}
+
+# Build stages already done (a rerun resumes after the last one).
+vm_stage_done() { [[ -f "${VM_BUILD_DIR}/.stage-$1" ]]; }
+vm_stage_mark() { touch "${VM_BUILD_DIR}/.stage-$1"; }
+
+vm_phase_begin() {
+  VM_PHASE_T0="$(vm_now_ms)"
+  vm_log "==> $1"
+}
+vm_phase_end() {
+  vm_log "<== $1 done in $(vm_elapsed "${VM_PHASE_T0}")s"
+}
+
+# Unmount everything mounted at or below DIR (deepest first).
+vm_unmount_under() {
+  local dir="$1" m
+  while IFS= read -r m; do
+    umount -l "${m}" 2>/dev/null || true
+  done < <(awk -v d="${dir}" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
+}
+
+# Deletes the build's rootfs DIR, refusing while anything is still mounted in it.
+vm_remove_rootfs() {
+  local rootfs="$1"
+  if [[ -e "${rootfs}" ]]; then
+    vm_unmount_under "${rootfs}"
+    if awk -v d="${rootfs}" 'index($2, d) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+      vm_die "something is still mounted under ${rootfs}"
+    fi
+    rm -rf --one-file-system "${rootfs}"
+  fi
+}
+
+# vm_extract_base_rootfs DEST RAW MNT: base.qcow2's filesystem as the plain
+# directory DEST, copied from a read-only loop mount (on MNT) of a raw copy
+# (RAW); RAW and MNT are removed afterwards.
+vm_extract_base_rootfs() {
+  local dest="$1" raw="$2" mnt="$3"
+  mkdir -p "${mnt}" "${dest}"
+  qemu-img convert -f qcow2 -O raw "${VM_BASE_IMAGE}" "${raw}"
+  mount -o loop,ro "${raw}" "${mnt}"
+  cp -a "${mnt}/." "${dest}/" || { umount "${mnt}"; vm_die "copying the rootfs failed"; }
+  umount "${mnt}"
+  rm -f "${raw}"
+  rmdir "${mnt}"
+}
+
+# vm_chroot_configure ROOTFS SCRIPT LOG: runs the bash SCRIPT as root inside
+# ROOTFS with /proc, /sys and /dev mounted (still mounted on return: callers
+# inspect the rootfs with them, then vm_unmount_under it); on failure shows the
+# tail of LOG and dies.
+vm_chroot_configure() {
+  local rootfs="$1" script="$2" log="$3"
+  mount -t proc proc "${rootfs}/proc"
+  mount -t sysfs sysfs "${rootfs}/sys"
+  mount --bind /dev "${rootfs}/dev"
+  mount --bind /dev/pts "${rootfs}/dev/pts"
+  if ! chroot "${rootfs}" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    /bin/bash -c "${script}" >"${log}" 2>&1; then
+    tail -n 30 "${log}" >&2 || true
+    vm_unmount_under "${rootfs}"
+    vm_die "rootfs configuration failed (log: ${log})"
+  fi
+}
+
+# vm_install_boot_files ROOTFS KERNEL INITRD: installs the newest kernel of
+# ROOTFS/boot and its initrd as KERNEL and INITRD; sets VM_BOOT_KERNEL_VERSION.
+vm_install_boot_files() {
+  local rootfs="$1" kernel_out="$2" initrd_out="$3" kernel initrd
+  kernel="$(find "${rootfs}/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)"
+  [[ -n "${kernel}" ]] || vm_die "no kernel in ${rootfs}/boot"
+  initrd="${rootfs}/boot/initrd.img-${kernel##*/vmlinuz-}"
+  [[ -f "${initrd}" ]] || vm_die "no initrd ${initrd}"
+  install -m 0644 "${kernel}" "${kernel_out}"
+  install -m 0644 "${initrd}" "${initrd_out}"
+  VM_BOOT_KERNEL_VERSION="${kernel##*/vmlinuz-}"
+}
+
+# vm_make_disk ROOTFS LABEL RAW QCOW2 LOG: QCOW2, an ext4 disk of VM_DISK_SIZE
+# labelled LABEL holding ROOTFS's files (mkfs.ext4 -d into RAW, then converted).
+vm_make_disk() {
+  local rootfs="$1" label="$2" raw="$3" qcow2="$4" log="$5"
+  rm -f "${raw}" "${qcow2}"
+  truncate -s "${VM_DISK_SIZE}" "${raw}"
+  mkfs.ext4 -q -F -L "${label}" -d "${rootfs}" "${raw}" >"${log}" 2>&1 ||
+    { cat "${log}" >&2; vm_die "mkfs.ext4 failed"; }
+  qemu-img convert -f raw -O qcow2 "${raw}" "${qcow2}"
+  rm -f "${raw}"
+}
+
+# The versioned name of QEMU's q35 machine type (what the snapshot was made on).
+vm_resolve_machine_type() {
+  local m
+  m="$(qemu-system-x86_64 -machine help | sed -n 's/^q35 .*(alias of \([^)]*\)).*/\1/p' | head -n 1)"
+  printf '%s\n' "${m:-q35}"
 }
 
 # ---------------------------------------------------------------------------

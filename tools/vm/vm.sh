@@ -65,6 +65,25 @@ require_running() {
   [[ -n "$(vm_port "${name}")" ]] || vm_die "VM '${name}' has no port file"
 }
 
+# Takes the state dir's lock (fd 8), which serialises port choice + QEMU launch
+# between concurrent starts. Fails (lock released, "NAME PORT" printed) if VM
+# NAME already runs.
+lock_unless_running() {
+  local name="$1" port
+  # Called in a condition (no errexit here): every step that can fail ends the script.
+  mkdir -p "${VM_STATE_DIR}" || exit 1
+  exec 8>"${VM_STATE_DIR}/.lock" || exit 1
+  flock 8 || exit 1
+  if vm_running "${name}"; then
+    flock -u 8
+    exec 8>&-
+    port="$(vm_port "${name}")"
+    vm_log "VM ${name} already running on port ${port}"
+    printf '%s %s\n' "${name}" "${port}"
+    return 1
+  fi
+}
+
 ensure_image() {
   if ! vm_image_ready; then
     vm_log "image ${AMARKTAI_VM_IMAGE_VERSION} not built yet; running build-image.sh"
@@ -112,20 +131,7 @@ cmd_start() {
   local dir t0
   dir="$(vm_dir "${name}")"
   t0="$(vm_now_ms)"
-  mkdir -p "${VM_STATE_DIR}"
-
-  # Serialise port choice + QEMU launch between concurrent starts.
-  exec 8>"${VM_STATE_DIR}/.lock"
-  flock 8
-  if vm_running "${name}"; then
-    flock -u 8
-    exec 8>&-
-    local port
-    port="$(vm_port "${name}")"
-    vm_log "VM ${name} already running on port ${port}"
-    printf '%s %s\n' "${name}" "${port}"
-    return 0
-  fi
+  lock_unless_running "${name}" || return 0
   rm -rf "${dir}"
   mkdir -p "${dir}"
   local backing incoming="" mode
@@ -138,18 +144,9 @@ cmd_start() {
     mode="restore"
   fi
   qemu-img create -q -f qcow2 -F qcow2 -b "${backing}" "${dir}/disk.qcow2"
-  local port="" i started=0
-  for ((i = 0; i < 10; i++)); do
-    port="$(vm_pick_port)"
-    if vm_qemu_launch "${VM_QEMU_ARGS_FILE}" "${dir}" "${dir}/disk.qcow2" "${port}" "${incoming}"; then
-      started=1
-      break
-    fi
-    if ! grep -q 'host forwarding' "${dir}/qemu.log" 2>/dev/null; then
-      break
-    fi
-    vm_log "port ${port} was taken; retrying"
-  done
+  local port started=1
+  vm_launch_on_free_port "${VM_QEMU_ARGS_FILE}" "${dir}" "${incoming}" || started=0
+  port="${VM_LAUNCH_PORT}"
   flock -u 8
   exec 8>&-
   if [[ "${started}" != 1 ]]; then
@@ -241,16 +238,7 @@ start_cloud() {
   local dir t0
   dir="$(vm_dir "${name}")"
   t0="$(vm_now_ms)"
-  mkdir -p "${VM_STATE_DIR}"
-  exec 8>"${VM_STATE_DIR}/.lock"
-  flock 8
-  if vm_running "${name}"; then
-    flock -u 8
-    exec 8>&-
-    vm_log "VM ${name} already running on port $(vm_port "${name}")"
-    printf '%s %s\n' "${name}" "$(vm_port "${name}")"
-    return 0
-  fi
+  lock_unless_running "${name}" || return 0
   rm -rf "${dir}"
   mkdir -p "${dir}/seed"
   : >"${dir}/cloud"
@@ -265,18 +253,9 @@ start_cloud() {
   mkfs.vfat -n CIDATA -C "${dir}/seed.img" 2048 >/dev/null
   MTOOLS_SKIP_CHECK=1 mcopy -o -i "${dir}/seed.img" "${files[@]}" ::/
   qemu-img create -q -f qcow2 -F qcow2 -b "${VM_CLOUD_IMAGE}" "${dir}/disk.qcow2"
-  local port="" i started=0
-  for ((i = 0; i < 10; i++)); do
-    port="$(vm_pick_port)"
-    if vm_qemu_launch "${VM_CLOUD_QEMU_ARGS_FILE}" "${dir}" "${dir}/disk.qcow2" "${port}"; then
-      started=1
-      break
-    fi
-    if ! grep -q 'host forwarding' "${dir}/qemu.log" 2>/dev/null; then
-      break
-    fi
-    vm_log "port ${port} was taken; retrying"
-  done
+  local port started=1
+  vm_launch_on_free_port "${VM_CLOUD_QEMU_ARGS_FILE}" "${dir}" || started=0
+  port="${VM_LAUNCH_PORT}"
   flock -u 8
   exec 8>&-
   if [[ "${started}" != 1 ]]; then
