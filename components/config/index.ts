@@ -3,3 +3,5 @@
 export * from "./schema";
 export * from "./load";
 export * from "./boundary";
+export * from "./requirements";
+export * from "./units";

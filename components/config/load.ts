@@ -4,8 +4,8 @@
  */
 import { z } from "zod";
 import { hostName } from "../model";
-import { LIMITS, envEntryBytes, isWithin, normalizePath, systemAccount } from "./boundary";
-import { SecretConfig, ServiceConfig, StackConfig, secretConfigSchema, serviceConfigSchema, stackConfigSchema } from "./schema";
+import { LIMITS, envEntryBytes, interpreterEnvReason, isWithin, normalizePath, systemAccount } from "./boundary";
+import { HostConfig, SecretConfig, ServiceConfig, StackConfig, secretConfigSchema, serviceConfigSchema, stackConfigSchema } from "./schema";
 
 /** A configuration error: its message lists every bad key with what is allowed. */
 export class ConfigError extends Error {
@@ -53,6 +53,40 @@ export function decodeConfigValue(key: string, raw: string): unknown {
     } catch {
         return raw;
     }
+}
+
+/**
+ * `pulumi config set --path 'env.FLAG' true` stores a boolean, and `1` a
+ * number: an environment value given so is taken as its text (`"true"`,
+ * `"1"`). A number whose text Pulumi may have rewritten (a fraction, or an
+ * integer beyond 2^53, which it stores as a float) is refused: the text that
+ * was typed is no longer known. Applies to `env` and to each override's
+ * `environment`; secret values are always text.
+ */
+export function envScalarsAsText(key: string, value: unknown, namespace: string, problems: string[]): unknown {
+    const asText = (map: unknown, path: string): unknown => {
+        if (typeof map !== "object" || map === null || Array.isArray(map)) return map;
+        return Object.fromEntries(
+            Object.entries(map).map(([name, v]) => {
+                if (typeof v === "boolean" || (typeof v === "number" && Number.isSafeInteger(v))) return [name, String(v)];
+                if (typeof v === "number") {
+                    problems.push(`${namespace}:${path}.${name}: is a number whose exact text is lost (Pulumi stores fractions and integers beyond 2^53 as floats); quote it in the stack file, or set it with --type string`);
+                    return [name, String(v)];
+                }
+                return [name, v];
+            }),
+        );
+    };
+    if (key === "env") return asText(value, "env");
+    if (key === "overrides" && typeof value === "object" && value !== null && !Array.isArray(value)) {
+        return Object.fromEntries(
+            Object.entries(value).map(([o, override]) => {
+                if (typeof override !== "object" || override === null || !("environment" in override)) return [o, override];
+                return [o, { ...override, environment: asText((override as { environment: unknown }).environment, `overrides.${o}.environment`) }];
+            }),
+        );
+    }
+    return value;
 }
 
 /** The keys of the plain and secret schemas, i.e. every config key the project reads. */
@@ -139,6 +173,90 @@ export function limitProblems(config: ServiceConfig, secrets: SecretConfig, name
     return problems;
 }
 
+/**
+ * The environment rule: names that change where the service's code comes
+ * from (see `INTERPRETER_ENV` in `boundary.ts`) are refused in `env`,
+ * `secretEnv` and `overrides.*.environment` unless `allowInterpreterEnv`
+ * lists them; an `allowInterpreterEnv` entry that allows nothing is refused
+ * too (a misspelt name would otherwise look like a permission).
+ */
+export function interpreterEnvProblems(config: ServiceConfig, secretEnvNames: readonly string[], namespace: string): string[] {
+    const problems: string[] = [];
+    const allowed = new Set(config.allowInterpreterEnv);
+    const check = (key: string, name: string) => {
+        const why = interpreterEnvReason(name);
+        if (why !== undefined && !allowed.has(name)) {
+            problems.push(
+                `${namespace}:${key}: ${name} may not be set: ${why}. It could undo "the service cannot change its own code"; if it points only at root-owned files, allow it with allowInterpreterEnv: ["${name}"]`,
+            );
+        }
+    };
+    for (const name of Object.keys(config.env)) check(`env.${name}`, name);
+    for (const name of secretEnvNames) check(`secretEnv.${name}`, name);
+    for (const [o, override] of Object.entries(config.overrides)) {
+        for (const name of Object.keys(override.environment ?? {})) check(`overrides.${o}.environment.${name}`, name);
+    }
+    config.allowInterpreterEnv.forEach((name, i) => {
+        if (interpreterEnvReason(name) === undefined) {
+            problems.push(`${namespace}:allowInterpreterEnv[${i}]: ${name} is allowed without it; list only names env refuses (PATH, LD_*, PYTHONPATH and the other PYTHON* that load code, UVICORN_*, …)`);
+        }
+    });
+    return problems;
+}
+
+/**
+ * The address a host entry connects to, as one string per endpoint: DNS
+ * names lower-cased without a trailing dot, IP addresses in their canonical
+ * form (`127.1` and `127.0.0.1`, `::1` and `0:0::1` are one endpoint).
+ */
+export function canonicalAddress(address: string): string {
+    const name = address.toLowerCase().replace(/\.$/, "");
+    try {
+        // http: URL parsing canonicalizes IPv4 shorthand (127.1) only for special schemes.
+        return new URL(`http://${name.includes(":") ? `[${name}]` : name}`).hostname;
+    } catch {
+        return name;
+    }
+}
+
+/**
+ * Host identity rules: a machine is who its host key says it is, and what an
+ * address and port reach. Two entries with one host key, or with one address
+ * and port (whichever of the machine's several host keys, ed25519, ECDSA or
+ * RSA, each pins), would deploy to one machine twice and fight over one service.
+ */
+export function hostIdentityProblems(hosts: readonly HostConfig[], namespace: string): string[] {
+    const problems: string[] = [];
+    const names = new Set<string>();
+    const byKey = new Map<string, number>();
+    const byEndpoint = new Map<string, number>();
+    hosts.forEach((h, i) => {
+        const name = hostName(h);
+        if (names.has(name)) {
+            problems.push(`${namespace}:hosts[${i}].name: '${name}' is used by another host; give each host a unique name`);
+        }
+        names.add(name);
+        const other = (first: number) => `hosts[${i}] ('${name}') and hosts[${first}] ('${hostName(hosts[first]!)}')`;
+        const key = h.hostKey.trim().split(/\s+/).slice(0, 2).join(" ");
+        const sameKey = byKey.get(key);
+        if (sameKey !== undefined) {
+            problems.push(`${namespace}:hosts[${i}].hostKey: ${other(sameKey)} have the same host key, so they reach one machine; keep one entry (change its address, port or name instead)`);
+        } else {
+            byKey.set(key, i);
+        }
+        const endpoint = `${canonicalAddress(h.address)} port ${h.port}`;
+        const sameEndpoint = byEndpoint.get(endpoint);
+        if (sameEndpoint !== undefined) {
+            problems.push(
+                `${namespace}:hosts[${i}].address: ${other(sameEndpoint)} both connect to ${h.address} port ${h.port}, so they reach one machine (a machine has several host keys, ed25519, ECDSA and RSA, so different pinned keys do not make it two); keep one entry per address and port`,
+            );
+        } else {
+            byEndpoint.set(endpoint, i);
+        }
+    });
+    return problems;
+}
+
 /** How a config key was stored: which keys Pulumi holds as secrets. */
 export interface ConfigSecrecy {
     /** True when the key (without namespace) holds a secret value in the stack config. */
@@ -203,7 +321,7 @@ export function loadConfig(
         if (raw === undefined) {
             continue;
         }
-        const value = decodeConfigValue(key, raw);
+        const value = envScalarsAsText(key, decodeConfigValue(key, raw), namespace, problems);
         if ((PLAIN_KEYS as string[]).includes(key)) {
             plain[key] = value;
         } else if ((SECRET_KEYS as string[]).includes(key)) {
@@ -229,29 +347,12 @@ export function loadConfig(
         if (app.requirementsFile !== undefined && app.sourceDir === undefined) {
             problems.push(`${namespace}:app.requirementsFile: needs app.sourceDir (the file is read from the app's directory)`);
         }
-        const names = new Set<string>();
-        plainResult.data.hosts.forEach((h, i) => {
-            const name = hostName(h);
-            if (names.has(name)) {
-                problems.push(`${namespace}:hosts[${i}].name: '${name}' is used by another host; give each host a unique name`);
-            }
-            names.add(name);
-        });
-        // A machine is who its host key says it is: two entries with one key would fight over one service.
-        const byKey = new Map<string, number>();
-        plainResult.data.hosts.forEach((h, i) => {
-            const key = h.hostKey.trim().split(/\s+/).slice(0, 2).join(" ");
-            const first = byKey.get(key);
-            if (first !== undefined) {
-                problems.push(
-                    `${namespace}:hosts[${i}].hostKey: hosts[${i}] ('${hostName(h)}') and hosts[${first}] ('${hostName(plainResult.data.hosts[first]!)}') have the same host key, so they reach one machine; keep one entry (change its address, port or name instead)`,
-                );
-            } else {
-                byKey.set(key, i);
-            }
-        });
+        problems.push(...hostIdentityProblems(plainResult.data.hosts, namespace));
         problems.push(...boundaryProblems(plainResult.data, namespace));
-        if (secretResult.success) problems.push(...limitProblems(plainResult.data, secretResult.data, namespace));
+        if (secretResult.success) {
+            problems.push(...interpreterEnvProblems(plainResult.data, Object.keys(secretResult.data.secretEnv), namespace));
+            problems.push(...limitProblems(plainResult.data, secretResult.data, namespace));
+        }
     }
     if (problems.length > 0 || !plainResult.success || !secretResult.success) {
         throw new ConfigError(problems);
@@ -268,7 +369,7 @@ export function loadConfig(
 export function serviceConfig(settings: Readonly<Record<string, unknown>> = {}, namespace = "amarktai-infra"): ServiceConfig {
     const result = serviceConfigSchema.safeParse(settings);
     if (!result.success) throw new ConfigError(describeIssues(result.error, namespace));
-    const problems = [...boundaryProblems(result.data, namespace), ...limitProblems(result.data, { sshPrivateKey: "", secretEnv: {} }, namespace)];
+    const problems = [...boundaryProblems(result.data, namespace), ...interpreterEnvProblems(result.data, [], namespace), ...limitProblems(result.data, { sshPrivateKey: "", secretEnv: {} }, namespace)];
     if (problems.length > 0) throw new ConfigError(problems);
     return result.data;
 }

@@ -4,8 +4,10 @@
  * Docs and the `config:` block of `Pulumi.yaml` are checked against it.
  */
 import { z } from "zod";
-import { CONTROL_CHARS } from "../model";
-import { ROOT_ACCOUNTS, reservedUnitName, unsafePathReason } from "./boundary";
+import { CONTROL_CHARS, ENV_NAME, parseHostKey } from "../model";
+import { LIMIT_FLOORS, ROOT_ACCOUNTS, reservedUnitName, unsafePathReason } from "./boundary";
+import { requirementProblem } from "./requirements";
+import { bytesOfSize, secondsOfSpan, showSize } from "./units";
 
 /** A single-line string: no newline, no control character. */
 const line = (what: string) =>
@@ -19,11 +21,11 @@ const absolutePath = z
     })
     .refine((p) => !p.split("/").includes(".."), { message: "must not contain '..' segments" });
 
-/** A path for the service's files: absolute, and under a safe base, never a system directory (see `boundary.ts`). */
+/** A path for the service's files: absolute, and under a safe base, never a system directory nor the library's own (see `boundary.ts`). */
 const servicePath = absolutePath.superRefine((p, ctx) => {
     const reason = unsafePathReason(p);
     if (reason !== undefined) {
-        ctx.addIssue({ code: "custom", message: `must be a directory of its own under /var/<name>/…, /srv/<name> or /opt/<name>, never a system directory: ${reason}` });
+        ctx.addIssue({ code: "custom", message: `must be a directory of its own under /var/<name>/…, /srv/<name> or /opt/<name>, never a system directory or the library's own: ${reason}` });
     }
 });
 
@@ -40,13 +42,24 @@ const accountName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
 /** The service's user or group: never root (the switch `allowExistingUser` does not change that). */
 const serviceAccount = accountName.refine((n) => !ROOT_ACCOUNTS.includes(n), { message: "must not be root: the service never runs with uid or gid 0" });
 
-/** An environment variable name. */
-export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** An environment variable name (the one pattern of `model`). */
+const envName = z.string().regex(ENV_NAME, { message: "must be an environment variable name" });
 
 /** systemd byte sizes: a number with an optional K, M, G, T suffix (base 1024), e.g. `2G`, `1.5G`, `512M`; or `infinity`. */
 const byteSize = z.string().regex(/^(?:\d+(?:\.\d+)?[KMGT]?|infinity)$/, {
     message: "must be a systemd size like '2G', '1.5G', '512M' or 'infinity' (suffixes K, M, G, T; no 'B')",
 });
+
+/** A size at least `floor` (see `LIMIT_FLOORS`): smaller ones are refused with why; `infinity` only where systemd reads it. */
+const sizeAtLeast = (floor: { readonly bytes: number; readonly why: string }, infinity: boolean) =>
+    byteSize.superRefine((v, ctx) => {
+        const bytes = bytesOfSize(v);
+        if (bytes === Infinity && !infinity) {
+            ctx.addIssue({ code: "custom", message: "journald does not read 'infinity' (it logs a parse error and ignores the line); omit the key for journald's default" });
+        } else if (bytes !== undefined && bytes < floor.bytes) {
+            ctx.addIssue({ code: "custom", message: `must be at least ${showSize(floor.bytes)}${infinity ? " (or 'infinity')" : ""}: ${floor.why}` });
+        }
+    });
 
 /** systemd CPU quota: a positive percentage, e.g. `200%` for two cores. */
 const cpuQuota = z.string().regex(/^[1-9]\d*%$/, { message: "must be a percentage like '200%' (two cores' worth)" });
@@ -68,9 +81,12 @@ export const RESTART_POLICIES = ["no", "always", "on-success", "on-failure", "on
 /** Hardening profiles: `notes` is exactly the service notes' directives, `strict` adds the rest of the sandbox. */
 export const HARDENING_PROFILES = ["notes", "strict"] as const;
 
-/** An SSH public key line as in `known_hosts`/`ssh-keyscan`, without the host name. */
-const publicKey = z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*$/, {
-    message: "must be a host public key like 'ssh-ed25519 AAAA…' (see `ssh-keyscan -t ed25519 HOST`)",
+/** An SSH public key line as in `known_hosts`/`ssh-keyscan`, without the host name: parsed, so a truncated or altered key is refused (see `model/ssh-key.ts`). */
+const publicKey = z.string().superRefine((key, ctx) => {
+    const parsed = parseHostKey(key);
+    if ("problem" in parsed) {
+        ctx.addIssue({ code: "custom", message: `must be a host public key like 'ssh-ed25519 AAAA…' (see \`ssh-keyscan -t ed25519 HOST\`); this one ${parsed.problem}` });
+    }
 });
 
 /** One target host. */
@@ -80,7 +96,7 @@ export const hostSchema = z
         address: z.string().regex(/^[A-Za-z0-9.:_-]+$/, { message: "must be an IP address or DNS name" }).describe("The address SSH connects to (IP or DNS name)."),
         port: z.number().int().min(1).max(65535).default(22).describe("The SSH port."),
         user: accountName.default("ubuntu").describe("The SSH user: an ordinary sudo user (`ubuntu` on cloud images) or `root`."),
-        hostKey: publicKey.describe("The host's SSH public key, pinned: a host that presents another key is refused before any command runs. It identifies the machine: two entries with one key are refused."),
+        hostKey: publicKey.describe("The host's SSH public key, pinned: a host that presents another key is refused before any command runs. It is parsed: a truncated or altered key, or an RSA key under 2048 bits, is refused. It identifies the machine: two entries with one key, or with one address and port, are refused."),
     })
     .strict();
 
@@ -93,13 +109,19 @@ export const appSchema = z
         logLevel: z.enum(LOG_LEVELS).default("info").describe("uvicorn's `--log-level`."),
         sourceDir: line("app.sourceDir").optional().describe("A local directory whose files are copied into the working directory (e.g. `./demo-app`); omit when the app is deployed another way."),
         requirements: z
-            .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\-\[\],]*(?:\s*(?:==|>=|<=|~=|!=|>|<)\s*[A-Za-z0-9.*+!-]+)*$/, { message: "must be a pip requirement like 'uvicorn==0.38.0'" }))
-            .default(["uvicorn==0.38.0"]).describe("pip requirement specifiers installed into each release's venv, e.g. `uvicorn==0.38.0`."),
+            .array(
+                z.string().superRefine((r, ctx) => {
+                    const problem = requirementProblem(r, false);
+                    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+                }),
+            )
+            .default(["uvicorn==0.38.0"])
+            .describe("pip requirement specifiers installed into each release's venv, e.g. `uvicorn==0.38.0`; extras, version ranges and environment markers are allowed. Options (`-r`, `-c`, `-e`, `-f`, `--index-url`, …) and URLs are refused: set the index with `releases.indexUrl`."),
         requirementsFile: z
             .string()
             .regex(/^[A-Za-z0-9._@+-]+(?:\/[A-Za-z0-9._@+-]+)*$/, { message: "must be a path inside app.sourceDir like 'requirements.txt'" })
             .optional()
-            .describe("A requirements file inside `app.sourceDir` (e.g. `requirements.txt`, or a lock file with `--hash=` pins, which are then required) installed instead of `app.requirements`."),
+            .describe("A requirements file inside `app.sourceDir` (e.g. `requirements.txt`, or a lock file with `--hash=` pins, which are then required) installed instead of `app.requirements`. Checked line by line like `app.requirements`: blank lines, `#` comments, `--hash=` pins (with `\\` continuations) and `--require-hashes` are the only other lines allowed."),
         workerHealthcheckTimeoutSec: z
             .number()
             .int()
@@ -148,25 +170,41 @@ export const overrideSchema = z
             ),
         workers: z.number().int().min(1).max(64).optional().describe("uvicorn `--workers`; rewrites `ExecStart=` (reset, then the new command)."),
         logLevel: z.enum(LOG_LEVELS).optional().describe("uvicorn `--log-level`; rewrites `ExecStart=`."),
-        memoryMax: byteSize.optional().describe("`MemoryMax=`, e.g. `2G`."),
-        memoryHigh: byteSize.optional().describe("`MemoryHigh=`, e.g. `1.5G`."),
+        memoryMax: sizeAtLeast(LIMIT_FLOORS.serviceMemory, true).optional().describe("`MemoryMax=`, e.g. `2G`: at least `32M`, or `infinity`."),
+        memoryHigh: sizeAtLeast(LIMIT_FLOORS.serviceMemory, true).optional().describe("`MemoryHigh=`, e.g. `1.5G`: at least `32M`, or `infinity`; not above `memoryMax` of the same override."),
         cpuQuota: cpuQuota.optional().describe("`CPUQuota=`, e.g. `200%`."),
         after: z.array(unitName).optional().describe("Extra `After=` units."),
         requires: z.array(unitName).optional().describe("Extra `Requires=` units."),
         wants: z.array(unitName).optional().describe("Extra `Wants=` units."),
         restart: z.enum(RESTART_POLICIES).optional().describe("`Restart=`, e.g. `no` while debugging a crash loop."),
         restartSec: z.number().int().min(0).max(3600).optional().describe("`RestartSec=` in seconds."),
-        environment: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an environment value")).optional().describe("Extra `Environment=` assignments."),
+        environment: z.record(envName, line("an environment value")).optional().describe("Extra `Environment=` assignments (the names `env` refuses are refused here too)."),
     })
     .strict()
-    .refine((o) => Object.keys(o).some((k) => k !== "order"), { message: "an override must set at least one directive" });
+    .refine((o) => Object.keys(o).some((k) => k !== "order"), { message: "an override must set at least one directive" })
+    .superRefine((o, ctx) => {
+        const high = o.memoryHigh === undefined ? undefined : bytesOfSize(o.memoryHigh);
+        const max = o.memoryMax === undefined ? undefined : bytesOfSize(o.memoryMax);
+        // `infinity` as MemoryHigh= is systemd's default (no throttling), never a mistake.
+        if (high !== undefined && max !== undefined && high !== Infinity && high > max) {
+            ctx.addIssue({ code: "custom", path: ["memoryHigh"], message: `${o.memoryHigh} is above memoryMax (${o.memoryMax}): the service would be killed at memoryMax before it is ever throttled; set memoryHigh at or below memoryMax` });
+        }
+    });
 
 /** journald limits written to `/etc/systemd/journald.conf.d/`. */
 export const journaldSchema = z
     .object({
-        systemMaxUse: byteSize.optional().describe("`SystemMaxUse=`, e.g. `1G`."),
-        systemKeepFree: byteSize.optional().describe("`SystemKeepFree=`, e.g. `2G`."),
-        maxRetentionSec: timeSpan.optional().describe("`MaxRetentionSec=`, e.g. `30day`."),
+        systemMaxUse: sizeAtLeast(LIMIT_FLOORS.journalMaxUse, false).optional().describe("`SystemMaxUse=`, e.g. `1G`: at least `16M` (it bounds the whole host journal)."),
+        systemKeepFree: sizeAtLeast(LIMIT_FLOORS.journalKeepFree, false).optional().describe("`SystemKeepFree=`, e.g. `2G`: at least `16M`."),
+        maxRetentionSec: timeSpan
+            .superRefine((v, ctx) => {
+                const seconds = secondsOfSpan(v);
+                if (seconds !== undefined && seconds !== 0 && seconds < LIMIT_FLOORS.journalRetention.seconds) {
+                    ctx.addIssue({ code: "custom", message: `must be at least 1h (or 0, which turns time-based deletion off): ${LIMIT_FLOORS.journalRetention.why}` });
+                }
+            })
+            .optional()
+            .describe("`MaxRetentionSec=`, e.g. `30day`: at least `1h` (it applies to the whole host journal); `0` turns time-based deletion off."),
     })
     .strict();
 
@@ -284,7 +322,18 @@ export const stackConfigSchema = z
             .superRefine(checkOverrideOrders)
             .describe("Named drop-ins (what `systemctl edit` writes), one file `NN-name.conf` each, applied in their `order`."),
         journald: journaldSchema.optional().describe("journald limits, written to `/etc/systemd/journald.conf.d/60-amarktai-infra.conf`; journald is restarted when they change."),
-        env: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("an env value")).default({}).describe("Plain (non-secret) `.env` entries, e.g. feature flags."),
+        env: z
+            .record(envName, line("an env value"))
+            .default({})
+            .describe(
+                "Plain (non-secret) `.env` entries, e.g. feature flags; `true` and whole numbers set with `pulumi config set --path` are taken as their text. Names that change where the service's code comes from (`PATH`, `LD_*`, `PYTHONPATH` and every `PYTHON*` but the harmless ones, `UVICORN_*`, …) are refused unless listed in `allowInterpreterEnv`.",
+            ),
+        allowInterpreterEnv: z
+            .array(envName)
+            .default([])
+            .describe(
+                "Environment names otherwise refused in `env`, `secretEnv` and `overrides.<name>.environment`, allowed here one by one, e.g. `[\"PYTHONPATH\"]`. They change where the service's code comes from (the interpreter, the dynamic loader, uvicorn's options), so they can undo \"the service cannot change its own code\": list one only when it points at root-owned files.",
+            ),
         health: healthSchema.default(healthSchema.parse({})).describe("The health check run inside the host after every (re)start."),
         rollout: rolloutSchema.default(rolloutSchema.parse({})).describe("How changes roll out across several hosts."),
         foreignDropIns: z
@@ -318,7 +367,7 @@ export type OverrideConfig = z.infer<typeof overrideSchema>;
 export const secretConfigSchema = z
     .object({
         sshPrivateKey: z.string().includes("PRIVATE KEY", { message: "must be a private key in OpenSSH or PEM format" }).describe("The SSH private key (OpenSSH or PEM), set with `pulumi config set --secret sshPrivateKey < key`."),
-        secretEnv: z.record(z.string().regex(ENV_NAME, { message: "must be an environment variable name" }), line("a secret env value")).default({}).describe("Secret `.env` entries (JWT_SECRET, MONGO_URL, OPENAI_API_KEY, …). JWT_SECRET is generated when absent."),
+        secretEnv: z.record(envName, line("a secret env value")).default({}).describe("Secret `.env` entries (JWT_SECRET, MONGO_URL, OPENAI_API_KEY, …). JWT_SECRET is generated when absent. The names `env` refuses are refused here too."),
     })
     .strict();
 

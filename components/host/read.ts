@@ -8,7 +8,7 @@
  * its venv's interpreter runnable, its installed packages as built). It
  * changes nothing, never follows a link, and never prints a secret value.
  */
-import { ownerRecordPath } from "../model";
+import { ENV_NAME_SOURCE, ownerRecordPath } from "../model";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
 /** The journald drop-in directory. */
@@ -72,7 +72,7 @@ const ENV_KEYS_PY = [
     "path = sys.argv[1]",
     "for line in open(path, encoding='utf-8', errors='replace'):",
     "    line = line.rstrip('\\n')",
-    "    m = re.match(r'^([A-Za-z_][A-Za-z0-9_]*)=', line)",
+    `    m = re.match(r'^(${ENV_NAME_SOURCE})=', line)`,
     "    if m:",
     "        print('envkey\\t%s\\t%s\\t%s' % (path, m.group(1), hashlib.sha256(line.encode('utf-8', 'surrogateescape')).hexdigest()))",
 ].join("\n");

@@ -47,6 +47,12 @@ export function serviceStateDir(serviceName: string): string {
  */
 export const ENV_STORE_ROOT = "/etc/amarktai-infra";
 
+/**
+ * The installers' download cache on a host (uv's and the pinned wheels'),
+ * root-only: every release build runs as root and installs from it.
+ */
+export const INSTALLER_CACHE_ROOT = "/var/cache/amarktai-infra";
+
 /** The real `.env` of one service: `/etc/amarktai-infra/<service>/env`. */
 export function envStorePath(serviceName: string): string {
     return `${ENV_STORE_ROOT}/${serviceName}/env`;

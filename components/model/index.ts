@@ -7,3 +7,4 @@ export * from "./text";
 export * from "./hash";
 export * from "./host-spec";
 export * from "./release";
+export * from "./ssh-key";

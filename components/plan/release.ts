@@ -4,7 +4,7 @@
  * preview shows of them (text files as text, binaries as a size/hash line).
  */
 import { ServiceConfig } from "../config";
-import { ConfigError } from "../config";
+import { ConfigError, requirementsFileProblems } from "../config";
 import { PYPI_INDEX_URL, ReleaseSpec, sha256 } from "../model";
 import { AppSourceFile, SAFE_RELATIVE_PATH } from "./app-source";
 
@@ -13,14 +13,14 @@ const BUILD_FORMAT = 1;
 
 /** What a preview shows of a release. */
 export interface ReleasePreview {
-    /** Each app file by relative path: its text, or `binary, N bytes, sha256 …` for a file that is not UTF-8 text. */
+    /** Each app file by relative path: its text, or `binary, N bytes, sha256 …` for a file that is not UTF-8 text (`text, N bytes, sha256 …` for a text file over {@link PREVIEW_TEXT_LIMIT}). */
     readonly files: Record<string, string>;
     /** Relative paths of the app's executable files (mode 0755). */
     readonly executables: string[];
     /** The requirements the venv is built from, one per line. */
     readonly requirements: string;
     /**
-     * The bytes (base64) of each app file whose preview is not its exact text (a binary): with
+     * The bytes (base64) of each app file whose preview is not its exact text (a binary, a large text): with
      * {@link files}, {@link executables} and {@link requirements} they are the whole release, so the
      * provider rebuilds the archive from what it was given, never from the disk.
      */
@@ -54,9 +54,15 @@ export function textOf(bytes: Buffer): string | undefined {
     return Buffer.from(text, "utf8").equals(bytes) ? text : undefined;
 }
 
-/** How a preview shows one file: its text, or a size/hash line. */
+/** The largest text file a preview shows whole, in bytes; a larger one is shown as a size/hash line. */
+export const PREVIEW_TEXT_LIMIT = 256 * 1024;
+
+/** How a preview shows one file: its text, or a size/hash line (a binary, or a text over {@link PREVIEW_TEXT_LIMIT}). */
 export function previewOf(bytes: Buffer): string {
-    return textOf(bytes) ?? `binary, ${bytes.length} bytes, sha256 ${sha256(bytes).slice(0, 16)}`;
+    const text = textOf(bytes);
+    const line = (kind: string) => `${kind}, ${bytes.length} bytes, sha256 ${sha256(bytes).slice(0, 16)}`;
+    if (text === undefined) return line("binary");
+    return bytes.length > PREVIEW_TEXT_LIMIT ? line("text") : text;
 }
 
 /** Whether requirements text pins hashes (then the installer requires them for every requirement). */
@@ -146,6 +152,8 @@ export function planRelease(config: ServiceConfig, givenAppFiles: readonly AppSo
         if (!file) throw new ConfigError([`app.requirementsFile: ${config.app.requirementsFile} is not one of the app's files (${config.app.sourceDir ?? "appFiles"})`]);
         const text = textOf(appFileBytes(file));
         if (text === undefined) throw new ConfigError([`app.requirementsFile: ${config.app.requirementsFile} is not UTF-8 text`]);
+        const problems = requirementsFileProblems(text);
+        if (problems.length > 0) throw new ConfigError(problems.map((p) => `app.requirementsFile: ${config.app.requirementsFile} line ${p.line}: ${p.problem}`));
         requirements = text.endsWith("\n") ? text : `${text}\n`;
     }
     const envLinkName = withApp && config.paths.envFile.startsWith(`${config.paths.workingDirectory}/`) ? config.paths.envFile.slice(config.paths.workingDirectory.length + 1) : undefined;

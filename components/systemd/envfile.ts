@@ -3,8 +3,7 @@
  * env-file parser: a value that is not a plain word is double-quoted with
  * `\` before `"`, `\`, `` ` `` and `$`, so it reaches the service byte for byte.
  */
-import { ENV_NAME } from "../config/schema";
-import { CONTROL_CHARS, MANAGED_MARKER } from "../model";
+import { CONTROL_CHARS, ENV_NAME, MANAGED_MARKER } from "../model";
 
 const PLAIN_VALUE = /^[A-Za-z0-9_@%+=:,./-]*$/;
 

@@ -4,7 +4,7 @@
  * command lines, and nothing may contain a newline or a control character.
  */
 
-import { CONTROL_CHARS } from "../model";
+import { CONTROL_CHARS, ENV_NAME } from "../model";
 
 /** Throws when `value` has a newline or another control character; `what` names the value in the message. */
 export function assertNoControlCharacters(value: string, what: string): void {
@@ -53,7 +53,7 @@ export function renderCommandLine(argv: readonly string[]): string {
 
 /** Renders the value of an `Environment=` directive: `"NAME=value"` with quotes, backslashes and `%` escaped. */
 export function renderEnvironmentAssignment(name: string, value: string): string {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    if (!ENV_NAME.test(name)) {
         throw new Error(`environment variable name ${JSON.stringify(name)} is not a valid name`);
     }
     assertNoControlCharacters(value, `environment variable ${name}`);

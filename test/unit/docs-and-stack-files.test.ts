@@ -6,6 +6,7 @@ import { parse } from "yaml";
 import { PLAIN_KEYS, stackConfigSchema } from "../../components/config";
 import { configKeyDocs } from "../../components/config/docs";
 import { expectedProjectFile, expectedReadme } from "../../tools/gen-docs";
+import { TEST_HOST } from "../support/config";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
@@ -34,7 +35,7 @@ test("Pulumi.yaml declares every required key and every key with a default, with
             assert.ok(["hosts", "sshPrivateKey"].includes(key.replace(`${NS}:`, "")), `${key} is declared without a default, so Pulumi would require it`);
         }
     }
-    const defaults = stackConfigSchema.parse({ hosts: [{ address: "h", hostKey: "ssh-ed25519 AAAA" }] }) as Record<string, unknown>;
+    const defaults = stackConfigSchema.parse({ hosts: [{ address: "h", hostKey: TEST_HOST.hostKey }] }) as Record<string, unknown>;
     for (const [key, decl] of Object.entries(project.config)) {
         const name = key.replace(`${NS}:`, "");
         const shared = decl.default ?? decl.value;
@@ -62,7 +63,7 @@ for (const stack of ["local", "staging", "prod"]) {
             assert.ok((PLAIN_KEYS as string[]).includes(key), `Pulumi.${stack}.yaml sets ${key}, which is not a plain config key (secrets go in with --secret)`);
         }
         // The local stack gets its hosts from the VM at run time.
-        const withHosts = raw.hosts ? raw : { ...raw, hosts: [{ address: "127.0.0.1", hostKey: "ssh-ed25519 AAAA" }] };
+        const withHosts = raw.hosts ? raw : { ...raw, hosts: [{ address: "127.0.0.1", hostKey: TEST_HOST.hostKey }] };
         const result = stackConfigSchema.safeParse(withHosts);
         assert.ok(result.success, result.success ? "" : JSON.stringify(result.error.issues));
     });

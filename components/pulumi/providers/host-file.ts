@@ -1,6 +1,6 @@
 /** The HostFile provider: one managed file, staged on the host from stdin; the activation puts it live. */
 import { LiveFile, stageFileScript, unstageFileScript } from "../../host";
-import { ManagedFile, STATE_SCHEMA_VERSION, fileIdForPath, sha256 } from "../../model";
+import { ENV_ASSIGNMENT, ManagedFile, STATE_SCHEMA_VERSION, fileIdForPath, sha256 } from "../../model";
 import { managedFileOf } from "./legacy";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded } from "./diff";
@@ -41,7 +41,7 @@ export function holdsSecrets(file: Pick<ManagedFile, "mode">): boolean {
 function lineHashesOf(content: string): Record<string, string> {
     const out: Record<string, string> = {};
     for (const line of content.split("\n")) {
-        const m = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(line);
+        const m = ENV_ASSIGNMENT.exec(line);
         if (m) out[m[1]!] = sha256(line);
     }
     return out;
@@ -58,7 +58,7 @@ export function driftedView(view: string | undefined, wanted: Record<string, str
     if (!wanted || !live.keyHashes) return `${view ?? ""}\n(differs on the host)`.trim();
     const onHost = live.keyHashes;
     const lines = (view ?? "").split("\n").map((line) => {
-        const key = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(line)?.[1];
+        const key = ENV_ASSIGNMENT.exec(line)?.[1];
         if (!key || !(key in wanted)) return line;
         if (!(key in onHost)) return `${key}=[missing on the host]`;
         return onHost[key] === wanted[key] ? line : `${key}=[differs on the host]`;
