@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ConfigError, HostConfig, ServiceConfig, hostSchema } from "../config";
 import { HostWaits, hostKeyFingerprint, hostName, sha256 } from "../model";
-import { AppSourceFile, envFileText, envFileView, planService } from "../plan";
+import { AppSourceFile, envFileText, envFileView, planService, readAppSource } from "../plan";
 import { AppRelease, HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
 import { tarArchive } from "../host";
 import * as path from "path";
@@ -54,7 +54,11 @@ export interface SystemdServiceArgs {
     readonly sshPrivateKey?: pulumi.Input<string>;
     /** Secret `.env` entries; `JWT_SECRET` is generated when absent. */
     readonly secretEnv: pulumi.Input<Record<string, pulumi.Input<string>>>;
-    /** The app's files (from `readAppSource(config.app.sourceDir)`), deployed as part of each release. */
+    /**
+     * The app's files, deployed as part of each release exactly as given (with or without
+     * `app.sourceDir`). Default: the files of `config.app.sourceDir` (relative to the program's
+     * directory), when it is set; else none (a venv-only release).
+     */
     readonly appFiles?: readonly AppSourceFile[];
 }
 
@@ -152,7 +156,7 @@ export class SystemdService extends pulumi.ComponentResource {
         const { config } = args;
         const hosts: readonly HostTarget[] = args.hosts ?? config.hosts ?? [];
         if (hosts.length === 0) throw new ConfigError(["amarktai-infra:hosts: must list at least one host"]);
-        const plan = planService(config, args.appFiles);
+        const plan = planService(config, args.appFiles ?? (config.app.sourceDir !== undefined ? readAppSource(config.app.sourceDir) : []));
         this.unitText = plan.systemd.unit.text;
 
         const connections = hosts.map((host, index) => connectionOf(host, index, args.sshPrivateKey, config.timeouts));
