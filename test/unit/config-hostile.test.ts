@@ -10,31 +10,10 @@ import { ConfigError, loadConfig, requirementProblem, serviceConfig, unsafePathR
 import { CACHE_DIR } from "../../components/host/release";
 import { ENV_NAME_SOURCE, ENV_STORE_ROOT, STATE_ROOT, parseHostKey } from "../../components/model";
 import { PREVIEW_TEXT_LIMIT, entriesOfPreview, planRelease, previewOf } from "../../components/plan";
-import { TEST_HOST, testConfig } from "../support/config";
+import { NS, TEST_HOST, configProblems, loadTestConfig, rawConfig, testConfig } from "../support/config";
 
-const NS = "amarktai-infra";
-const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
-
-/** Raw config as Pulumi hands it to the program: structured values as JSON text. */
-function raw(values: Record<string, unknown>): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) out[k] = typeof v === "string" ? v : JSON.stringify(v);
-    return out;
-}
-
-function load(values: Record<string, unknown>) {
-    return loadConfig(raw({ hosts: [TEST_HOST], sshPrivateKey: KEY, ...values }), NS);
-}
-
-function problems(values: Record<string, unknown>): string[] {
-    try {
-        load(values);
-    } catch (e) {
-        assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
-        return [...e.problems];
-    }
-    assert.fail(`the config was accepted: ${JSON.stringify(values).slice(0, 300)}`);
-}
+const load = loadTestConfig;
+const problems = configProblems;
 
 /** Asserts `values` is refused with a problem for `key` whose message matches `words`. */
 function assertRefused(values: Record<string, unknown>, key: string, words: RegExp): void {
@@ -381,7 +360,7 @@ test("env values Pulumi stores as booleans or whole numbers (config set --path) 
     const { config } = load({ env: { FLAG: true, OFF: false, ONE: 1, MINUS: -3, ZERO: 0, TEXT: "x" }, overrides: { e: { environment: { DEBUG: true, LEVEL: 2 } } } });
     assert.deepEqual(config.env, { FLAG: "true", OFF: "false", ONE: "1", MINUS: "-3", ZERO: "0", TEXT: "x" });
     assert.deepEqual(config.overrides.e!.environment, { DEBUG: "true", LEVEL: "2" });
-    assert.equal(raw({ env: { FLAG: true } }).env, '{"FLAG":true}', "as Pulumi hands a map set with --path: JSON text with a boolean");
+    assert.equal(rawConfig({ env: { FLAG: true } }).env, '{"FLAG":true}', "as Pulumi hands a map set with --path: JSON text with a boolean");
 });
 
 test("an env number whose text Pulumi may have changed (a fraction, an integer beyond 2^53) is refused with the fix", () => {

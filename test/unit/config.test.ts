@@ -1,31 +1,10 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../../components/config";
-import { TEST_HOST } from "../support/config";
+import { NS, TEST_HOST, TEST_PRIVATE_KEY, configProblems, loadTestConfig, rawConfig } from "../support/config";
 
-const NS = "amarktai-infra";
-const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
-
-/** Raw config as Pulumi hands it to the program: structured values as JSON text. */
-function raw(values: Record<string, unknown>): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) out[k] = typeof v === "string" ? v : JSON.stringify(v);
-    return out;
-}
-
-function load(values: Record<string, unknown>) {
-    return loadConfig(raw({ hosts: [TEST_HOST], sshPrivateKey: KEY, ...values }), NS);
-}
-
-function problems(values: Record<string, unknown>): string[] {
-    try {
-        load(values);
-    } catch (e) {
-        assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
-        return [...e.problems];
-    }
-    assert.fail("the config was accepted");
-}
+const load = loadTestConfig;
+const problems = configProblems;
 
 test("the defaults are the service notes' values", () => {
     const { config, secrets } = load({});
@@ -175,7 +154,7 @@ test("paths of their own under /srv, /opt and /var are accepted", () => {
 /** Secrecy as Pulumi reports it: the keys set with --secret. */
 function loadWithSecrecy(values: Record<string, unknown>, secretKeys: string[]): string[] {
     try {
-        loadConfig(raw({ hosts: [TEST_HOST], sshPrivateKey: KEY, ...values }), NS, { isSecret: (k) => secretKeys.includes(k) });
+        loadConfig(rawConfig({ hosts: [TEST_HOST], sshPrivateKey: TEST_PRIVATE_KEY, ...values }), NS, { isSecret: (k) => secretKeys.includes(k) });
     } catch (e) {
         assert.ok(e instanceof ConfigError);
         return [...e.problems];
