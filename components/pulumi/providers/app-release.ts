@@ -1,8 +1,8 @@
 /** The AppRelease provider: builds a release (the app's files + a venv) on the host beside the live one. */
 import { LiveRelease, buildReleaseScript, detachedScript, leadWithScriptError, tarArchive } from "../../host";
-import { DEFAULT_HOST_WAITS, ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint, sha256 } from "../../model";
+import { ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint, sha256 } from "../../model";
 import { entriesOfPreview } from "../../plan";
-import { RemoteCommandError, SshConnection, runAsRoot } from "../../transport";
+import { RemoteCommandError, SshConnection, runAsRoot, waitsOf } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { readHost } from "./host-read";
 import { sendUvToHost } from "./uv-deployer";
@@ -67,7 +67,7 @@ async function build(inputs: AppReleaseInputs): Promise<AppReleaseOutputs> {
     // The host never downloads uv then: it comes from this machine over the SSH session.
     if (release.installer === "uv" && release.uvSource === "deployer") await sendUvToHost(inputs.connection, release.uvMirror !== undefined ? { mirror: release.uvMirror } : {});
     try {
-        await runAsRoot(inputs.connection, detachedScript(`build release ${release.id} of ${inputs.service}`, buildReleaseScript(release, inputs.archiveSha256, inputs.connection.waits ?? DEFAULT_HOST_WAITS)), {
+        await runAsRoot(inputs.connection, detachedScript(`build release ${release.id} of ${inputs.service}`, buildReleaseScript(release, inputs.archiveSha256, waitsOf(inputs.connection))), {
             stdin: archive,
             what: `building release ${release.id}`,
             streamLog: true,

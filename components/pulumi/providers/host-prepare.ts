@@ -1,7 +1,7 @@
 /** The HostPrepare provider: prerequisites, the service user and group, and the service's directories. */
 import { HostRead, detachedScript, prepareScript, readEnvValueScript } from "../../host";
-import { DEFAULT_HOST_WAITS, PrepareSpec, STATE_SCHEMA_VERSION, envStorePath, hostKeyFingerprint } from "../../model";
-import { SshConnection, runAsRoot } from "../../transport";
+import { PrepareSpec, STATE_SCHEMA_VERSION, envStorePath, hostKeyFingerprint } from "../../model";
+import { SshConnection, runAsRoot, waitsOf } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { readHost } from "./host-read";
 
@@ -55,7 +55,7 @@ const COMPARED = ["connection", "spec", "adoptJwtFrom"] as const;
 
 /** Prepares the host, then reads the JWT_SECRET an existing .env already has ("" when none). */
 async function prepare(inputs: HostPrepareInputs): Promise<HostPrepareOutputs> {
-    await runAsRoot(inputs.connection, detachedScript("prepare the host", prepareScript(inputs.spec, inputs.connection.waits ?? DEFAULT_HOST_WAITS)), { what: "preparing the host", streamLog: true });
+    await runAsRoot(inputs.connection, detachedScript("prepare the host", prepareScript(inputs.spec, waitsOf(inputs.connection))), { what: "preparing the host", streamLog: true });
     let adoptedJwtSecret = "";
     if (inputs.adoptJwtFrom) {
         try {
