@@ -95,7 +95,7 @@ export function normalizePath(p: string): string {
 export const LIBRARY_DIRECTORIES: Readonly<Record<string, string>> = {
     [ENV_STORE_ROOT]: "the library's root-only store of every service's .env: the service could replace its own secrets and environment",
     [STATE_ROOT]: "the library's root-only state (staged files, backups, the records of what it created and who owns each service)",
-    [INSTALLER_CACHE_ROOT]: "the installers' root-only download cache: every release build runs as root and installs from it, so a service that could write there could put its code into every release",
+    [INSTALLER_CACHE_ROOT]: "the installers' root-only download cache (releases built by earlier versions install from it), so a service that could write there could put its code into a release",
 };
 
 /**

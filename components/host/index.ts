@@ -9,3 +9,4 @@ export * from "./release";
 export * from "./apt";
 export * from "./preflight";
 export * from "./installer";
+export * from "./sandbox";

@@ -1,15 +1,18 @@
 /**
  * The scripts that build a release on a host and the activation's part that
- * switches to it. A release is built by root in its own root-owned directory
+ * switches to it. A release is built in its own root-owned directory
  * `<releasesDir>/<id>/{app,venv,requirements.txt}` beside the live one, from
- * one tar stream on stdin; nothing that serves traffic is touched until the
- * activation renames the `current` link.
+ * one tar stream on stdin: root unpacks the app, the installers run in the
+ * build sandbox (`sandbox.ts`: an unprivileged account that can write the new
+ * venv only), and root takes the finished venv. Nothing that serves traffic
+ * is touched until the activation renames the `current` link.
  */
 import { DEFAULT_HOST_WAITS, HostWaits, RELEASE_ID, ReleaseSpec } from "../model";
 import { aptGetLines } from "./apt";
 import { installerLines, packageIndexLines, uvPinLines, uvPlaceLines } from "./installer";
 import { DETACHED_PRELUDE } from "./scripts";
 import { RELEASE_INSTALLED_FILE, RELEASE_VENV_STATE_SH } from "./read";
+import { sandboxLines } from "./sandbox";
 import { quoteScript, shellQuote as q } from "./shell";
 
 /** Unpacks the release archive: only `requirements.txt` and regular files under `app/`, through tarfile's `data` filter. */
@@ -28,8 +31,6 @@ const UNPACK_PY = [
     "        t.extractall(dest, members=members)",
 ].join("\n");
 
-/** The installers' download cache on a host (root-only). */
-export const CACHE_DIR = "/var/cache/amarktai-infra";
 
 /**
  * Builds release `spec.id` from the tar archive on stdin (checked against
@@ -40,9 +41,11 @@ export const CACHE_DIR = "/var/cache/amarktai-infra";
  * pinned `uv` (downloaded once per host from PyPI's files or `uvMirror`, or
  * sent by the deployer with `uvSource: deployer`; checked by its SHA-256) or,
  * when that is not possible or `installer` is `pip`, with `python3 -m venv` +
- * pip, both from the configured indexes. An installer's failure ends with its
- * actionable line. A failed build leaves nothing behind; the live release is
- * never touched.
+ * pip, both from the configured indexes. The installers run in the build
+ * sandbox (see `sandbox.ts`) with a throwaway download cache; a package whose
+ * build step writes outside the new venv fails the build. An installer's
+ * failure ends with its actionable line. A failed build leaves nothing
+ * behind; the live release is never touched.
  */
 export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, waits: Pick<HostWaits, "aptLockSec"> = DEFAULT_HOST_WAITS): string {
     if (!RELEASE_ID.test(spec.id)) throw new Error(`not a release id: ${spec.id}`);
@@ -57,7 +60,6 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         `REQUIRE_HASHES=${spec.requireHashes ? "1" : "0"}`,
         `ENV_LINK_NAME=${q(spec.envLinkName ?? "")}`,
         `ENV_STORE=${q(spec.envStore ?? "")}`,
-        `CACHE=${q(CACHE_DIR)}`,
         `UV_SOURCE=${q(spec.uvSource ?? "host")}`,
         'REL="$RELEASES/$ID"',
         // Builds and reuses also go to the host's journal (tag amarktai-infra), so an operator can see which releases ran an installer.
@@ -67,6 +69,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         'root_dir "$(dirname "$RELEASES")"',
         'install -d -m 0755 -o root -g root "$RELEASES"',
         'root_dir "$RELEASES"',
+        ...sandboxLines(),
         'exec 9>"$RELEASES/.lock"',
         "flock -w 900 9 || fail 'another release build is still running'",
         ...RELEASE_VENV_STATE_SH,
@@ -85,7 +88,8 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         "fi",
         'START=$(date +%s)',
         'rm -rf -- "$REL"',
-        'install -d -m 0700 "$REL"',
+        // The build account reads the app and the requirements (not secret) and writes the venv only.
+        'install -d -m 0755 "$REL"',
         'cleanup() { local rc=$?; if [ "$rc" -ne 0 ]; then rm -rf -- "$REL"; if [ -n "$broken" ]; then mv -T "$aside_dir" "$REL"; fi; fi; exit "$rc"; }',
         "trap cleanup EXIT",
         'cat > "$REL/.archive.tar"',
@@ -93,6 +97,8 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         `python3 -c ${quoteScript(UNPACK_PY)} "$REL/.archive.tar" "$REL"`,
         'rm -f "$REL/.archive.tar"',
         'if [ -n "$ENV_LINK_NAME" ]; then install -d -m 0755 "$(dirname "$REL/app/$ENV_LINK_NAME")"; ln -sfnT "$ENV_STORE" "$REL/app/$ENV_LINK_NAME"; fi',
+        'build_account',
+        'install -d -m 0755 -o "$BUILD_ACCOUNT" -g "$BUILD_ACCOUNT" "$REL/venv"',
         'hashes=(); if [ "$REQUIRE_HASHES" = 1 ]; then hashes=(--require-hashes); fi',
         ...packageIndexLines(spec),
         ...installerLines(),
@@ -114,23 +120,27 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         'if [ -n "$uv" ]; then',
         '  uv_origin=$(head -n 1 "$UV_DIR/origin" 2>/dev/null || true)',
         '  note "building release $ID with uv $UV_VERSION (${uv_origin:-already on this host})"',
-        // The system CA store, as pip uses (a proxy or a private index with its own CA works the same way).
-        "  export UV_PYTHON_DOWNLOADS=never UV_NATIVE_TLS=1 UV_CACHE_DIR=\"$CACHE/uv\"",
-        '  install -d -m 0700 "$CACHE"',
-        '  run_installer "uv venv" "$uv" venv --quiet --python "$(command -v python3)" "$REL/venv"',
-        '  run_installer "uv pip install" "$uv" pip install --quiet --python "$REL/venv/bin/python" --compile-bytecode "${UV_INDEX_ARGS[@]}" "${hashes[@]}" -r "$REL/requirements.txt"',
+        // The system CA store, as pip uses (a proxy or a private index with its own CA works the same way); the cache is
+        // the sandbox's private /tmp, gone with it, so one build's downloads never feed another's.
+        "  SANDBOX_ENV=(UV_PYTHON_DOWNLOADS=never UV_NATIVE_TLS=1 UV_CACHE_DIR=/tmp/uv-cache UV_LINK_MODE=copy HOME=/tmp)",
+        '  run_installer "uv venv" sandboxed "$uv" venv --quiet --python "$(command -v python3)" "$REL/venv"',
+        '  run_installer "uv pip install" sandboxed "$uv" pip install --quiet --python "$REL/venv/bin/python" --compile-bytecode "${UV_INDEX_ARGS[@]}" "${hashes[@]}" -r "$REL/requirements.txt"',
         "else",
         "  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then",
         '    log "installing python3-venv"',
         ...aptGetLines([{ op: "update" }, { op: "install", packages: ["python3-venv"] }], waits.aptLockSec).map((l) => `    ${l}`),
         "  fi",
         '  log "building release $ID with python3 -m venv + pip"',
-        '  run_installer "python3 -m venv" python3 -m venv "$REL/venv"',
-        '  run_installer "pip install" env HOME=/root PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$REL/venv/bin/pip" install -q --root-user-action=ignore "${PIP_INDEX_ARGS[@]}" "${hashes[@]}" -r "$REL/requirements.txt"',
+        "  SANDBOX_ENV=(HOME=/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1)",
+        '  run_installer "python3 -m venv" sandboxed "$(command -v python3)" -m venv "$REL/venv"',
+        '  run_installer "pip install" sandboxed "$REL/venv/bin/pip" install -q "${PIP_INDEX_ARGS[@]}" "${hashes[@]}" -r "$REL/requirements.txt"',
         "fi",
         'rm -f "$INSTALL_LOG"',
-        // The service cannot write here, so compile the app's bytecode now rather than on every start.
-        'if [ -d "$REL/app" ]; then "$REL/venv/bin/python" -m compileall -q "$REL/app" >/dev/null 2>&1 || true; fi',
+        // From here on nothing in the venv runs as root: root only checks and re-owns what the build account made.
+        "take_venv",
+        // The service cannot write here, so compile the app's bytecode now rather than on every start: with the
+        // system python3 (the venv's own interpreter, by its link), never with anything the build wrote.
+        'if [ -d "$REL/app" ]; then python3 -m compileall -q "$REL/app" >/dev/null 2>&1 || true; fi',
         'chmod 0755 "$REL"',
         `list_installed "$REL" > "$REL/${RELEASE_INSTALLED_FILE}"`,
         'printf \'%s\\n\' "$ID" > "$REL/.complete"',

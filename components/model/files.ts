@@ -8,6 +8,12 @@ import { sha256 } from "./hash";
 /** Where the library keeps its own state on a host (staged copies, backups). Root-only. */
 export const STATE_ROOT = "/var/lib/amarktai-infra";
 
+/**
+ * The unprivileged account release builds run as (see `host/sandbox.ts`):
+ * a system account without home or login, never the service's, never root.
+ */
+export const BUILD_ACCOUNT = "amarktai-build";
+
 /** The first line of every file this library writes; nothing without it is ever removed. */
 export const MANAGED_MARKER = "Managed by amarktai-infra: do not edit here, change the stack config and run `pulumi up`.";
 

@@ -9,6 +9,7 @@ import * as assert from "node:assert/strict";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { envStorePath } from "../../components/model";
 import { TestStack } from "../../tools/stack";
 import { REPO, VmInfo, hostCounters, startVm, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
 
@@ -221,4 +222,100 @@ test("with releases.uvSource: deployer, a host without uv gets it over SSH from 
     assert.match(journal, /release [0-9a-f]{16} built in \d+s with uv 0\.9\.5 \(sent by the deployer\)/, journal);
     assert.doesNotMatch(journal, /downloaded by this host/, journal);
     assert.equal(vmRun(vm, "cat /var/lib/amarktai-infra/tools/uv-0.9.5-*/origin", { root: true }), "sent by the deployer\n");
+});
+
+/** The setup.py of a package whose build step tries to harm the host: one line with each attempt's outcome, then an unguarded write to /etc. */
+const HOSTILE_SETUP_PY = (targets: readonly string[], secretFile: string) => `import sys
+from setuptools import setup
+outcomes = []
+for target in ${JSON.stringify(targets)}:
+    try:
+        with open(target, "w") as f:
+            f.write("written by a build step")
+        outcomes.append("wrote %s" % target)
+    except OSError as e:
+        outcomes.append("could not write %s (%s)" % (target, e.strerror))
+try:
+    outcomes.append("read the secrets: %s" % open(${JSON.stringify(secretFile)}).read().replace("\\n", " "))
+except OSError as e:
+    outcomes.append("could not read the secrets (%s)" % e.strerror)
+print("HOSTILE " + "; ".join(outcomes), file=sys.stderr, flush=True)
+open("/etc/amarktai-hostile-build", "w").write("x")
+setup(name="hostile-build", version="1.0", packages=[])
+`;
+
+/** A PEP 503 index serving one sdist, on the deployer's loopback (the VM reaches it as 10.0.2.2). */
+async function serveIndex(name: string, sdist: Buffer): Promise<{ url: string; close: () => void }> {
+    const http = await import("http");
+    const file = `${name}-1.0.tar.gz`;
+    const digest = crypto.createHash("sha256").update(sdist).digest("hex");
+    const server = http.createServer((req, res) => {
+        if (req.url === `/simple/${name}/`) {
+            res.writeHead(200, { "content-type": "text/html" }).end(`<!DOCTYPE html><html><body><a href="/files/${file}#sha256=${digest}">${file}</a></body></html>`);
+        } else if (req.url === `/files/${file}`) {
+            res.writeHead(200, { "content-type": "application/gzip" }).end(sdist);
+        } else {
+            res.writeHead(404).end();
+        }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as import("net").AddressInfo).port;
+    return { url: `http://10.0.2.2:${port}/simple`, close: () => server.close() };
+}
+
+test("a package whose build step writes to /etc and to the service's paths fails the build as the sandboxed build account and harms nothing", { timeout: 15 * MINUTE }, async () => {
+    const live = current();
+    const liveVenv = vmRun(vm, `cd ${RELEASES}/${live} && find venv -printf '%p %s %T@\\n' | sort | sha256sum`);
+    const envStore = envStorePath("amarktai-api");
+    const jwt = vmRun(vm, `sed -n 's/^JWT_SECRET=//p' ${envStore}`, { root: true }).trim();
+    assert.ok(jwt.length >= 16, `no JWT_SECRET in ${envStore}`);
+    const targets = ["/etc/amarktai-hostile", `${RELEASES}/current/venv/hostile`, `${RELEASES}/hostile`, "/var/amarktai/logs/hostile", "/var/lib/amarktai-infra/hostile", `${path.dirname(envStore)}/hostile`, "/root/hostile"];
+    // The sdist, packed by tar from a scratch directory.
+    const work = fs.mkdtempSync(path.join(REPO, ".test-apps", "hostile-"));
+    const src = path.join(work, "hostile_build-1.0");
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, "setup.py"), HOSTILE_SETUP_PY(targets, envStore));
+    fs.writeFileSync(path.join(src, "pyproject.toml"), '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n');
+    fs.writeFileSync(path.join(src, "PKG-INFO"), "Metadata-Version: 2.1\nName: hostile-build\nVersion: 1.0\n");
+    const tar = (await import("child_process")).spawnSync("tar", ["-czf", "-", "-C", work, "hostile_build-1.0"]);
+    assert.equal(tar.status, 0, String(tar.stderr));
+    const index = await serveIndex("hostile-build", tar.stdout);
+    try {
+        await stack.setConfig({ app: { sourceDir: appRel, requirements: [...WITH_SIX, "hostile-build==1.0"] }, releases: { extraIndexUrls: [index.url] } });
+        const r = await stack.up();
+        const out = `${r.stdout}\n${r.stderr}`;
+        assert.notEqual(r.code, 0, `up should fail:\n${out}`);
+        assert.match(out, /uv pip install failed/, out);
+        assert.match(out, /hostile-build/, out);
+        // Every write was refused by the sandbox: a read-only system, or no permission for the build account.
+        // The build step's one line, as uv shows it: wrapped at 80 columns, behind the CLI's own prefixes.
+        assert.ok(out.includes("HOSTILE "), `the build step did not run:\n${out}`);
+        const shown = out.slice(out.indexOf("HOSTILE "), out.indexOf("Traceback", out.indexOf("HOSTILE ")));
+        const hostile = shown.split("\n").map((l) => l.replace(/^[\s|]+/, "")).join(" ");
+        for (const t of targets) assert.ok(new RegExp(`could not write ${t.replace(/[/.]/g, "\\$&")} \\((Read-only file system|Permission denied)\\)`).test(hostile), `${t}: ${hostile || out}`);
+        assert.doesNotMatch(hostile, /wrote|read the secrets:/);
+        assert.match(hostile, /could not read the secrets \(Permission denied\)/);
+        assert.ok(!out.includes(jwt), "the JWT secret reached the output");
+    } finally {
+        index.close();
+        fs.rmSync(work, { recursive: true, force: true });
+        await stack.setConfig({ app: { sourceDir: appRel, requirements: WITH_SIX }, releases: {} });
+    }
+    // Nothing of it on the host; the live release untouched and answering; no half-built release left.
+    assert.equal(vmRun(vm, `for t in ${targets.join(" ")} /etc/amarktai-hostile-build; do [ -e "$t" ] && echo "$t"; done; true`, { root: true }).trim(), "");
+    assert.equal(health(), "200");
+    assert.equal(current(), live);
+    assert.equal(vmRun(vm, `cd ${RELEASES}/${live} && find venv -printf '%p %s %T@\\n' | sort | sha256sum`), liveVenv, "the live venv changed");
+    assert.equal(vmRun(vm, `ls -a ${RELEASES} | grep -c '^\\.\\?[0-9a-f]\\{16\\}' || true`).trim(), String(releasesOnDisk().length), "a failed build left a directory behind");
+    // The build ran as the build account, which owns nothing on the host afterwards.
+    assert.equal(vmRun(vm, "find / -xdev -user amarktai-build -print -quit 2>/dev/null || true", { root: true }).trim(), "");
+});
+
+test("a built release's venv belongs to root, with nothing writable by the build account or the service", { timeout: 5 * MINUTE }, async () => {
+    const live = current();
+    const foreign = vmRun(vm, `find ${RELEASES}/${live}/venv \\( ! -user root -o ! -group root -o -perm /022 \\) ! -type l -printf '%u:%g %m %p\\n' | head -n 5`, { root: true }).trim();
+    assert.equal(foreign, "", "entries of the venv that are not root's or are writable by others");
+    const buildUser = vmRun(vm, "getent passwd amarktai-build", { root: true }).trim().split(":");
+    assert.ok(Number(buildUser[2]) > 0 && Number(buildUser[2]) < 1000, `a system uid: ${buildUser.join(":")}`);
+    assert.match(buildUser[6] ?? "", /nologin$/);
 });

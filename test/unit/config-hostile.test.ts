@@ -7,8 +7,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigError, loadConfig, requirementProblem, serviceConfig, unsafePathReason } from "../../components/config";
-import { CACHE_DIR } from "../../components/host/release";
-import { ENV_NAME_SOURCE, ENV_STORE_ROOT, STATE_ROOT, parseHostKey } from "../../components/model";
+import { ENV_NAME_SOURCE, ENV_STORE_ROOT, INSTALLER_CACHE_ROOT, STATE_ROOT, parseHostKey } from "../../components/model";
 import { PREVIEW_TEXT_LIMIT, entriesOfPreview, planRelease, previewOf } from "../../components/plan";
 import { NS, TEST_HOST, configProblems, loadTestConfig, rawConfig, testConfig } from "../support/config";
 
@@ -48,11 +47,12 @@ function renamedCurve(blob: Buffer, curve: string): Buffer {
 // ---- 1. Host identity -------------------------------------------------------------------------
 
 test("real host keys of every supported type are accepted, and their sizes are the ones the parser requires", () => {
-    const sizes: Record<string, number> = { [ED25519]: 51, [P256]: 104, [P384]: 136, [P521]: 172 };
-    for (const key of [ED25519, P256, P384, P521, RSA2048]) {
+    // RSA has no fixed size: 279 bytes is a 2048-bit modulus (the smallest accepted) with e = 65537.
+    const sizes: [string, number][] = [[ED25519, 51], [P256, 104], [P384, 136], [P521, 172], [RSA2048, 279]];
+    for (const [key, size] of sizes) {
         const { config } = load({ hosts: [{ ...TEST_HOST, hostKey: key }] });
         assert.equal(config.hosts[0]!.hostKey, key);
-        if (sizes[key] !== undefined) assert.equal(blobOf(key).length, sizes[key], key.split(" ")[0]);
+        assert.equal(blobOf(key).length, size, key.split(" ")[0]);
     }
 });
 
@@ -117,7 +117,7 @@ const PATH_KEYS = ["app", "workingDirectory", "venv", "logs", "envFile", "releas
 const LIBRARY_DIRS: [string, RegExp][] = [
     ["/etc/amarktai-infra", /store of every service's \.env/],
     ["/var/lib/amarktai-infra", /root-only state/],
-    ["/var/cache/amarktai-infra", /every release build runs as root and installs from it/],
+    ["/var/cache/amarktai-infra", /installers. root-only download cache/],
 ];
 
 for (const key of PATH_KEYS) {
@@ -135,7 +135,7 @@ for (const key of PATH_KEYS) {
 }
 
 test("the directories refused are the ones the library uses: its .env store, its state and the installers' cache", () => {
-    for (const dir of [ENV_STORE_ROOT, STATE_ROOT, CACHE_DIR]) {
+    for (const dir of [ENV_STORE_ROOT, STATE_ROOT, INSTALLER_CACHE_ROOT]) {
         assert.match(unsafePathReason(dir) ?? "", new RegExp(`it is ${dir.replace(/\//g, "\\/")}, `), dir);
         assert.match(unsafePathReason(`${dir}/x/y`) ?? "", new RegExp(`it is inside ${dir.replace(/\//g, "\\/")}, `), dir);
     }
