@@ -20,18 +20,51 @@ export function readRawConfig(namespace: string): Record<string, string> {
     return raw;
 }
 
-/** `runtime.isConfigSecret` (marked internal in the SDK's typings, exported by its runtime): whether Pulumi holds a config key as a secret. */
-const isConfigSecret: (fullKey: string) => boolean = (require("@pulumi/pulumi/runtime/config") as { isConfigSecret: (k: string) => boolean }).isConfigSecret;
+/**
+ * The environment variable through which a Pulumi language host hands the
+ * program the full keys (`namespace:key`) of the config values stored as
+ * secrets, as a JSON array, beside `PULUMI_CONFIG` (which
+ * `pulumi.runtime.allConfig()` reads). Every language host sets it
+ * (`pulumi-language-nodejs`, and `scripts/lib/pulumi-inline.ts` for this
+ * project); the SDK has no public getter for it.
+ */
+export const CONFIG_SECRET_KEYS_ENV = "PULUMI_CONFIG_SECRET_KEYS";
 
-/** Which of the project's keys Pulumi holds as secrets (set with `--secret`, or from an ESC `fn::secret`). */
-export function configSecrecy(namespace: string): ConfigSecrecy {
-    return { isSecret: (key) => isConfigSecret(`${namespace}:${key}`) };
+/**
+ * Which of the project's keys Pulumi holds as secrets (set with `--secret`,
+ * or from an ESC `fn::secret`), from {@link CONFIG_SECRET_KEYS_ENV}; or
+ * `undefined` when the program was not told (the variable is unset, as
+ * under the Automation API's own inline-program server), so the secrecy
+ * rules cannot be applied. Empty or `null` means no key is secret, as the
+ * SDK reads it.
+ */
+export function configSecrecy(namespace: string, env: NodeJS.ProcessEnv = process.env): ConfigSecrecy | undefined {
+    const raw = env[CONFIG_SECRET_KEYS_ENV];
+    if (raw === undefined) return undefined;
+    let parsed: unknown;
+    try {
+        parsed = raw.trim() === "" ? [] : JSON.parse(raw);
+    } catch {
+        parsed = undefined;
+    }
+    if (parsed === null) parsed = [];
+    if (!Array.isArray(parsed) || !parsed.every((k) => typeof k === "string")) {
+        throw new pulumi.RunError(`${CONFIG_SECRET_KEYS_ENV} is not a JSON array of config keys, so which keys are secret is unknown; run the program with the Pulumi CLI or scripts/pulumi`);
+    }
+    const secretKeys = new Set<string>(parsed);
+    return { isSecret: (key) => secretKeys.has(`${namespace}:${key}`) };
 }
+
+/** Said once when the secrecy rules cannot be applied (see {@link configSecrecy}). */
+export const SECRECY_UNKNOWN_WARNING =
+    `which config keys are secret is not known here (${CONFIG_SECRET_KEYS_ENV} is not set): a value set with --secret in a plain key (env, overrides, …) is not refused, and sshPrivateKey or secretEnv stored in plain text is not reported (sshPrivateKey and secretEnv are still kept secret in the state)`;
 
 /** The validated configuration, or a RunError that lists every bad key (no stack trace, no host touched). */
 export function validatedConfig(namespace: string): { config: StackConfig; secrets: SecretConfig } {
     try {
-        return loadConfig(readRawConfig(namespace), namespace, configSecrecy(namespace));
+        const secrecy = configSecrecy(namespace);
+        if (secrecy === undefined) void pulumi.log.warn(SECRECY_UNKNOWN_WARNING);
+        return loadConfig(readRawConfig(namespace), namespace, secrecy);
     } catch (e) {
         if (e instanceof ConfigError) {
             throw new pulumi.RunError(e.message);

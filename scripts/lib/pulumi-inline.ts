@@ -14,6 +14,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { CONFIG_SECRET_KEYS_ENV } from "../../components/pulumi/program";
 
 function sdkRequire<T>(request: string): T {
     const sdkDir = path.dirname(require.resolve("@pulumi/pulumi/package.json"));
@@ -49,7 +50,14 @@ function runProgramOf(dir: string): unknown {
 /** Starts the LanguageRuntime server for the program; resolves with its port. */
 async function startServer(): Promise<{ port: number; stop: () => void }> {
     const grpc = sdkRequire<typeof import("@grpc/grpc-js")>("@grpc/grpc-js");
-    // The SDK's own inline-program server, as used by LocalWorkspace for inline programs.
+    // Not public in the SDK, and no public export does the same: the public Automation API
+    // (`@pulumi/pulumi/automation`: LocalWorkspace, Stack) starts this very server but also runs
+    // the CLI itself, non-interactively, so it cannot hand the terminal to the stock CLI. Needed:
+    // - `LanguageServer` (automation/server): the inline-program LanguageRuntime service that
+    //   LocalWorkspace uses; it sets up the SDK's run state for the program;
+    // - `LanguageRuntimeService` (proto/language_grpc_pb): the service definition to register it;
+    // - `grpcChannelOptions` (runtime/settings): the SDK's message-size limits for the server.
+    // The SDK version is pinned (package.json); the e2e tests drive the CLI through this server.
     const { LanguageServer } = require("@pulumi/pulumi/automation/server");
     const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb");
     const { grpcChannelOptions } = require("@pulumi/pulumi/runtime/settings");
@@ -57,7 +65,16 @@ async function startServer(): Promise<{ port: number; stop: () => void }> {
     const program = programDir ? async () => runProgramOf(programDir) : async () => require("../../components/pulumi/program").main();
 
     const server = new grpc.Server({ ...grpcChannelOptions });
-    server.addService(langrpc.LanguageRuntimeService, new LanguageServer(program));
+    const languageServer = new LanguageServer(program);
+    // A language host hands the program the secret config keys in PULUMI_CONFIG_SECRET_KEYS
+    // (pulumi-language-nodejs does); the SDK's inline server keeps them to itself, so the run
+    // request's list (the public LanguageRuntime protocol) is put there for the program.
+    const run = languageServer.run.bind(languageServer);
+    languageServer.run = (call: { request: { getConfigsecretkeysList(): string[] } }, callback: unknown) => {
+        process.env[CONFIG_SECRET_KEYS_ENV] = JSON.stringify(call.request.getConfigsecretkeysList() ?? []);
+        return run(call, callback);
+    };
+    server.addService(langrpc.LanguageRuntimeService, languageServer);
     const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) => (err ? reject(err) : resolve(p))),
     );

@@ -58,6 +58,18 @@ async function build() {
     return service;
 }
 
+let builtOnce: Promise<Registered[]> | undefined;
+
+/** The resources `build()` registers, built once and shared by the tests that only read them (each test may run alone). */
+function builtResources(): Promise<Registered[]> {
+    builtOnce ??= (async () => {
+        registered.length = 0;
+        await value(pulumi.all((await build()).hosts.map((h) => h.activatedAt)));
+        return [...registered];
+    })();
+    return builtOnce;
+}
+
 /** The engine's marker for a secret value in serialized inputs. */
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
@@ -75,8 +87,7 @@ function value<T>(o: pulumi.Output<T>): Promise<T> {
 }
 
 test("each host gets a prepare step, one staged file per managed file, and one activation", async () => {
-    const service = await build();
-    await value(pulumi.all(service.hosts.map((h) => h.activatedAt)));
+    const registered = await builtResources();
     const names = registered.map((r) => `${r.type.split(":").pop()} ${r.name}`).sort();
     for (const hostKey of [TEST_HOST.hostKey, SECOND_HOST_KEY]) {
         for (const label of ["prepare", "unit", "dropin-workers", "dropin-memory", "journald", "env", "release", "activation"]) {
@@ -92,6 +103,7 @@ test("each host gets a prepare step, one staged file per managed file, and one a
 });
 
 test("the unit's staged content is the rendered unit text and the drop-in's is the drop-in text", async () => {
+    const registered = await builtResources();
     const unit = registered.find((r) => r.name === hostResource("amarktai-api", "unit"))!;
     assert.match(String(plain(unit.inputs.content)), /^ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app/m);
     const workers = registered.find((r) => r.name === hostResource("amarktai-api", "dropin-workers"))!;
@@ -99,6 +111,7 @@ test("the unit's staged content is the rendered unit text and the drop-in's is t
 });
 
 test("the activation lists every managed file by path with its mode, owner and kind, with the hashes that trigger it", async () => {
+    const registered = await builtResources();
     const activation = registered.find((r) => r.name === hostResource("amarktai-api", "activation"))!;
     assert.deepEqual(plain(activation.inputs.files), {
         "/etc/systemd/system/amarktai-api.service": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
@@ -115,6 +128,7 @@ test("the activation lists every managed file by path with its mode, owner and k
 });
 
 test("each host builds the release before its activation, which switches to that release id", async () => {
+    const registered = await builtResources();
     const release = registered.find((r) => r.name === hostResource("amarktai-api", "release"))!;
     const spec = plain(release.inputs.release) as { id: string; releasesDir: string; venvLink: string; appLink: string; keep: number };
     assert.match(spec.id, /^[0-9a-f]{16}$/);
@@ -128,6 +142,7 @@ test("each host builds the release before its activation, which switches to that
 });
 
 test("the .env content, the hashes that include it and the SSH connection are secrets; the unit text is not", async () => {
+    const registered = await builtResources();
     const env = registered.find((r) => r.name === hostResource("amarktai-api", "env"))!;
     assert.ok(isSecretInput(env.inputs.content), ".env content must be secret");
     const envText = String(plain(env.inputs.content));
@@ -136,7 +151,9 @@ test("the .env content, the hashes that include it and the SSH connection are se
     assert.match(envText, /^JWT_SECRET=generated-by-mock$/m, "JWT_SECRET generated when not set");
     const unit = registered.find((r) => r.name === hostResource("amarktai-api", "unit"))!;
     assert.ok(!isSecretInput(unit.inputs.content), "unit text must stay readable in previews");
-    for (const r of registered.filter((r) => r.type.includes("dynamic/amarktai:Host") || r.type.endsWith(":ServiceActivation"))) {
+    const connected = registered.filter((r) => r.type.includes("dynamic/amarktai:Host") || r.type.endsWith(":ServiceActivation"));
+    assert.ok(connected.length >= 2 * 3, `resources with a connection: ${connected.map((r) => r.name).join(", ")}`);
+    for (const r of connected) {
         assert.ok(isSecretInput(r.inputs.connection), `${r.name}: the connection (with the private key) must be secret`);
     }
     const activation = registered.find((r) => r.name === hostResource("amarktai-api", "activation"))!;
@@ -144,6 +161,7 @@ test("the .env content, the hashes that include it and the SSH connection are se
 });
 
 test("the .env's reviewer view is plain text: flags as they are, secrets as fingerprints only", async () => {
+    const registered = await builtResources();
     const env = registered.find((r) => r.name === hostResource("amarktai-api", "env"))!;
     assert.ok(!isSecretInput(env.inputs.view), "the view must be readable in previews");
     const view = String(env.inputs.view);
@@ -163,12 +181,41 @@ test("a configured JWT_SECRET is used instead of the generated one", async () =>
     assert.match(String(plain(env.inputs.content)), /^JWT_SECRET=from-config$/m);
 });
 
-test("rollout batches: each host's activation waits for the previous batch", async () => {
-    const { previousBatch } = await import("../../components/pulumi/service");
-    const acts = ["a1", "a2", "a3", "a4", "a5"];
-    assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 1)), [[], ["a1"], ["a2"], ["a3"], ["a4"]]);
-    assert.deepEqual([0, 1, 2, 3, 4].map((i) => previousBatch(acts, i, 2)), [[], [], ["a1", "a2"], ["a1", "a2"], ["a3", "a4"]]);
-    assert.deepEqual([0, 1, 2].map((i) => previousBatch(acts, i, 10)), [[], [], []]);
+/** A well-formed ed25519 host key of its own for each `seed` (a fixed 32-byte public key). */
+function ed25519HostKey(seed: number): string {
+    const type = Buffer.from("ssh-ed25519");
+    const u32 = (n: number) => Buffer.from([0, 0, 0, n]);
+    return `ssh-ed25519 ${Buffer.concat([u32(type.length), type, u32(32), Buffer.alloc(32, seed)]).toString("base64")}`;
+}
+
+test("rollout batches: each host's activation depends on every activation of the batch before it, and on none of its own or later batches", async () => {
+    const { SystemdService } = await import("../../components/pulumi/service");
+    const { testConfig } = await import("../support/config");
+    const keys = [1, 2, 3, 4, 5].map(ed25519HostKey);
+    const hosts = keys.map((hostKey, i) => ({ ...TEST_HOST, name: `h${i + 1}`, port: 2201 + i, hostKey }));
+    /** For each host in order, the hosts whose activations its activation depends on. */
+    const waitsFor = async (component: string, maxUnavailable: number): Promise<string[][]> => {
+        const nameOf = new Map<pulumi.Resource, string>();
+        const dependsOn = new Map<string, string[]>();
+        const record: pulumi.ResourceTransformation = ({ resource, name, opts }) => {
+            nameOf.set(resource, name);
+            const deps = Array.isArray(opts.dependsOn) ? (opts.dependsOn as pulumi.Resource[]) : [];
+            dependsOn.set(name, deps.map((d) => nameOf.get(d) ?? "?"));
+            return undefined;
+        };
+        const s = new SystemdService(component, { config: testConfig({ hosts, rollout: { maxUnavailable } }), sshPrivateKey: pulumi.secret(KEY), secretEnv: pulumi.secret({}) }, { transformations: [record] });
+        await value(pulumi.all(s.hosts.map((h) => h.activatedAt)));
+        const activationOf = keys.map((k) => hostResource(component, "activation", k));
+        return activationOf.map((a) => {
+            const deps = dependsOn.get(a);
+            assert.ok(deps, `${a} was not registered`);
+            assert.ok(deps.includes(hostResource(component, "prepare", keys[activationOf.indexOf(a)])), `${a} waits for its host's preparation`);
+            return deps.filter((d) => activationOf.includes(d)).map((d) => `h${activationOf.indexOf(d) + 1}`);
+        });
+    };
+    assert.deepEqual(await waitsFor("one-at-a-time", 1), [[], ["h1"], ["h2"], ["h3"], ["h4"]]);
+    assert.deepEqual(await waitsFor("two-at-a-time", 2), [[], [], ["h1", "h2"], ["h1", "h2"], ["h3", "h4"]]);
+    assert.deepEqual(await waitsFor("all-at-once", 10), [[], [], [], [], []]);
 });
 
 test("resource names come from the host key alone: renaming a host or changing its address, port or login keeps them, and aliases adopt the old names", async () => {

@@ -115,15 +115,15 @@ test("app files given in code (appFiles, no app.sourceDir) make a release with t
 
 test("the archive rebuilt from what the provider is given (text, binary bytes, modes) is byte for byte the planned one, whatever order the files came in", () => {
     const binary = Buffer.from([0, 1, 2, 255, 254]);
-    const planned = planRelease(
-        testConfig({}),
-        [
-            { relativePath: "z/tool.sh", content: "#!/bin/sh\necho hi\n", mode: "0755" },
-            { relativePath: "assets/blob.bin", content: binary },
-            { relativePath: "a.py", content: "binary, 5 bytes, sha256 0000000000000000\n" },
-        ],
-        undefined,
-    );
+    const files = [
+        { relativePath: "z/tool.sh", content: "#!/bin/sh\necho hi\n", mode: "0755" },
+        { relativePath: "assets/blob.bin", content: binary },
+        { relativePath: "a.py", content: "binary, 5 bytes, sha256 0000000000000000\n" },
+    ];
+    const planned = planRelease(testConfig({}), files, undefined);
+    const reversed = planRelease(testConfig({}), [...files].reverse(), undefined);
+    assert.deepEqual(tarArchive(reversed.entries), tarArchive(planned.entries), "the files in another order make the same archive");
+    assert.equal(reversed.spec.id, planned.spec.id, "and the same release id");
     assert.deepEqual(Object.keys(planned.preview.blobs), ["assets/blob.bin"], "only the binary travels as bytes; text is in the preview already");
     assert.deepEqual(planned.entries.map((e) => e.path), ["requirements.txt", "app/a.py", "app/assets/blob.bin", "app/z/tool.sh"], "sorted by path");
     const rebuilt = entriesOfPreview(planned.preview);

@@ -30,19 +30,14 @@ test("Pulumi.yaml declares every required key and every key with a default, with
         .map((d) => d.key);
     assert.deepEqual(declared.sort(), expected.sort());
     // Declared without a default, Pulumi requires a key: only truly required keys may be declared so.
-    for (const [key, decl] of Object.entries(project.config)) {
-        if (decl.default === undefined && decl.value === undefined) {
-            assert.ok(["hosts", "sshPrivateKey"].includes(key.replace(`${NS}:`, "")), `${key} is declared without a default, so Pulumi would require it`);
-        }
-    }
+    const withoutDefault = Object.entries(project.config).filter(([, decl]) => decl.default === undefined && decl.value === undefined).map(([key]) => key.replace(`${NS}:`, ""));
+    assert.deepEqual(withoutDefault.sort(), ["hosts", "sshPrivateKey"], "declared without a default, Pulumi requires a key");
     const defaults = stackConfigSchema.parse({ hosts: [{ address: "h", hostKey: TEST_HOST.hostKey }] }) as Record<string, unknown>;
-    for (const [key, decl] of Object.entries(project.config)) {
-        const name = key.replace(`${NS}:`, "");
-        const shared = decl.default ?? decl.value;
-        if (shared !== undefined && name in defaults) {
-            assert.deepEqual(shared, defaults[name], `Pulumi.yaml's default for ${name} differs from the schema`);
-        }
-    }
+    const shared = Object.entries(project.config)
+        .map(([key, decl]): [string, unknown] => [key.replace(`${NS}:`, ""), decl.default ?? decl.value])
+        .filter(([name, value]) => value !== undefined && name in defaults);
+    assert.ok(shared.length >= 5, `defaults compared: ${shared.map(([n]) => n).join(", ")}`);
+    for (const [name, value] of shared) assert.deepEqual(value, defaults[name], `Pulumi.yaml's default for ${name} differs from the schema`);
 });
 
 test("every config key has a description", () => {

@@ -36,3 +36,12 @@ test("the reviewer view shows plain values and a fingerprint that changes exactl
     assert.notEqual(envFileView({ FLAG: "on" }, { TOKEN: "other" }, "key-1"), a, "changes with the value");
     assert.notEqual(envFileView({ FLAG: "on" }, { TOKEN: "s3cret" }, "key-2"), a, "keyed: another stack's fingerprint differs");
 });
+
+test("the reviewer view (the preview's) shows each plain entry's line as written to the host, quoting included", async () => {
+    const { envFileView } = await import("../../components/plan");
+    const plain = { GREETING: 'say "hi" now', MODE: "fast" };
+    const written = renderEnvFile({ ...plain, TOKEN: "s3cret" }).split("\n");
+    const view = envFileView(plain, { TOKEN: "s3cret" }, "key-1").split("\n");
+    assert.deepEqual(view.filter((l) => !l.startsWith("TOKEN=")), written.slice(1).filter((l) => !l.startsWith("TOKEN=")), "plain lines byte for byte");
+    assert.match(view.find((l) => l.startsWith("TOKEN="))!, /^TOKEN=\[secret [0-9a-f]{12}\]$/);
+});

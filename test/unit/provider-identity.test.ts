@@ -24,13 +24,26 @@ const activationState = {
 };
 const { activatedAt: _a, generation: _g, schemaVersion: _s, ...activationInputs } = activationState;
 
-test("a new address, port or login is an in-place update of every resource, never a replacement", async () => {
+/** An AppRelease's inputs but the connection. */
+const releaseInputs = {
+    service: "amarktai-api",
+    release: { id: "aaaaaaaaaaaaaaaa", releasesDir: "/var/amarktai/releases", venvLink: "/var/amarktai/venv", keep: 3 },
+    archiveSha256: sha256("archive"),
+    files: { "server.py": "app = None\n" },
+    executables: [],
+    requirements: "uvicorn==0.38.0\n",
+};
+
+test("a new address, port or login is an in-place update of every resource that reaches the host, never a replacement", async () => {
     const fileState = { connection: UNREACHABLE, service: "amarktai-api", file: FILE, contentSha256: sha256("unit\n"), owner: OWNER, schemaVersion: STATE_SCHEMA_VERSION };
     const cases: [string, Record<string, unknown>, Record<string, unknown>][] = [
         ["hostFile", fileState, { connection: MOVED, service: "amarktai-api", file: FILE, content: "unit\n", owner: OWNER }],
         ["serviceActivation", activationState, { ...activationInputs, connection: MOVED }],
         ["hostPrepare", { connection: UNREACHABLE, spec: { user: "a" }, adoptedJwtSecret: "", schemaVersion: STATE_SCHEMA_VERSION }, { connection: MOVED, spec: { user: "a" } }],
+        ["appRelease", { ...releaseInputs, connection: UNREACHABLE, schemaVersion: STATE_SCHEMA_VERSION }, { ...releaseInputs, connection: MOVED }],
     ];
+    // Every provider but randomSecret (which has no host) is covered.
+    assert.deepEqual(cases.map(([kind]) => kind).sort(), Object.keys(providers).filter((k) => k !== "randomSecret").sort());
     for (const [kind, olds, news] of cases) {
         const d = await providers[kind]!.diff("id", olds, news);
         assert.equal(d.changes, true, `${kind}: the new connection is recorded`);

@@ -46,12 +46,23 @@ for (const [args, expected] of FORMS) {
 const backendOf = (stack: string, env: NodeJS.ProcessEnv) =>
     bash('amarktai_use_backend "$1"; printf "%s|%s|%s" "${PULUMI_BACKEND_URL:-}" "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" "${PULUMI_HOME:-}"', [stack], env);
 
-test("the local stack always uses the checkout's file backend and generated passphrase", () => {
-    const r = backendOf("local", { PULUMI_BACKEND_URL: "s3://mine", PULUMI_CONFIG_PASSPHRASE: "theirs" });
-    const [url, passFile] = r.stdout.split("|");
-    assert.equal(url, `file://${REPO}/.pulumi-state`);
-    if (fs.existsSync(path.join(REPO, ".pulumi-state", "passphrase"))) assert.equal(passFile, path.join(REPO, ".pulumi-state", "passphrase"));
-    assert.equal(r.stderr, "");
+test("the local stack always uses the checkout's file backend and generated passphrase, never the shell's", () => {
+    // The generated passphrase file is pointed at a scratch path, so the test does not depend on whether setup.sh has run here.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "amarktai-passphrase-"));
+    const passphrase = path.join(dir, "passphrase");
+    const localBackend = () =>
+        bash('AMARKTAI_LOCAL_PASSPHRASE_FILE="$2"; amarktai_use_backend "$1"; printf "%s|%s|%s" "${PULUMI_BACKEND_URL:-}" "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" "${PULUMI_CONFIG_PASSPHRASE:-}"', ["local", passphrase], {
+            PULUMI_BACKEND_URL: "s3://mine",
+            PULUMI_CONFIG_PASSPHRASE: "theirs",
+        });
+    const before = localBackend();
+    assert.equal(before.stdout, `file://${REPO}/.pulumi-state||`, "no generated passphrase yet: none at all, not the shell's");
+    assert.equal(before.stderr, "");
+    fs.writeFileSync(passphrase, "generated\n");
+    const after = localBackend();
+    assert.equal(after.stdout, `file://${REPO}/.pulumi-state|${passphrase}|`);
+    assert.equal(after.stderr, "");
+    fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("another stack uses PULUMI_BACKEND_URL, the user's passphrase and PULUMI_HOME untouched", () => {

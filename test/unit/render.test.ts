@@ -33,3 +33,13 @@ test("render redacts every secret .env value and says when JWT_SECRET is generat
     const given = renderHostFiles(testConfig(), ["JWT_SECRET"]).find((f) => f.path === "/etc/amarktai-infra/amarktai-api/env")!.text;
     assert.match(given, /^JWT_SECRET=\[secret\]$/m);
 });
+
+test("render's .env is the bytes the host gets for plain entries: a value with a space and a quote is quoted as renderEnvFile writes it", async () => {
+    const { renderEnvFile } = await import("../../components/systemd");
+    const env = { GREETING: 'say "hi" now', MODE: "fast" };
+    const rendered = renderHostFiles(testConfig({ env }), ["JWT_SECRET"]).find((f) => f.path === "/etc/amarktai-infra/amarktai-api/env")!.text;
+    const written = renderEnvFile({ ...env, JWT_SECRET: "s3cret" });
+    assert.equal(rendered, written.replace(/^JWT_SECRET=.*$/m, "JWT_SECRET=[secret]"), "only the secret's line differs");
+    assert.match(rendered, /^GREETING="say \\"hi\\" now"$/m);
+    assert.equal(rendered.split("\n")[0], written.split("\n")[0], "the marker header is the written one");
+});

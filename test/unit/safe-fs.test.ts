@@ -189,7 +189,7 @@ test("backup and restore put back a file with its owner and mode, and remove wha
     }
 });
 
-test("symlink makes a root-owned link atomically; remove never follows a link", () => {
+test("symlink replaces a regular file at the path with a root-owned link; remove never follows a link", () => {
     const { root, helper, done } = scratch();
     try {
         const c = canaries(root);

@@ -60,8 +60,9 @@ test("a later ExecStart reset keeps the workers set by an earlier drop-in", () =
 });
 
 test("every drop-in starts with the managed-file marker", () => {
-    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { a: { restart: "no" } } }));
-    assert.equal(dropIns[0]!.text.split("\n")[0], `# ${MANAGED_MARKER}`);
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { a: { order: 10, restart: "no" }, b: { order: 20, workers: 2 }, c: { order: 30, environment: { X: "1" } } } }));
+    assert.equal(dropIns.length, 3);
+    for (const d of dropIns) assert.equal(d.text.split("\n")[0], `# ${MANAGED_MARKER}`, d.path);
 });
 
 test("override environment entries are quoted and % is escaped", () => {

@@ -192,11 +192,13 @@ test("only the preview and host-file diff jobs may write, and only pull-request 
     assert.doesNotMatch(WORKFLOW, /^\s*contents:\s*write\b/m, "no job may write repository contents");
     assert.doesNotMatch(WORKFLOW, /write-all/, "no job may have write-all");
     assert.deepEqual(asRecord(get(top, "permissions")), { contents: "read" }, "workflow-wide permissions");
+    const commenters = [jobsRunning("preview")[0]?.[0], "files"];
+    assert.ok(commenters.every((name) => name !== undefined && jobs.has(name)), `the preview and host-file diff jobs exist: ${commenters.join(", ")}`);
     for (const [name, job] of jobs) {
         const permissions = get(job, "permissions");
         const granted = permissions ? asRecord(permissions) : asRecord(get(top, "permissions"));
         const writes = Object.entries(granted).filter(([, level]) => level === "write").map(([scope]) => scope);
-        if (name === jobsRunning("preview")[0]?.[0] || name === "files") {
+        if (commenters.includes(name)) {
             assert.ok(permissions, `job ${name} declares its own permissions`);
             assert.deepEqual(granted, { contents: "read", "pull-requests": "write" }, `job ${name} permissions`);
         } else {
