@@ -342,7 +342,7 @@ export const stackConfigSchema = z
             .enum(["refuse", "remove"])
             .default("refuse")
             .describe(
-                "Unmanaged drop-ins of the unit (e.g. the `override.conf` of `systemctl edit`) would silently override the managed settings. `refuse`: `up` fails before changing anything, naming each file and showing its text (remove it, or adopt its settings as an override); `remove`: `up` backs them up and removes them. `preview --refresh` shows them either way.",
+                "Unmanaged drop-ins of the unit (e.g. the `override.conf` of `systemctl edit`) would silently override the managed settings. `refuse`: `up` fails before changing anything, naming each file with its SHA-256 and its directives' names (values only for plainly non-secret settings such as `MemoryMax`; never `Environment=`), never its text (remove it, or adopt its settings as an override); `remove`: `up` backs them up and removes them. `preview --refresh` shows them either way.",
             ),
         releases: releasesSchema.default(releasesSchema.parse({})).describe("Releases of the app's files and venv."),
         timeouts: timeoutsSchema.default(timeoutsSchema.parse({})).describe("How long to wait for a host (booting, cloud-init, apt's locks) and for each remote step."),

@@ -200,12 +200,14 @@ export function installerLines(): string[] {
         "}",
         "run_installer() {",
         '  local name="$1" rc=0',
+        // The log reaches the error (and CI logs): an index URL's `user:token@` is hidden, lines are cut to 300 characters.
+        "  local hide='s#([A-Za-z][A-Za-z0-9+.-]*://)[^/@[:space:]]+@#\\1[redacted]@#g'",
         "  shift",
         '  "$@" >> "$INSTALL_LOG" 2>&1 || rc=$?',
         '  if [ "$rc" -ne 0 ]; then',
         '    printf -- \'--- the last lines of %s ---\\n\' "$name" >&2',
-        '    tail -n 40 "$INSTALL_LOG" >&2',
-        '    fail "$name failed (exit $rc): $(installer_summary "$INSTALL_LOG")"',
+        '    { tail -n 40 "$INSTALL_LOG" | sed -E "$hide" | cut -c -300; } >&2 || true',
+        '    fail "$name failed (exit $rc): $(installer_summary "$INSTALL_LOG" | sed -E "$hide" | cut -c -300)"',
         "  fi",
         "}",
     ];

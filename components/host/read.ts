@@ -2,13 +2,15 @@
  * Reading a service back from its host, for `pulumi refresh`: one script per
  * host and refresh that reports every managed file (hash, mode, owner, the
  * text of files that hold no secret, the per-key line hashes of files that
- * do), unmanaged files in the unit's and journald's drop-in directories, the
+ * do), unmanaged files in the unit's and journald's drop-in directories
+ * (summarised on the host: hash and directive names, never their text), the
  * unit's enabled and active state, the owner record, and on request the
  * service's account, its directories (owner and mode) and a release (built,
  * its venv's interpreter runnable, its installed packages as built). It
  * changes nothing, never follows a link, and never prints a secret value.
  */
-import { ENV_NAME_SOURCE, ownerRecordPath } from "../model";
+import { ENV_NAME_SOURCE, ForeignDropIn, ownerRecordPath } from "../model";
+import { dropInSummaryFunction } from "./dropin";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
 /** The journald drop-in directory. */
@@ -80,7 +82,7 @@ const ENV_KEYS_PY = [
 /**
  * The read script. Output, one record per line, tab-separated:
  * `file PATH absent|link|other`, `file PATH present SHA256 MODE OWNER GROUP b64:TEXT|-`,
- * `envkey PATH KEY SHA256`, `link PATH TARGET` (empty: absent, not a link or not root's), `foreign PATH BASE64TEXT|link`, `unit ENABLED ACTIVE`, `owner OWNER GENERATION`,
+ * `envkey PATH KEY SHA256`, `link PATH TARGET` (empty: absent, not a link or not root's), `foreign PATH link`, `foreign PATH file SHA256 SUMMARY_JSON` (see `summarise_dropin`), `unit ENABLED ACTIVE`, `owner OWNER GENERATION`,
  * `account user|group NAME present|absent`, `dir PATH absent|link|other`, `dir PATH present MODE OWNER GROUP`,
  * `release DIR ok|absent|incomplete|no-python`, `release DIR packages CHANGES`.
  */
@@ -98,6 +100,7 @@ export function readHostScript(spec: HostReadSpec): string {
             `OWNER_RECORD=${q(ownerRecordPath(spec.serviceName))}`,
             `LINKS=(${shellWords(spec.links ?? [])})`,
             `LIMIT=${READ_TEXT_LIMIT}`,
+            ...dropInSummaryFunction(),
             'for i in "${!PATHS[@]}"; do',
             '  p="${PATHS[$i]}"',
             // Never follow a link (a less privileged user may own the directory): report it instead.
@@ -121,7 +124,8 @@ export function readHostScript(spec: HostReadSpec): string {
             '    [ -e "$f" ] || [ -L "$f" ] || continue',
             '    if [ -L "$f" ] || [ ! -f "$f" ]; then printf \'foreign\\t%s\\tlink\\n\' "$f"; continue; fi',
             '    [ "$(head -n 1 "$f")" = "$MARKER" ] && continue',
-            '    printf \'foreign\\t%s\\t%s\\n\' "$f" "$(head -c "$LIMIT" "$f" | base64 -w0)"',
+            // Summarised here: the text (which may hold Environment=TOKEN=…) never leaves the host.
+            '    summarise_dropin record "$f"',
             "  done",
             "done",
             'printf \'unit\\t%s\\t%s\\n\' "$(systemctl is-enabled "$UNIT" 2>/dev/null || true)" "$(systemctl is-active "$UNIT" 2>/dev/null || true)"',
@@ -172,8 +176,8 @@ export type LiveFile =
 /** What the read script found. */
 export interface HostRead {
     readonly files: Record<string, LiveFile>;
-    /** Unmanaged `*.conf` files in the unit's and journald's drop-in directories: path → text (or "(a link)"). */
-    readonly foreign: Record<string, string>;
+    /** Unmanaged `*.conf` files in the unit's and journald's drop-in directories: path → summary (never their text). */
+    readonly foreign: Record<string, ForeignDropIn>;
     /** Each link asked for → its target ("" when absent, not a link, or not owned by root). */
     readonly links: Record<string, string>;
     /** `systemctl is-enabled` / `is-active` ("" when the unit is unknown). */
@@ -197,11 +201,28 @@ export type LiveDir = { readonly state: "absent" | "link" | "other" } | { readon
  */
 export type LiveRelease = { readonly state: "ok" | "absent" | "incomplete" | "no-python" } | { readonly state: "packages"; readonly changes: string };
 
+/** A `foreign` record's fields after the path; anything but a well-formed summary of a plain file counts as a link (not a plain file). */
+function foreignDropInOf(fields: readonly string[]): ForeignDropIn {
+    if (fields[0] !== "file" || !/^[0-9a-f]{64}$/.test(fields[1] ?? "")) return { kind: "link" };
+    try {
+        const parsed = JSON.parse(fields[2] ?? "") as { sections?: unknown; unparsedLines?: unknown };
+        const sections: Record<string, Record<string, string | null>> = {};
+        for (const [section, directives] of Object.entries(parsed.sections && typeof parsed.sections === "object" ? parsed.sections : {})) {
+            const kept: Record<string, string | null> = {};
+            for (const [name, value] of Object.entries(directives && typeof directives === "object" ? (directives as Record<string, unknown>) : {})) kept[name] = typeof value === "string" ? value : null;
+            sections[section] = kept;
+        }
+        return { kind: "file", sha256: fields[1]!, sections, unparsedLines: typeof parsed.unparsedLines === "number" ? parsed.unparsedLines : 0 };
+    } catch {
+        return { kind: "file", sha256: fields[1]!, sections: {}, unparsedLines: 0 };
+    }
+}
+
 /** Parses the read script's output. */
 export function parseHostRead(stdout: string): HostRead {
     const files: Record<string, LiveFile> = {};
     const keyHashes: Record<string, Record<string, string>> = {};
-    const foreign: Record<string, string> = {};
+    const foreign: Record<string, ForeignDropIn> = {};
     const links: Record<string, string> = {};
     let unit = { enabled: "", active: "" };
     let owner: HostRead["owner"];
@@ -223,7 +244,7 @@ export function parseHostRead(stdout: string): HostRead {
         } else if (kind === "link" && f[0]) {
             links[f[0]] = f[1] ?? "";
         } else if (kind === "foreign" && f[0]) {
-            foreign[f[0]] = f[1] === "link" ? "(a link)" : text(f[1] ?? "");
+            foreign[f[0]] = foreignDropInOf(f.slice(1));
         } else if (kind === "unit") {
             unit = { enabled: f[0] ?? "", active: f[1] ?? "" };
         } else if (kind === "owner") {

@@ -5,7 +5,9 @@
  */
 import { FileEffect, HostAction, HostWaits, LinkSpec, MANAGED_MARKER, ManagedFile, PrepareSpec, PurgeSpec, ReleaseSpec, backupDir, createdRecordPath, envStorePath, fileIdForPath, ownerRecordPath, serviceStateDir, stagingDir, triggers } from "../model";
 import { aptGetLines } from "./apt";
+import { dropInSummaryFunction } from "./dropin";
 import { bootWaitLines, osReleaseFunctions, pythonVersionLines, saferDirectory, supportedOsLines, systemdLines, unsafeParentFunction } from "./preflight";
+import { redactFunction } from "./redact";
 import { releaseActivationLines } from "./release";
 import { safeFsFunction } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
@@ -233,6 +235,11 @@ export interface ActivationSpec {
     readonly ownership?: Ownership;
     /** What to do with unmanaged `*.conf` files in the unit's drop-in directory (default `refuse`). */
     readonly foreignDropIns?: ForeignDropInPolicy;
+    /**
+     * The `.env` keys holding secrets (names only): their values, read from the `.env` on the host, are
+     * redacted from the journal excerpt of a failed start. Absent: every key's value is redacted.
+     */
+    readonly secretEnvKeys?: readonly string[];
     /** The release to switch to (built beforehand by `buildReleaseScript`), if the service runs from releases. */
     readonly release?: Pick<ReleaseSpec, "id" | "releasesDir" | "venvLink" | "appLink" | "keep">;
 }
@@ -241,13 +248,20 @@ export interface ActivationSpec {
  * What an activation does with unmanaged drop-ins of its unit (such as the
  * `override.conf` of `systemctl edit`), which would silently override the
  * managed settings: `refuse` fails before changing anything, naming each
- * file and showing its text; `remove` backs them up and removes them (and
+ * file with its hash and directive names (never its text, which may hold
+ * secrets); `remove` backs them up and removes them (and
  * puts them back if the new state is not healthy).
  */
 export type ForeignDropInPolicy = "refuse" | "remove";
 
-/** Shared shell functions for activation and rollback: health probing and the journal excerpt. */
+/**
+ * Shared shell functions for activation and rollback: health probing and the journal excerpt. The excerpt
+ * reaches error messages (and CI logs), so it is redacted on the host: each secret `.env` value (the live
+ * `.env` and its backup, the previous one) becomes `[secret KEY]`, URL credentials `[redacted]`, and every
+ * line is cut to a bounded length.
+ */
 function healthFunctions(spec: ActivationSpec): string[] {
+    const envFile = envStorePath(spec.serviceName);
     return [
         ...shellVariables({ UNIT: spec.unitName, HEALTH_URL: spec.healthUrl, HEALTH_TIMEOUT: String(spec.healthTimeoutSec) }),
         "health_ok() {",
@@ -267,7 +281,10 @@ function healthFunctions(spec: ActivationSpec): string[] {
         "    sleep 1",
         "  done",
         "}",
-        'journal_excerpt() { journalctl -u "$UNIT" --since "@$START" -n 40 --no-pager -o short-iso 2>&1 || true; }',
+        ...redactFunction(),
+        bashArray("REDACT_ENV_FILES", [envFile, `${backupDir(spec.serviceName)}/${fileIdForPath(envFile)}`]),
+        bashArray("SECRET_ENV_KEYS", spec.secretEnvKeys ?? ["*"]),
+        'journal_excerpt() { { journalctl -u "$UNIT" --since "@$START" -n 40 --no-pager -o short-iso 2>&1 || true; } | redact_output "${REDACT_ENV_FILES[@]}" -- "${SECRET_ENV_KEYS[@]}"; }',
     ];
 }
 
@@ -294,6 +311,7 @@ export function activationScript(spec: ActivationSpec): string {
         // safe OP ARGS…: the helper, trusting root and the service's account (nobody else) to own the directories it walks.
         'safe() { safe_fs --trust "$ACCOUNT" "$@"; }',
         ...foreignUnitFunction(),
+        ...dropInSummaryFunction(),
         // What a change to each file triggers (model/triggers.ts), one 0/1 flag per file and action.
         ...triggerArrays("", spec.files),
         ...triggerArrays("REMOVED_", spec.removed),
@@ -330,7 +348,8 @@ export function activationScript(spec: ActivationSpec): string {
         "fi",
         'if [ "${#foreign[@]}" -gt 0 ]; then',
         '  if [ "$FOREIGN_POLICY" != remove ]; then',
-        '    for f in "${foreign[@]}"; do printf -- \'--- %s ---\\n\' "$f" >&2; if [ -L "$f" ]; then echo "(a link)" >&2; else head -c 4096 "$f" >&2 || true; fi; done',
+        // Named with their hash and directive names, never their text (an `Environment=TOKEN=…` must not reach a log).
+        '    summarise_dropin text "${foreign[@]}" >&2 || true',
         '    fail "unmanaged drop-in(s) ${foreign[*]} would override the managed settings of $UNIT: remove them, adopt their settings as an override in the stack config, or set foreignDropIns: remove. Nothing was changed."',
         "  fi",
         "  need_reload=1; need_restart=1",
@@ -351,7 +370,8 @@ export function activationScript(spec: ActivationSpec): string {
         "done",
         'if [ -n "$unit_staged" ]; then',
         '  if ! SYSTEMD_UNIT_PATH="$verify_dir:" systemd-analyze verify "$verify_dir/$UNIT" > "$verify_dir/verify.log" 2>&1; then',
-        '    cat "$verify_dir/verify.log" >&2',
+        // Its messages may quote a value read from a drop-in: redacted like the journal.
+        '    redact_output "${REDACT_ENV_FILES[@]}" -- "${SECRET_ENV_KEYS[@]}" < "$verify_dir/verify.log" >&2',
         "    release_rollback",
         '    fail "systemd-analyze verify refused the new $UNIT; nothing was changed"',
         "  fi",

@@ -8,3 +8,4 @@ export * from "./hash";
 export * from "./host-spec";
 export * from "./release";
 export * from "./ssh-key";
+export * from "./dropin";

@@ -189,6 +189,8 @@ export class SystemdService extends pulumi.ComponentResource {
         // What previews show for the .env: plain values, and a keyed fingerprint per secret (declassified on purpose).
         const fingerprintKey = new RandomSecret(`${name}-env-fingerprint-key`, { bytes: 32 }, { parent: this });
         const envView = pulumi.unsecret(pulumi.all([allSecretEnv, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
+        // The .env's secret key names (never values: names are not secret, previews show them): a failed start's journal excerpt is redacted by them on the host.
+        const secretEnvKeys = pulumi.unsecret(secretEnv.apply((s) => [...new Set([...Object.keys(s), "JWT_SECRET"])].sort()));
 
         const healthUrl = plan.healthUrl;
         const release = plan.release;
@@ -248,6 +250,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     ...(plan.purge ? { purge: plan.purge } : {}),
                     owner,
                     foreignDropIns: config.foreignDropIns,
+                    secretEnvKeys,
                     release: activationRelease,
                 },
                 { parent: this, dependsOn: [prepare, built, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },

@@ -126,16 +126,21 @@ test("a hand-edited unit is shown by preview --refresh (the lines that differ) a
     assert.equal(show("RestartUSec"), "5s");
 });
 
-test("a drop-in made by systemctl edit is shown by name and content; up refuses it by default and removes it with foreignDropIns: remove", { timeout: 10 * MINUTE }, async () => {
-    root(`mkdir -p ${OVERRIDE.replace(/\/[^/]+$/, "")} && printf '[Service]\\nMemoryMax=50M\\n' > ${OVERRIDE} && systemctl daemon-reload`);
+test("a drop-in made by systemctl edit is shown by name, hash and directive names, never its secret values; up refuses it by default and removes it with foreignDropIns: remove", { timeout: 10 * MINUTE }, async () => {
+    const token = `drop-in-token-${Date.now()}`;
+    root(`mkdir -p ${OVERRIDE.replace(/\/[^/]+$/, "")} && printf '[Service]\\nEnvironment=API_TOKEN=%s\\nMemoryMax=50M\\n' ${token} > ${OVERRIDE} && systemctl daemon-reload`);
     const out = await previewRefresh();
     assert.match(out, /override\.conf/);
-    assert.match(out, /MemoryMax=50M/);
+    assert.match(out, /\[Service\] Environment, MemoryMax=50M/);
+    assert.match(out, /sha256\s*:\s*"[0-9a-f]{64}"/);
+    assert.ok(!out.includes(token), "the drop-in's Environment= value reached the preview");
     assert.match(out, /foreignDropIns: refuse/);
     const since = activeSince();
     const refused = await stack.up(["--refresh"]);
     assert.notEqual(refused.code, 0, "up refuses to activate over a foreign drop-in");
     assert.match(refused.stdout + refused.stderr, /unmanaged drop-in\(s\) \S*override\.conf/);
+    assert.match(refused.stdout + refused.stderr, /override\.conf \(sha256 [0-9a-f]{64}\): \[Service\] Environment, MemoryMax=50M/);
+    assert.ok(!(refused.stdout + refused.stderr).includes(token), "the drop-in's Environment= value reached the refusal");
     assert.equal(activeSince(), since, "nothing was changed");
     assert.equal(vmSsh(vm, `test -f ${OVERRIDE}`, { root: true }).code, 0);
     await stack.setConfig({ foreignDropIns: "remove" });

@@ -68,7 +68,10 @@ test("drift: a hand-edited unit, a world-readable .env, a removed .env link, a d
             "/etc/systemd/system/amarktai-api.service": { state: "present", sha256: sha256("edited\n"), mode: "0644", owner: "root", group: "root" },
             "/etc/amarktai-infra/amarktai-api/env": { state: "present", sha256: sha256("A=1\n"), mode: "0644", owner: "root", group: "amarktai" },
         },
-        foreign: { "/etc/systemd/system/amarktai-api.service.d/override.conf": "[Service]\nMemoryMax=50M\n", "/etc/systemd/journald.conf.d/90-admin.conf": "x" },
+        foreign: {
+            "/etc/systemd/system/amarktai-api.service.d/override.conf": { kind: "file", sha256: sha256("[Service]\nMemoryMax=50M\n"), sections: { Service: { MemoryMax: "50M" } }, unparsedLines: 0 },
+            "/etc/systemd/journald.conf.d/90-admin.conf": { kind: "file", sha256: sha256("x"), sections: {}, unparsedLines: 1 },
+        },
         links: { "/var/amarktai/app/backend/.env": "" },
         unit: { enabled: "disabled", active: "inactive" },
         ...NOTHING_ELSE,
@@ -80,7 +83,7 @@ test("drift: a hand-edited unit, a world-readable .env, a removed .env link, a d
             "/var/amarktai/app/backend/.env": "not a root-owned link to /etc/amarktai-infra/amarktai-api/env",
         },
         unit: "disabled, inactive",
-        foreignDropIns: { "/etc/systemd/system/amarktai-api.service.d/override.conf": "[Service]\nMemoryMax=50M\n" },
+        foreignDropIns: { "/etc/systemd/system/amarktai-api.service.d/override.conf": { sha256: sha256("[Service]\nMemoryMax=50M\n"), directives: ["[Service] MemoryMax=50M"] } },
         foreignDropInsAction: "up refuses to activate until they are removed or adopted as overrides (foreignDropIns: refuse)",
     });
 });
@@ -148,12 +151,11 @@ test("the read script reports the account, each directory's owner and mode (neve
     const group = spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim();
     assert.deepEqual(read.dirs, { [kept]: { state: "present", mode: "0750", owner, group }, [linked]: { state: "link" }, [gone]: { state: "absent" } });
     const at = (id: string) => read.releases[path.join(releases, id)];
-    if (process.getuid?.() === 0) {
-        assert.deepEqual(at("aaaaaaaaaaaaaaaa"), { state: "ok" });
-        assert.deepEqual(at("bbbbbbbbbbbbbbbb"), { state: "packages", changes: "+evil-1.0.dist-info" });
-        assert.deepEqual(at("cccccccccccccccc"), { state: "no-python" });
-        assert.deepEqual(at("dddddddddddddddd"), { state: "incomplete" });
-    }
+    assert.equal(process.getuid?.(), 0, "needs root: a release is read only when root owns it");
+    assert.deepEqual(at("aaaaaaaaaaaaaaaa"), { state: "ok" });
+    assert.deepEqual(at("bbbbbbbbbbbbbbbb"), { state: "packages", changes: "+evil-1.0.dist-info" });
+    assert.deepEqual(at("cccccccccccccccc"), { state: "no-python" });
+    assert.deepEqual(at("dddddddddddddddd"), { state: "incomplete" });
     assert.deepEqual(at("eeeeeeeeeeeeeeee"), { state: "absent" });
     fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -1,6 +1,6 @@
 /** The ServiceActivation provider: verify, swap in, reload once, restart at most once, health-check, roll back. */
 import { ForeignDropInPolicy, HostRead, activationScript, detachedScript, removalScript, unitDropInDir } from "../../host";
-import { MANAGED_MARKER, ManagedFile, PurgeSpec, ReleaseSpec, STATE_SCHEMA_VERSION, hostKeyFingerprint } from "../../model";
+import { ForeignDropIn, MANAGED_MARKER, ManagedFile, PurgeSpec, ReleaseSpec, STATE_SCHEMA_VERSION, dropInDirectiveLines, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { activationFilesOf } from "./legacy";
@@ -31,6 +31,12 @@ export interface ServiceActivationInputs {
     owner?: string;
     /** What the activation does with unmanaged drop-ins of the unit (default `refuse`). */
     foreignDropIns?: ForeignDropInPolicy;
+    /**
+     * The `.env` keys holding secrets, names only (`secretEnv`'s and JWT_SECRET): their values are redacted,
+     * on the host, from the journal excerpt of a failed start. Absent (older state): every `.env` value is.
+     * Not compared: a change to them changes the `.env`, whose content hash re-runs the activation anyway.
+     */
+    secretEnvKeys?: string[];
     /** The release to switch to (built by the host's AppRelease); absent in state written before releases. */
     release?: ActivationRelease;
 }
@@ -41,10 +47,22 @@ export interface ActivationDrift {
     unit?: string;
     /** Managed files that differ: what differs. */
     files?: Record<string, string>;
-    /** Unmanaged drop-ins of the unit: path → text. */
-    foreignDropIns?: Record<string, string>;
+    /** Unmanaged drop-ins of the unit: path → hash and directive names (never their text). */
+    foreignDropIns?: Record<string, ForeignDropInDrift>;
     /** What the next `up` does about them. */
     foreignDropInsAction?: string;
+}
+
+/**
+ * How drift shows an unmanaged drop-in: the SHA-256 of its bytes (so a changed value is drift too) and
+ * one line per section naming its directives, with values only where plainly not secret
+ * (`[Service] Environment, MemoryMax=50M`); a link or anything but a plain file is never read.
+ */
+export type ForeignDropInDrift = { sha256: string; directives: string[] } | { notAPlainFile: true };
+
+/** The drift view of a drop-in the host read summarised. */
+export function foreignDropInDrift(found: ForeignDropIn): ForeignDropInDrift {
+    return found.kind === "link" ? { notAPlainFile: true } : { sha256: found.sha256, directives: dropInDirectiveLines(found) };
 }
 
 /** What the activation needs of a release. */
@@ -87,7 +105,7 @@ export function driftOf(props: ServiceActivationOutputs, host: HostRead): Activa
     if (Object.keys(files).length > 0) drift.files = files;
     if (host.unit.enabled !== "enabled" || host.unit.active !== "active") drift.unit = `${host.unit.enabled || "unknown"}, ${host.unit.active || "unknown"}`;
     const dropInDir = `${unitDropInDir(`${props.service}.service`)}/`;
-    const foreign = Object.fromEntries(Object.entries(host.foreign).filter(([path]) => path.startsWith(dropInDir)));
+    const foreign = Object.fromEntries(Object.entries(host.foreign).filter(([path]) => path.startsWith(dropInDir)).map(([path, found]) => [path, foreignDropInDrift(found)]));
     if (Object.keys(foreign).length > 0) {
         drift.foreignDropIns = foreign;
         drift.foreignDropInsAction =
@@ -129,6 +147,7 @@ async function activate(inputs: ServiceActivationInputs, previous?: ServiceActiv
                 healthTimeoutSec: inputs.health.timeoutSec,
                 ...(inputs.owner ? { ownership: { owner: inputs.owner, generation } } : {}),
                 ...(inputs.foreignDropIns ? { foreignDropIns: inputs.foreignDropIns } : {}),
+                ...(inputs.secretEnvKeys ? { secretEnvKeys: inputs.secretEnvKeys } : {}),
                 ...(inputs.release ? { release: inputs.release } : {}),
             }),
         ),

@@ -20,6 +20,8 @@ export interface ServiceActivationArgs extends HostArgs {
     owner?: pulumi.Input<string>;
     /** What the activation does with unmanaged drop-ins of the unit: `refuse` (default) or `remove`. */
     foreignDropIns?: pulumi.Input<"refuse" | "remove">;
+    /** The `.env` keys holding secrets (names only): their values are redacted from the journal excerpt of a failed start. */
+    secretEnvKeys?: pulumi.Input<string[]>;
     /** The release to switch to. */
     release?: pulumi.Input<ActivationRelease>;
 }

@@ -1,0 +1,131 @@
+/**
+ * Redaction on the host of output that reaches messages (and so CI logs): a
+ * service's journal can show the secrets of its `.env` (a traceback printing
+ * its settings), an installer's log the credentials of an index URL. The
+ * values are read on the host, by root, and never travel anywhere.
+ */
+import { quoteScript } from "./shell";
+
+/** The longest output line kept (longer ones are cut, after redaction). */
+export const REDACTED_LINE_MAX = 300;
+
+/** Values shorter than this are not redacted: they would match too much to be worth hiding. */
+export const REDACT_MIN_LENGTH = 4;
+
+/** Python regex replacing the `user:password@` of a URL by `[redacted]@`. */
+const URL_USERINFO_PY = "re.compile(r'([A-Za-z][A-Za-z0-9+.-]*://)[^/\\s@]+@')";
+
+/**
+ * Python filter, stdin to stdout: `ENVFILE… -- KEY…` replaces every
+ * occurrence of the value (of at least {@link REDACT_MIN_LENGTH} characters)
+ * of each KEY in the env files (`*`: every key) with `[secret KEY]`, the
+ * userinfo of every URL with `[redacted]`, and cuts lines to
+ * {@link REDACTED_LINE_MAX} characters. Env files are parsed as systemd's
+ * `EnvironmentFile=` does (quotes, backslash escapes, continuation lines);
+ * a missing or unreadable one is skipped, a link is never followed.
+ */
+export const REDACT_PY = [
+    "import os, re, sys",
+    `LINE_MAX = ${REDACTED_LINE_MAX}`,
+    `MIN_LENGTH = ${REDACT_MIN_LENGTH}`,
+    `USERINFO = ${URL_USERINFO_PY}`,
+    "NEED_ESCAPE = '\"\\\\`$'",
+    "def parse_env(text):",
+    // systemd's env-file state machine (src/basic/env-file.c), for the assignments it yields.
+    "    out, key, value, state, trailing = {}, '', '', 'pre_key', 0",
+    "    def done():",
+    "        k = key.strip()",
+    "        if k:",
+    "            out[k] = value[:len(value) - trailing] if state in ('value', 'value_escape') else value",
+    "    for c in text + '\\n':",
+    "        if state == 'pre_key':",
+    "            if c in '#;':",
+    "                state = 'comment'",
+    "            elif not c.isspace():",
+    "                state, key = 'key', c",
+    "        elif state == 'comment':",
+    "            if c == '\\n':",
+    "                state = 'pre_key'",
+    "        elif state == 'key':",
+    "            if c == '\\n':",
+    "                state = 'pre_key'",
+    "            elif c == '=':",
+    "                state, value, trailing = 'pre_value', '', 0",
+    "            else:",
+    "                key += c",
+    "        elif state == 'pre_value':",
+    "            if c == '\\n':",
+    "                done(); state = 'pre_key'",
+    "            elif c == \"'\":",
+    "                state = 'single'",
+    "            elif c == '\"':",
+    "                state = 'double'",
+    "            elif c == '\\\\':",
+    "                state = 'value_escape'",
+    "            elif not c.isspace():",
+    "                state, value, trailing = 'value', value + c, 0",
+    "        elif state == 'value':",
+    "            if c == '\\n':",
+    "                done(); state = 'pre_key'",
+    "            elif c == '\\\\':",
+    "                state, trailing = 'value_escape', 0",
+    "            else:",
+    "                value += c",
+    "                trailing = trailing + 1 if c.isspace() else 0",
+    "        elif state == 'value_escape':",
+    "            state = 'value'",
+    "            if c != '\\n':",
+    "                value += c",
+    "        elif state == 'single':",
+    "            if c == \"'\":",
+    "                state = 'pre_value'",
+    "            else:",
+    "                value += c",
+    "        elif state == 'double':",
+    "            if c == '\"':",
+    "                state = 'pre_value'",
+    "            elif c == '\\\\':",
+    "                state = 'double_escape'",
+    "            else:",
+    "                value += c",
+    "        elif state == 'double_escape':",
+    "            state = 'double'",
+    "            if c == '\\n':",
+    "                pass",
+    "            elif c in NEED_ESCAPE:",
+    "                value += c",
+    "            else:",
+    "                value += '\\\\' + c",
+    "    return out",
+    "sep = sys.argv.index('--') if '--' in sys.argv else len(sys.argv)",
+    "files, keys = sys.argv[1:sep], sys.argv[sep + 1:]",
+    "secrets = {}",
+    "for path in files:",
+    "    try:",
+    "        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)",
+    "        with os.fdopen(fd, 'rb') as f:",
+    "            env = parse_env(f.read().decode('utf-8', 'surrogateescape'))",
+    "    except OSError:",
+    "        continue",
+    "    for k, v in env.items():",
+    "        if ('*' in keys or k in keys) and len(v) >= MIN_LENGTH:",
+    "            secrets.setdefault(v, k)",
+    "ordered = sorted(secrets.items(), key=lambda kv: -len(kv[0]))",
+    "for raw in sys.stdin.buffer:",
+    "    line = raw.decode('utf-8', 'surrogateescape').rstrip('\\n')",
+    "    for v, k in ordered:",
+    "        line = line.replace(v, '[secret %s]' % k)",
+    "    line = USERINFO.sub(r'\\1[redacted]@', line)",
+    "    if len(line) > LINE_MAX:",
+    "        line = line[:LINE_MAX] + ' [line cut]'",
+    "    sys.stdout.buffer.write((line + '\\n').encode('utf-8', 'surrogateescape'))",
+].join("\n");
+
+/**
+ * Shell lines defining `redact_output ENVFILE… -- KEY…`, a filter (see
+ * {@link REDACT_PY}). When python3 fails, nothing unredacted is printed after
+ * the failure: the filter prints a notice instead.
+ */
+export function redactFunction(): string[] {
+    return [`redact_output() { python3 -c ${quoteScript(REDACT_PY)} "$@" || echo '(the rest of this output could not be redacted and is not shown)'; }`];
+}
