@@ -42,7 +42,7 @@ const accountName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
 /** The service's user or group: never root (the switch `allowExistingUser` does not change that). */
 const serviceAccount = accountName
     .refine((n) => !ROOT_ACCOUNTS.includes(n), { message: "must not be root: the service never runs with uid or gid 0" })
-    .refine((n) => n !== BUILD_ACCOUNT, { message: `must not be ${BUILD_ACCOUNT}: release builds run as that account, which must never own what the service runs` });
+    .refine((n) => n !== BUILD_ACCOUNT && !n.startsWith(`${BUILD_ACCOUNT}-`), { message: `must not be ${BUILD_ACCOUNT} or start with ${BUILD_ACCOUNT}-: release builds run as such throwaway accounts, which must never own what the service runs` });
 
 /** An environment variable name (the one pattern of `model`). */
 const envName = z.string().regex(ENV_NAME, { message: "must be an environment variable name" });

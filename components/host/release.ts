@@ -9,10 +9,10 @@
  */
 import { DEFAULT_HOST_WAITS, HostWaits, RELEASE_ID, ReleaseSpec } from "../model";
 import { aptGetLines } from "./apt";
-import { installerLines, packageIndexLines, uvPinLines, uvPlaceLines } from "./installer";
+import { installerLines, packageIndexLines, packageIndexUrls, uvPinLines, uvPlaceLines } from "./installer";
 import { DETACHED_PRELUDE } from "./scripts";
 import { RELEASE_INSTALLED_FILE, RELEASE_VENV_STATE_SH } from "./read";
-import { sandboxLines } from "./sandbox";
+import { sandboxAllowedAddresses, sandboxLines } from "./sandbox";
 import { quoteScript, shellQuote as q } from "./shell";
 
 /** Unpacks the release archive: only `requirements.txt` and regular files under `app/`, through tarfile's `data` filter. */
@@ -69,7 +69,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         'root_dir "$(dirname "$RELEASES")"',
         'install -d -m 0755 -o root -g root "$RELEASES"',
         'root_dir "$RELEASES"',
-        ...sandboxLines(),
+        ...sandboxLines(sandboxAllowedAddresses(packageIndexUrls(spec))),
         'exec 9>"$RELEASES/.lock"',
         "flock -w 900 9 || fail 'another release build is still running'",
         ...RELEASE_VENV_STATE_SH,
@@ -90,7 +90,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         'rm -rf -- "$REL"',
         // The build account reads the app and the requirements (not secret) and writes the venv only.
         'install -d -m 0755 "$REL"',
-        'cleanup() { local rc=$?; if [ "$rc" -ne 0 ]; then rm -rf -- "$REL"; if [ -n "$broken" ]; then mv -T "$aside_dir" "$REL"; fi; fi; exit "$rc"; }',
+        'cleanup() { local rc=$?; drop_build_account; if [ "$rc" -ne 0 ]; then rm -rf -- "$REL"; if [ -n "$broken" ]; then mv -T "$aside_dir" "$REL"; fi; fi; exit "$rc"; }',
         "trap cleanup EXIT",
         'cat > "$REL/.archive.tar"',
         '[ "$(sha256sum < "$REL/.archive.tar" | cut -d " " -f 1)" = "$ARCHIVE_SHA" ] || fail "the release archive arrived damaged (SHA-256 mismatch)"',

@@ -1,11 +1,15 @@
 /**
  * The release build's sandbox. Installers run third-party code (an sdist's
  * build step, a package's setup.py), so they never run as root: each
- * installer command runs in a transient systemd unit as the unprivileged
- * build account, with the whole file system read-only except the new
+ * installer command runs in a transient systemd unit as a throwaway build
+ * account (`amarktai-build-<release id>`, created for one build and deleted
+ * after it, so two builds, of two services say, never share an identity), with the whole file system read-only except the new
  * release's `venv` directory, a private `/tmp` (the throwaway download
  * cache), no capabilities, no new privileges, no devices, and no view of
- * root's home or of other users' files. Root then takes the finished tree:
+ * root's home or of other users' files, and no connection to this host's
+ * own services (loopback: the app, its database) or to link-local addresses
+ * (a cloud's metadata service and its credentials), except the local DNS
+ * stub and a package index configured on such an address. Root then takes the finished tree:
  * it refuses anything the build account did not create (a file of another
  * owner, a hard link, a set-id bit), makes it root's, and only then marks
  * the release complete. Nothing the build ran survives it: the unit's
@@ -14,10 +18,13 @@
 import { BUILD_ACCOUNT } from "../model";
 import { shellQuote as q } from "./shell";
 
-/** The unit properties of every sandboxed installer command (see the module comment). */
+/** The build account of release `id`: a system account that exists only while that release builds. */
+export function buildAccountName(id: string): string {
+    return `${BUILD_ACCOUNT}-${id.slice(0, 12)}`;
+}
+
+/** The unit properties of every sandboxed installer command besides its user (see the module comment). */
 export const SANDBOX_PROPERTIES: readonly string[] = [
-    `User=${BUILD_ACCOUNT}`,
-    `Group=${BUILD_ACCOUNT}`,
     "ProtectSystem=strict",
     "ProtectHome=yes",
     "PrivateTmp=yes",
@@ -38,17 +45,50 @@ export const SANDBOX_PROPERTIES: readonly string[] = [
     "LockPersonality=yes",
     "SystemCallArchitectures=native",
     "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+    // The prefixes of systemd's localhost, link-local and multicast (systemd-run takes no symbolic names here).
+    "IPAddressDeny=127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/64 224.0.0.0/4 ff00::/8",
     "KeyringMode=private",
     "RemoveIPC=yes",
     "UMask=0022",
     "WorkingDirectory=/",
 ];
 
+/** systemd-resolved's stub listeners: name resolution through them stays possible in the sandbox. */
+const DNS_STUBS = ["127.0.0.53", "127.0.0.54"];
+
+/**
+ * The addresses the sandbox may still reach although {@link SANDBOX_PROPERTIES}
+ * deny loopback and link-local: the DNS stubs, and the host of each package
+ * index URL given as such an address (`localhost`, `127.x`, `::1`, `169.254.x`,
+ * `fe80::…`), so a mirror on the host itself keeps working. An index named by
+ * a DNS name that resolves to such an address is not allowed (give its address).
+ */
+export function sandboxAllowedAddresses(indexUrls: readonly string[]): string[] {
+    const allowed = new Set(DNS_STUBS);
+    for (const url of indexUrls) {
+        let host: string;
+        try {
+            host = new URL(url).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+        } catch {
+            continue;
+        }
+        if (host === "localhost") {
+            allowed.add("127.0.0.1");
+            allowed.add("::1");
+        } else if (/^(127|169\.254)\.\d{1,3}\.\d{1,3}(\.\d{1,3})?$/.test(host) || host === "::1" || /^fe80:/.test(host)) {
+            allowed.add(host);
+        }
+    }
+    return [...allowed];
+}
+
 /**
  * Shell lines defining, for the build script (which sets `REL`, `ID`, `fail`
  * and `log`):
- * - `build_account`: creates the build account (a system user and group, no
- *   home, no login) unless it exists; an existing one must have no login shell.
+ * - `build_account`: creates the build account of release `$ID` (a system
+ *   user and group, no home, no login), replacing one a killed build left.
+ * - `drop_build_account`: stops every process of it and deletes it (the
+ *   build's exit trap calls it, whatever the outcome).
  * - `sandboxed COMMAND...`: runs COMMAND as the build account in the sandbox,
  *   with `$REL/venv` its only writable path, stdin/stdout/stderr passed
  *   through, and the environment given by `SANDBOX_ENV` (an array of
@@ -57,28 +97,32 @@ export const SANDBOX_PROPERTIES: readonly string[] = [
  *   with a file it did not create, a hard link or a set-id bit, then makes
  *   `$REL/venv` root's and not writable by anyone else.
  */
-export function sandboxLines(): string[] {
+export function sandboxLines(allowedAddresses: readonly string[] = DNS_STUBS): string[] {
+    const properties = [...SANDBOX_PROPERTIES, `IPAddressAllow=${allowedAddresses.join(" ")}`];
     return [
-        `BUILD_ACCOUNT=${q(BUILD_ACCOUNT)}`,
-        `SANDBOX_PROPERTIES=(${SANDBOX_PROPERTIES.map((p) => `-p ${q(p)}`).join(" ")})`,
+        `BUILD_ACCOUNT=${q(BUILD_ACCOUNT)}-"\${ID:0:12}"`,
+        'BUILD_UID=""',
+        `SANDBOX_PROPERTIES=(${properties.map((p) => `-p ${q(p)}`).join(" ")})`,
         "SANDBOX_ENV=()",
+        "drop_build_account() {",
+        '  local uid',
+        '  uid=$(id -u "$BUILD_ACCOUNT" 2>/dev/null) || uid=""',
+        '  if [ -n "$uid" ] && [ "$uid" != 0 ]; then pkill -KILL -u "$uid" 2>/dev/null || true; userdel "$BUILD_ACCOUNT" 2>/dev/null || true; fi',
+        '  if getent group "$BUILD_ACCOUNT" >/dev/null; then groupdel "$BUILD_ACCOUNT" 2>/dev/null || true; fi',
+        "}",
         "build_account() {",
-        "  local shell",
-        '  if ! getent passwd "$BUILD_ACCOUNT" >/dev/null; then',
-        '    getent group "$BUILD_ACCOUNT" >/dev/null || groupadd --system "$BUILD_ACCOUNT"',
-        '    useradd --system --gid "$BUILD_ACCOUNT" --no-create-home --home-dir / --shell /usr/sbin/nologin --comment "amarktai-infra release builds" "$BUILD_ACCOUNT"',
-        "  fi",
-        '  shell=$(getent passwd "$BUILD_ACCOUNT" | cut -d: -f7)',
-        '  case "$shell" in */nologin|*/false) ;; *) fail "the account $BUILD_ACCOUNT exists with the login shell $shell: release builds run as that account and need it to have none (nologin); remove or fix it";; esac',
+        // A build killed before its exit trap ran may have left its account: never reuse it, replace it.
+        "  drop_build_account",
+        '  useradd --system --user-group --no-create-home --home-dir / --shell /usr/sbin/nologin --comment "amarktai-infra build of release $ID" "$BUILD_ACCOUNT" || fail "cannot create the build account $BUILD_ACCOUNT"',
         '  BUILD_UID=$(id -u "$BUILD_ACCOUNT")',
-        '  [ "$BUILD_UID" != 0 ] || fail "the account $BUILD_ACCOUNT has uid 0: release builds never run as root"',
+        '  [ "$BUILD_UID" != 0 ] || fail "the build account $BUILD_ACCOUNT has uid 0: release builds never run as root"',
         "}",
         "sandboxed() {",
         '  local env_args=() e',
         '  for e in "${SANDBOX_ENV[@]}"; do env_args+=(-E "$e"); done',
         '  systemd-run --quiet --wait --pipe --collect --service-type=exec --expand-environment=no \\',
         '    --description="amarktai-infra: build release $ID (sandboxed, as $BUILD_ACCOUNT)" \\',
-        '    "${SANDBOX_PROPERTIES[@]}" -p "ReadWritePaths=$REL/venv" "${env_args[@]}" -- "$@"',
+        '    -p "User=$BUILD_ACCOUNT" -p "Group=$BUILD_ACCOUNT" "${SANDBOX_PROPERTIES[@]}" -p "ReadWritePaths=$REL/venv" "${env_args[@]}" -- "$@"',
         "}",
         "take_venv() {",
         "  local bad",

@@ -9,8 +9,9 @@ import { sha256 } from "./hash";
 export const STATE_ROOT = "/var/lib/amarktai-infra";
 
 /**
- * The unprivileged account release builds run as (see `host/sandbox.ts`):
- * a system account without home or login, never the service's, never root.
+ * The prefix of the throwaway accounts release builds run as (see
+ * `host/sandbox.ts`): `amarktai-build-<release id>`, a system account without
+ * home or login that exists only during its build; never the service's, never root.
  */
 export const BUILD_ACCOUNT = "amarktai-build";
 

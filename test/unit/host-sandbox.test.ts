@@ -10,7 +10,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PRELUDE, SANDBOX_PROPERTIES, buildReleaseScript, sandboxLines } from "../../components/host";
+import { PRELUDE, SANDBOX_PROPERTIES, buildAccountName, buildReleaseScript, sandboxAllowedAddresses, sandboxLines } from "../../components/host";
 import { planService } from "../../components/plan";
 import { testConfig } from "../support/config";
 
@@ -38,7 +38,7 @@ function giveToNobody(dir: string): void {
 
 /** Runs `take_venv` for `rel` with nobody as the build account. */
 function takeVenv(rel: string): { status: number; stderr: string } {
-    const script = [...PRELUDE, ...sandboxLines(), `REL=${JSON.stringify(rel)}`, `BUILD_UID=${NOBODY}`, "take_venv"].join("\n");
+    const script = [...PRELUDE, "ID=0123456789abcdef", ...sandboxLines(), `REL=${JSON.stringify(rel)}`, `BUILD_UID=${NOBODY}`, "take_venv"].join("\n");
     const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
     return { status: r.status ?? -1, stderr: r.stderr };
 }
@@ -121,10 +121,33 @@ test("every installer of the build runs through the sandbox, and nothing the bui
 });
 
 test("the sandbox leaves the build no way to gain privileges or write outside the new venv", () => {
-    for (const p of ["User=amarktai-build", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "RestrictSUIDSGID=yes", "PrivateDevices=yes"]) {
+    for (const p of ["ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "RestrictSUIDSGID=yes", "PrivateDevices=yes"]) {
         assert.ok(SANDBOX_PROPERTIES.includes(p), p);
     }
     const lines = sandboxLines().join("\n");
+    assert.match(lines, /-p "User=\$BUILD_ACCOUNT" -p "Group=\$BUILD_ACCOUNT"/);
     assert.match(lines, /-p "ReadWritePaths=\$REL\/venv"/);
     assert.equal((lines.match(/ReadWritePaths/g) ?? []).length, 1, "one writable path");
+});
+
+test("the sandbox reaches neither loopback nor link-local addresses, except the DNS stubs and an index configured on one", () => {
+    assert.ok(SANDBOX_PROPERTIES.includes("IPAddressDeny=127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/64 224.0.0.0/4 ff00::/8"));
+    assert.deepEqual(sandboxAllowedAddresses(["https://pypi.org/simple", "http://10.0.2.2:8080/simple"]), ["127.0.0.53", "127.0.0.54"]);
+    assert.deepEqual(sandboxAllowedAddresses(["http://127.0.0.1:3141/root/pypi/+simple/", "http://[::1]:8080/simple", "http://169.254.10.1/simple"]), ["127.0.0.53", "127.0.0.54", "127.0.0.1", "::1", "169.254.10.1"]);
+    assert.deepEqual(sandboxAllowedAddresses(["http://localhost:8080/simple"]), ["127.0.0.53", "127.0.0.54", "127.0.0.1", "::1"]);
+    const script = buildReleaseScript(planService(testConfig({ app: { sourceDir: "demo-app" }, releases: { indexUrl: "http://127.0.0.1:3141/simple" } }), [{ relativePath: "server.py", content: "app = None\n" }]).release.spec, "0".repeat(64));
+    assert.match(script, /-p 'IPAddressAllow=127\.0\.0\.53 127\.0\.0\.54 127\.0\.0\.1'/);
+});
+
+test("each release builds as its own throwaway account, named after the release and deleted whatever the outcome", () => {
+    const spec = planService(testConfig({ app: { sourceDir: "demo-app" } }), [{ relativePath: "server.py", content: "app = None\n" }]).release.spec;
+    // The account's name as the script computes it, from the script's own lines.
+    const lines = sandboxLines();
+    const r = spawnSync("bash", ["-c", [`ID=${spec.id}`, lines.find((l) => l.startsWith("BUILD_ACCOUNT="))!, 'printf %s "$BUILD_ACCOUNT"'].join("\n")], { encoding: "utf8" });
+    assert.equal(r.stdout, buildAccountName(spec.id));
+    assert.match(r.stdout, /^amarktai-build-[0-9a-f]{12}$/);
+    assert.ok(r.stdout.length <= 32, "useradd takes at most 32 characters");
+    const script = buildReleaseScript(spec, "0".repeat(64));
+    assert.match(script, /^cleanup\(\) \{ local rc=\$\?; drop_build_account; /m, "the exit trap deletes the account on success and failure alike");
+    assert.match(script, /^build_account$/m);
 });
