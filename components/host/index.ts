@@ -10,3 +10,4 @@ export * from "./apt";
 export * from "./preflight";
 export * from "./installer";
 export * from "./sandbox";
+export * from "./env-parse";

@@ -11,6 +11,7 @@
  * fsyncs, and renames with both directory fds. Content comes from root-only
  * files, never from the command line. Its docstring lists the operations.
  */
+import { ENV_FILE_PARSER_PY } from "./env-parse";
 import { quoteScript } from "./shell";
 
 /** The helper's Python source. */
@@ -455,25 +456,12 @@ def op_rmdir(path):
     return 0
 
 
+${ENV_FILE_PARSER_PY}
+
+
 def env_value(text, wanted):
-    for line in text.splitlines():
-        if not line.startswith(wanted + "="):
-            continue
-        value = line[len(wanted) + 1:]
-        if len(value) >= 2 and value[0] == value[-1] == chr(34):
-            out, i, body = [], 0, value[1:-1]
-            while i < len(body):
-                if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in chr(34) + "\\$" + chr(96):
-                    out.append(body[i + 1])
-                    i += 2
-                else:
-                    out.append(body[i])
-                    i += 1
-            value = "".join(out)
-        elif len(value) >= 2 and value[0] == value[-1] == chr(39):
-            value = value[1:-1]
-        return value
-    return None
+    """The value of wanted as the service gets it from this env file (systemd's parsing), or None."""
+    return parse_env(text).get(wanted)
 
 
 def op_env_value(name, *paths):

@@ -88,7 +88,7 @@ for (const [name, script] of SCRIPTS) {
         assert.equal(checked.status, 0, checked.stdout);
     });
 
-    test(`the ${name} script is strict and idempotent-safe (set -euo pipefail)`, () => {
+    test(`the ${name} script stops at the first failing command (set -euo pipefail)`, () => {
         assert.match(script, /^set -euo pipefail$/m);
     });
 }
