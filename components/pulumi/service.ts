@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { ConfigError, HostConfig, ServiceConfig, hostSchema } from "../config";
+import { ConfigError, HostConfig, ServiceConfig, hostIdentityProblems, hostSchema, interpreterEnvProblems } from "../config";
 import { HostWaits, hostKeyFingerprint, hostName, sha256 } from "../model";
 import { AppSourceFile, envFileText, envFileView, planService, readAppSource } from "../plan";
 import { AppRelease, HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
@@ -117,13 +117,48 @@ function checkedHostValue<T extends string | number>(index: number, key: keyof H
     return pulumi.output(value).apply((v) => check(v as T));
 }
 
+/** The namespace the component's errors name keys in (as the stack configuration's). */
+const NAMESPACE = "amarktai-infra";
+
+/**
+ * The rules that span entries, for hosts and secrets given in code as well as
+ * in the stack configuration (where `loadConfig` applies them first): no two
+ * hosts on one machine (one host key, or one address and port), and no
+ * `secretEnv` name that changes where the service's code comes from. Throws at
+ * once for plain values; for Outputs, the returned Output fails when they
+ * resolve, and every connection waits on it, so nothing reaches a host first.
+ */
+function crossEntryGuard(config: ServiceConfig, hosts: readonly HostTarget[], secretEnvArg: SystemdServiceArgs["secretEnv"], secretEnv: pulumi.Output<Record<string, string>>): pulumi.Output<true> {
+    const check = (problems: string[]): true => {
+        if (problems.length > 0) throw new ConfigError(problems);
+        return true;
+    };
+    const asConfig = (h: { name?: string; address: string; port: number; user: string; hostKey: string }): HostConfig => ({ ...(h.name !== undefined ? { name: h.name } : {}), address: h.address, port: h.port, user: h.user, hostKey: h.hostKey });
+    const plain = hosts.every((h) => [h.address, h.port, h.user, h.hostKey].every((v) => v === undefined || typeof v === "string" || typeof v === "number"));
+    if (plain) {
+        check(hostIdentityProblems(hosts.map((h) => asConfig({ name: h.name, address: h.address as string, port: (h.port as number | undefined) ?? 22, user: (h.user as string | undefined) ?? "ubuntu", hostKey: h.hostKey as string })), NAMESPACE));
+    }
+    const identity = plain
+        ? pulumi.output(true as const)
+        : pulumi
+              .all(hosts.map((h) => pulumi.all([pulumi.output(h.address), pulumi.output(h.port ?? 22), pulumi.output(h.user ?? "ubuntu"), pulumi.output(h.hostKey)])))
+              .apply((resolved) => check(hostIdentityProblems(resolved.map(([address, port, user, hostKey], i) => asConfig({ name: hosts[i]!.name, address, port, user, hostKey })), NAMESPACE)));
+    // A plain object's names are known now, whatever its values are; an Output's only when it resolves.
+    const namesKnown = !pulumi.Output.isInstance(secretEnvArg) && !(secretEnvArg instanceof Promise);
+    if (namesKnown) check(interpreterEnvProblems(config, Object.keys(secretEnvArg as Record<string, unknown>), NAMESPACE));
+    // Names only (never values): the check's result is not secret.
+    const names = pulumi.unsecret(secretEnv.apply((s) => Object.keys(s)));
+    return pulumi.all([identity, names]).apply(([, secretNames]) => check(interpreterEnvProblems(config, secretNames, NAMESPACE)));
+}
+
 /** The SSH connection inputs of one host, validated; the private key is always a secret. */
-function connectionOf(host: HostTarget, index: number, defaultKey: pulumi.Input<string> | undefined, waits: HostWaits) {
+function connectionOf(host: HostTarget, index: number, defaultKey: pulumi.Input<string> | undefined, waits: HostWaits, guard: pulumi.Output<true>) {
     const key = host.privateKey ?? defaultKey;
     if (key === undefined) throw new ConfigError([`amarktai-infra:hosts[${index}]: no SSH private key (set the service's sshPrivateKey or the host's privateKey)`]);
     const shape = hostSchema.shape;
     return {
-        host: checkedHostValue(index, "address", host.address, shape.address),
+        // Every resource's connection waits on the cross-entry rules: a violation fails the up before any SSH session.
+        host: pulumi.all([checkedHostValue(index, "address", host.address, shape.address), guard]).apply(([address]) => address),
         port: checkedHostValue(index, "port", host.port ?? 22, shape.port.unwrap()),
         user: checkedHostValue(index, "user", host.user ?? "ubuntu", shape.user.unwrap()),
         hostKey: checkedHostValue(index, "hostKey", host.hostKey, shape.hostKey),
@@ -159,7 +194,9 @@ export class SystemdService extends pulumi.ComponentResource {
         const plan = planService(config, args.appFiles ?? (config.app.sourceDir !== undefined ? readAppSource(config.app.sourceDir) : []));
         this.unitText = plan.systemd.unit.text;
 
-        const connections = hosts.map((host, index) => connectionOf(host, index, args.sshPrivateKey, config.timeouts));
+        const secretEnv = pulumi.output(args.secretEnv);
+        const guard = crossEntryGuard(config, hosts, args.secretEnv, secretEnv);
+        const connections = hosts.map((host, index) => connectionOf(host, index, args.sshPrivateKey, config.timeouts, guard));
         const connectionOfIndex = (index: number) => connections[index]!;
         const naming = hosts.map((host) => hostResourceNaming(name, host));
         // Who owns the service on each host: recorded there by the activation, checked by every delete.
@@ -177,7 +214,6 @@ export class SystemdService extends pulumi.ComponentResource {
             );
         });
 
-        const secretEnv = pulumi.output(args.secretEnv);
         const needsJwt = secretEnv.apply((s) => !("JWT_SECRET" in s));
         // Generated once per stack and shared by every host, so tokens stay valid across hosts.
         const jwt = new RandomSecret(`${name}-jwt-secret`, { bytes: 48 }, { parent: this });

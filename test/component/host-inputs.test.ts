@@ -84,3 +84,35 @@ test("plain host values are checked at once, naming the key", () => {
         /amarktai-infra:hosts\[0\]\.address: must be an IP address or DNS name/,
     );
 });
+
+/** A well-formed ed25519 host key line for 32 bytes of `fill`: another key of "the same machine". */
+function ed25519Key(fill: number): string {
+    const field = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+    return `ssh-ed25519 ${Buffer.concat([field(Buffer.from("ssh-ed25519")), field(Buffer.alloc(32, fill))]).toString("base64")}`;
+}
+
+test("hosts in code are held to the stack's identity rules: two entries for one address and port are refused at once, whatever keys they pin", () => {
+    assert.throws(
+        () =>
+            new SystemdService("api4", {
+                config: serviceConfig(),
+                hosts: [
+                    { name: "a", address: "198.51.100.4", hostKey: VM_HOST_KEY },
+                    { name: "b", address: "198.51.100.4", port: 22, hostKey: ed25519Key(7) },
+                ],
+                sshPrivateKey: KEY,
+                secretEnv: {},
+            }),
+        (e: unknown) => e instanceof ConfigError && /amarktai-infra:hosts\[1\].*hosts\[1\] \('b'\) and hosts\[0\] \('a'\)/.test(e.message),
+    );
+    assert.equal(registered.filter((r) => r.name.startsWith("api4")).length, 0, "no resource was registered");
+});
+
+test("secretEnv in code is held to the interpreter rule: PYTHONPATH is refused at once, naming secretEnv.PYTHONPATH, even with a secret value", () => {
+    assert.throws(
+        () => new SystemdService("api5", { config: serviceConfig(), hosts: [{ name: "c", address: "198.51.100.5", hostKey: VM_HOST_KEY }], sshPrivateKey: KEY, secretEnv: { PYTHONPATH: pulumi.secret("/var/amarktai/logs") } }),
+        (e: unknown) => e instanceof ConfigError && /amarktai-infra:secretEnv\.PYTHONPATH: PYTHONPATH may not be set/.test(e.message) && !e.message.includes("/var/amarktai/logs"),
+    );
+    // Allowed explicitly, the same value is accepted.
+    assert.doesNotThrow(() => new SystemdService("api6", { config: serviceConfig({ allowInterpreterEnv: ["PYTHONPATH"] }), hosts: [{ name: "d", address: "198.51.100.6", hostKey: VM_HOST_KEY }], sshPrivateKey: KEY, secretEnv: { PYTHONPATH: pulumi.secret("/opt/lib") } }));
+});
