@@ -7,6 +7,7 @@
  */
 import { PinnedWheel, PYPI_INDEX_URL, ReleaseSpec, STATE_ROOT, UV_VERSION, UV_WHEELS, uvWheelUrl } from "../model";
 import { bashArray, PRELUDE } from "./scripts";
+import { redactFunction } from "./redact";
 import { quoteScript, shellQuote as q } from "./shell";
 
 /** Where the pinned tools (uv) are kept on a host, root-only to write. */
@@ -188,8 +189,9 @@ export function packageIndexLines(spec: Pick<ReleaseSpec, "indexUrl" | "extraInd
 }
 
 /**
- * Shell lines defining `run_installer NAME COMMAND...`: runs COMMAND with its
- * output in `$INSTALL_LOG`; when it fails, prints the log's last lines and
+ * Shell lines defining `run_installer NAME COMMAND...` (and the `redact_output`
+ * it uses): runs COMMAND with its output in `$INSTALL_LOG`; when it fails,
+ * prints the log's last lines (URL credentials hidden, long lines cut) and
  * then fails with NAME and the installer's actionable line (see
  * {@link scriptError}), so the error reads cause first, not traceback first.
  */
@@ -198,16 +200,17 @@ export function installerLines(): string[] {
         "installer_summary() {",
         `  python3 -c ${quoteScript(INSTALLER_SUMMARY_PY)} < "$1" 2>/dev/null || tail -n 1 "$1"`,
         "}",
+        // The log reaches the error (and CI logs): redact_output with no env file hides an index URL's `user:token@`
+        // and cuts long lines, as for the journal.
+        ...redactFunction(),
         "run_installer() {",
         '  local name="$1" rc=0',
-        // The log reaches the error (and CI logs): an index URL's `user:token@` is hidden, lines are cut to 300 characters.
-        "  local hide='s#([A-Za-z][A-Za-z0-9+.-]*://)[^/@[:space:]]+@#\\1[redacted]@#g'",
         "  shift",
         '  "$@" >> "$INSTALL_LOG" 2>&1 || rc=$?',
         '  if [ "$rc" -ne 0 ]; then',
         '    printf -- \'--- the last lines of %s ---\\n\' "$name" >&2',
-        '    { tail -n 40 "$INSTALL_LOG" | sed -E "$hide" | cut -c -300; } >&2 || true',
-        '    fail "$name failed (exit $rc): $(installer_summary "$INSTALL_LOG" | sed -E "$hide" | cut -c -300)"',
+        '    tail -n 40 "$INSTALL_LOG" | redact_output -- >&2 || true',
+        '    fail "$name failed (exit $rc): $(installer_summary "$INSTALL_LOG" | redact_output --)"',
         "  fi",
         "}",
     ];
