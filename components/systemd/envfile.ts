@@ -46,7 +46,7 @@ export function renderEnvLines(entries: Readonly<Record<string, string>>, placeh
 
 /** Renders the whole file: the managed marker, then one line per entry, sorted by name for a stable diff. */
 export function renderEnvFile(entries: Readonly<Record<string, string>>): string {
-    return [ENV_FILE_HEADER, ...renderEnvLines(entries)].join("\n") + "\n";
+    return renderRedactedEnvFile(entries, {});
 }
 
 /**

@@ -19,6 +19,17 @@ function uniqueService(prefix: string): string {
 }
 
 /** Writes `text` as `override.conf` of `service`'s unit; returns the path and a cleanup. */
+/** Runs `summarise_dropin record` on a scratch file holding `text`; its output mentions the file as `shownAs`. */
+function summaryRecord(text: string, shownAs: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dropin-"));
+    const file = path.join(dir, "override.conf");
+    fs.writeFileSync(file, text);
+    const r = spawnSync("bash", ["-c", `${dropInSummaryFunction().join("\n")}\nsummarise_dropin record "$1"`, "bash", file], { encoding: "utf8" });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.replaceAll(file, shownAs);
+}
+
 function plantOverride(service: string, text: string): { file: string; cleanup: () => void } {
     const dir = unitDropInDir(`${service}.service`);
     fs.mkdirSync(dir, { recursive: true });
@@ -50,15 +61,7 @@ test("a foreign drop-in is summarised on the host: path, SHA-256 and directive n
 });
 
 test("a changed value in a foreign drop-in is drift: the hash in the state's drift changes, the value does not appear", () => {
-    const summarise = (text: string) => {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dropin-"));
-        const file = path.join(dir, "override.conf");
-        fs.writeFileSync(file, text);
-        const r = spawnSync("bash", ["-c", `${dropInSummaryFunction().join("\n")}\nsummarise_dropin record "$1"`, "bash", file], { encoding: "utf8" });
-        fs.rmSync(dir, { recursive: true, force: true });
-        assert.equal(r.status, 0, r.stderr);
-        return parseHostRead(r.stdout.replaceAll(file, "/etc/systemd/system/amarktai-api.service.d/override.conf"));
-    };
+    const summarise = (text: string) => parseHostRead(summaryRecord(text, "/etc/systemd/system/amarktai-api.service.d/override.conf"));
     const props = {
         connection: { host: "h", port: 22, user: "u", hostKey: "k", privateKey: "p" },
         service: "amarktai-api",
@@ -93,14 +96,10 @@ test("only allow-listed directives with plain values are shown with their value;
         "[Journal]",
         "SystemMaxUse=200M",
     ].join("\n");
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dropin-"));
-    const file = path.join(dir, "x.conf");
-    fs.writeFileSync(file, text);
-    const r = spawnSync("bash", ["-c", `${dropInSummaryFunction().join("\n")}\nsummarise_dropin record "$1"`, "bash", file], { encoding: "utf8" });
-    fs.rmSync(dir, { recursive: true, force: true });
-    assert.equal(r.status, 0, r.stderr);
-    assert.ok(!r.stdout.includes("hunter2"));
-    const found = parseHostRead(r.stdout).foreign[file];
+    const file = "/etc/systemd/system/x.service.d/x.conf";
+    const stdout = summaryRecord(text, file);
+    assert.ok(!stdout.includes("hunter2"));
+    const found = parseHostRead(stdout).foreign[file];
     assert.deepEqual(found, {
         kind: "file",
         sha256: sha256(text),
