@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ConfigSecrecy, SecretConfig, StackConfig, loadConfig } from "../config";
 import { AppSourceFile, readAppSource } from "../plan";
+import { CONFIG_SECRET_KEYS_ENV } from "./config-secret-keys";
 import { packageRoot, staleBuildMessage } from "./fresh-build";
 import { SystemdService } from "./service";
 
@@ -20,15 +21,7 @@ export function readRawConfig(namespace: string): Record<string, string> {
     return raw;
 }
 
-/**
- * The environment variable through which a Pulumi language host hands the
- * program the full keys (`namespace:key`) of the config values stored as
- * secrets, as a JSON array, beside `PULUMI_CONFIG` (which
- * `pulumi.runtime.allConfig()` reads). Every language host sets it
- * (`pulumi-language-nodejs`, and `scripts/lib/pulumi-inline.ts` for this
- * project); the SDK has no public getter for it.
- */
-export const CONFIG_SECRET_KEYS_ENV = "PULUMI_CONFIG_SECRET_KEYS";
+export { CONFIG_SECRET_KEYS_ENV };
 
 /**
  * Which of the project's keys Pulumi holds as secrets (set with `--secret`,

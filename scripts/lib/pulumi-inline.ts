@@ -14,7 +14,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_SECRET_KEYS_ENV } from "../../components/pulumi/program";
+import { CONFIG_SECRET_KEYS_ENV } from "../../components/pulumi/config-secret-keys";
 
 function sdkRequire<T>(request: string): T {
     const sdkDir = path.dirname(require.resolve("@pulumi/pulumi/package.json"));
