@@ -144,8 +144,10 @@ function crossEntryGuard(config: ServiceConfig, hosts: readonly HostTarget[], se
               .all(hosts.map((h) => pulumi.all([pulumi.output(h.address), pulumi.output(h.port ?? 22), pulumi.output(h.user ?? "ubuntu"), pulumi.output(h.hostKey)])))
               .apply((resolved) => check(hostIdentityProblems(resolved.map(([address, port, user, hostKey], i) => asConfig({ name: hosts[i]!.name, address, port, user, hostKey })), NAMESPACE)));
     // A plain object's names are known now, whatever its values are; an Output's only when it resolves.
-    const namesKnown = !pulumi.Output.isInstance(secretEnvArg) && !(secretEnvArg instanceof Promise);
-    if (namesKnown) check(interpreterEnvProblems(config, Object.keys(secretEnvArg as Record<string, unknown>), NAMESPACE));
+    if (!pulumi.Output.isInstance(secretEnvArg) && !(secretEnvArg instanceof Promise)) {
+        check(interpreterEnvProblems(config, Object.keys(secretEnvArg as Record<string, unknown>), NAMESPACE));
+        return identity;
+    }
     // Names only (never values): the check's result is not secret.
     const names = pulumi.unsecret(secretEnv.apply((s) => Object.keys(s)));
     return pulumi.all([identity, names]).apply(([, secretNames]) => check(interpreterEnvProblems(config, secretNames, NAMESPACE)));
