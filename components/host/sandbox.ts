@@ -83,8 +83,8 @@ export function sandboxAllowedAddresses(indexUrls: readonly string[]): string[] 
 }
 
 /**
- * Shell lines defining, for the build script (which sets `REL`, `ID`, `fail`
- * and `log`):
+ * Shell lines defining, for the build script of release `releaseId` (which
+ * sets `REL`, `ID`, `fail` and `log`):
  * - `build_account`: creates the build account of release `$ID` (a system
  *   user and group, no home, no login), replacing one a killed build left.
  * - `drop_build_account`: stops every process of it and deletes it (the
@@ -97,10 +97,10 @@ export function sandboxAllowedAddresses(indexUrls: readonly string[]): string[] 
  *   with a file it did not create, a hard link or a set-id bit, then makes
  *   `$REL/venv` root's and not writable by anyone else.
  */
-export function sandboxLines(allowedAddresses: readonly string[] = DNS_STUBS): string[] {
+export function sandboxLines(releaseId: string, allowedAddresses: readonly string[] = DNS_STUBS): string[] {
     const properties = [...SANDBOX_PROPERTIES, `IPAddressAllow=${allowedAddresses.join(" ")}`];
     return [
-        `BUILD_ACCOUNT=${q(BUILD_ACCOUNT)}-"\${ID:0:12}"`,
+        `BUILD_ACCOUNT=${q(buildAccountName(releaseId))}`,
         'BUILD_UID=""',
         `SANDBOX_PROPERTIES=(${properties.map((p) => `-p ${q(p)}`).join(" ")})`,
         "SANDBOX_ENV=()",
