@@ -256,6 +256,12 @@ export const releasesSchema = z
             .default("host")
             .describe("Where the pinned uv comes from: `host` downloads its wheel on the host (from PyPI's file server or `uvMirror`); `deployer` downloads it once on the machine running Pulumi (cached) and sends it over the SSH session, for hosts without access to PyPI. Its SHA-256 is checked either way."),
         uvMirror: indexUrl.optional().describe("A base URL serving PyPI's files under the same paths as `https://files.pythonhosted.org` (a Nexus, Artifactory or devpi proxy), used instead of it to fetch the pinned uv wheel."),
+        reproducible: z
+            .boolean()
+            .default(true)
+            .describe(
+                "Resolve the requirements once per change, on the first host and in the build sandbox, into a lock (every package pinned to one version, with its SHA-256 hashes) kept in the stack's state; every host then installs exactly that set with `--require-hashes`, and the release id covers it. The lock changes only when the requirements or the index settings do (adding a host or changing an app file keeps it). Off: each build resolves on its own host, so unpinned requirements may install different versions on two hosts or a month apart. Requirements that already pin `--hash=` are installed as given either way.",
+            ),
     })
     .strict();
 

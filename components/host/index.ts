@@ -6,6 +6,7 @@ export * from "./safe-fs";
 export * from "./read";
 export * from "./tar";
 export * from "./release";
+export * from "./resolve";
 export * from "./apt";
 export * from "./preflight";
 export * from "./installer";

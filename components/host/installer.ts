@@ -263,6 +263,26 @@ export function uvPlaceLines(): string[] {
 }
 
 /**
+ * Shell lines (after {@link uvPinLines} with a download, {@link uvPlaceLines},
+ * and `INSTALLER`, `UV_SOURCE` and `note` set) choosing the installer: `uv`
+ * is set to the pinned uv (placing it first when the host downloads it), or
+ * left empty, with the reason logged, for `python3 -m venv` + pip.
+ */
+export function chooseUvLines(): string[] {
+    return [
+        'uv=""',
+        'if [ "$INSTALLER" = uv ]; then',
+        '  if [ -z "$UV_SUM" ]; then log "no uv is pinned for $ARCH: falling back to python3 -m venv + pip"',
+        '  elif uv_present; then uv="$UV_DIR/uv"',
+        '  elif [ "$UV_SOURCE" = deployer ]; then log "uv $UV_VERSION is not on this host (releases.uvSource: deployer sends it before the build): falling back to python3 -m venv + pip"',
+        '  elif uv_place "$UV_URL" "downloaded by this host from $UV_URL"; then uv="$UV_DIR/uv"; note "uv $UV_VERSION for $ARCH: downloaded by this host from $UV_URL"',
+        '  else log "cannot fetch uv $UV_VERSION for $ARCH ($uv_problem): falling back to python3 -m venv + pip; set releases.uvMirror, or releases.uvSource: deployer, when this host cannot reach it"',
+        "  fi",
+        "fi",
+    ];
+}
+
+/**
  * A script printing `<arch> present|absent|unpinned`: the host's
  * architecture (`uname -m`) and whether the pinned uv is already in its tools
  * directory (`unpinned`: no uv is pinned for that architecture).

@@ -9,7 +9,7 @@
  */
 import { DEFAULT_HOST_WAITS, HostWaits, RELEASE_ID, ReleaseSpec } from "../model";
 import { aptGetLines } from "./apt";
-import { installerLines, packageIndexLines, packageIndexUrls, uvPinLines, uvPlaceLines } from "./installer";
+import { chooseUvLines, installerLines, packageIndexLines, packageIndexUrls, uvPinLines, uvPlaceLines } from "./installer";
 import { DETACHED_PRELUDE } from "./scripts";
 import { RELEASE_INSTALLED_FILE, RELEASE_VENV_STATE_SH } from "./read";
 import { sandboxAllowedAddresses, sandboxLines } from "./sandbox";
@@ -108,15 +108,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         // The pinned uv: downloaded once per host (or sent by the deployer), checked against its pinned SHA-256, kept root-only to write.
         ...uvPinLines(spec),
         ...uvPlaceLines(),
-        'uv=""',
-        'if [ "$INSTALLER" = uv ]; then',
-        '  if [ -z "$UV_SUM" ]; then log "no uv is pinned for $ARCH: falling back to python3 -m venv + pip"',
-        '  elif uv_present; then uv="$UV_DIR/uv"',
-        '  elif [ "$UV_SOURCE" = deployer ]; then log "uv $UV_VERSION is not on this host (releases.uvSource: deployer sends it before the build): falling back to python3 -m venv + pip"',
-        '  elif uv_place "$UV_URL" "downloaded by this host from $UV_URL"; then uv="$UV_DIR/uv"; note "uv $UV_VERSION for $ARCH: downloaded by this host from $UV_URL"',
-        '  else log "cannot fetch uv $UV_VERSION for $ARCH ($uv_problem): falling back to python3 -m venv + pip; set releases.uvMirror, or releases.uvSource: deployer, when this host cannot reach it"',
-        "  fi",
-        "fi",
+        ...chooseUvLines(),
         'if [ -n "$uv" ]; then',
         '  uv_origin=$(head -n 1 "$UV_DIR/origin" 2>/dev/null || true)',
         '  note "building release $ID with uv $UV_VERSION (${uv_origin:-already on this host})"',

@@ -121,7 +121,7 @@ export function sandboxLines(releaseId: string, allowedAddresses: readonly strin
         '  local env_args=() e',
         '  for e in "${SANDBOX_ENV[@]}"; do env_args+=(-E "$e"); done',
         '  systemd-run --quiet --wait --pipe --collect --service-type=exec --expand-environment=no \\',
-        '    --description="amarktai-infra: build release $ID (sandboxed, as $BUILD_ACCOUNT)" \\',
+        '    --description="amarktai-infra: ${SANDBOX_WHAT:-build release $ID} (sandboxed, as $BUILD_ACCOUNT)" \\',
         '    -p "User=$BUILD_ACCOUNT" -p "Group=$BUILD_ACCOUNT" "${SANDBOX_PROPERTIES[@]}" -p "ReadWritePaths=$REL/venv" "${env_args[@]}" -- "$@"',
         "}",
         "take_venv() {",

@@ -90,3 +90,31 @@ export const RELEASE_ID = /^[0-9a-f]{16}$/;
 export function releaseDir(layout: Pick<ReleaseLayout, "releasesDir">, id: string): string {
     return `${layout.releasesDir}/${id}`;
 }
+
+/**
+ * One resolution of a service's requirements into a lock: done once per
+ * change, on one host, in the build sandbox; every host's release is then
+ * built from the lock it returns.
+ */
+export interface ResolutionSpec extends Pick<ReleaseSpec, "releasesDir" | "installer" | "indexUrl" | "extraIndexUrls" | "trustedHosts" | "uvSource" | "uvMirror"> {
+    /** 16 hex digits over the requirements, the installer and the index settings: names the scratch directory and the build account. */
+    readonly id: string;
+    /** The requirements as written, one per line. */
+    readonly requirements: string;
+}
+
+/** A package a lock pins: `name==version`, as the lock spells it. */
+const LOCKED_PACKAGE = /^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)==([^\s;\\]+)/;
+
+/**
+ * The packages a lock pins, as `name==version` in the lock's order (the
+ * lines that start a requirement; hash lines, comments and markers aside).
+ */
+export function lockedPackages(lock: string): string[] {
+    const packages: string[] = [];
+    for (const line of lock.split("\n")) {
+        const m = LOCKED_PACKAGE.exec(line);
+        if (m) packages.push(`${m[1]}==${m[2]}`);
+    }
+    return packages;
+}

@@ -75,7 +75,7 @@ export function healthUrl(config: ServiceConfig): string {
 }
 
 /** Plans everything the service puts on a host from the validated config and the app's source files. */
-export function planService(config: ServiceConfig, appFiles: readonly AppSourceFile[] = []): ServicePlan {
+export function planService(config: ServiceConfig, appFiles: readonly AppSourceFile[] = [], lock?: string): ServicePlan {
     const systemd = renderSystemdFiles(config);
     const files: PlannedFile[] = [{ label: "unit", file: managed(systemd.unit.path, "0644", "root", "root", "systemd"), text: systemd.unit.text }];
     for (const d of systemd.dropIns) {
@@ -89,7 +89,7 @@ export function planService(config: ServiceConfig, appFiles: readonly AppSourceF
     // with the app's files in releases, through a link each release carries).
     const envFile = managed(envStorePath(config.serviceName), "0640", "root", config.group, "restart");
     files.push({ label: "env", file: envFile });
-    const release = planRelease(config, appFiles, envStorePath(config.serviceName));
+    const release = planRelease(config, appFiles, envStorePath(config.serviceName), lock);
     const purge: PurgeSpec | undefined = config.purgeOnDestroy
         ? { paths: [envStorePath(config.serviceName), config.paths.app, config.paths.venv, config.paths.logs, config.paths.releases], envLink: config.paths.envFile, releaseLinks: [config.paths.venv, ...(release.spec.appLink !== undefined ? [config.paths.workingDirectory] : [])], user: config.user, group: config.group }
         : undefined;

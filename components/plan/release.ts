@@ -5,7 +5,7 @@
  */
 import { ServiceConfig } from "../config";
 import { ConfigError, requirementsFileProblems } from "../config";
-import { PYPI_INDEX_URL, ReleaseSpec, sha256 } from "../model";
+import { PYPI_INDEX_URL, ReleaseSpec, ResolutionSpec, lockedPackages, sha256 } from "../model";
 import { AppSourceFile, SAFE_RELATIVE_PATH } from "./app-source";
 
 /** Bumped when the way a release is built changes, so hosts build afresh. */
@@ -37,6 +37,12 @@ export interface ReleaseArchiveEntry {
 /** A planned release. */
 export interface PlannedRelease {
     readonly spec: ReleaseSpec;
+    /**
+     * The resolution the release is built from (`releases.reproducible`, and
+     * requirements that pin no hashes): until its lock is given to
+     * {@link planRelease}, the release's requirements are the ones written.
+     */
+    readonly resolution?: ResolutionSpec;
     readonly preview: ReleasePreview;
     /** The archive's entries: `requirements.txt` and `app/<path>` for each app file. */
     readonly entries: readonly ReleaseArchiveEntry[];
@@ -138,12 +144,54 @@ function indexIdentity(index: PackageIndexSettings): string {
 }
 
 /**
+ * `lock` when it is one: it pins hashes, pins at least one package, and every
+ * line passes the same checks as a requirements file. A lock comes from a
+ * host and an index, so it is checked before it is kept or installed.
+ */
+export function checkedLock(lock: string): string {
+    if (!pinsHashes(lock)) throw new Error("the resolved requirements pin no hashes");
+    const problems = requirementsFileProblems(lock);
+    if (problems.length > 0) throw new Error(`the resolved requirements are refused: ${problems.map((p) => `line ${p.line}: ${p.problem}`).join("; ")}`);
+    if (lockedPackages(lock).length === 0) throw new Error("the resolved requirements pin no package");
+    return lock;
+}
+
+/** Bumped when the way requirements are resolved changes, so the next up resolves them again. */
+const RESOLVE_FORMAT = 1;
+
+/** Whether requirements text has a requirement line (not only blanks, comments and options). */
+function hasRequirement(requirements: string): boolean {
+    return requirements.split("\n").some((l) => /^\s*[A-Za-z0-9]/.test(l));
+}
+
+/**
+ * The resolution a release's requirements need: none when `releases.reproducible`
+ * is off, when they pin hashes already (they are a lock) or when there is
+ * nothing to resolve.
+ */
+function resolutionOf(config: ServiceConfig, requirements: string, index: PackageIndexSettings): ResolutionSpec | undefined {
+    if (!config.releases.reproducible || pinsHashes(requirements) || !hasRequirement(requirements)) return undefined;
+    const id = sha256(`amarktai-infra resolution ${RESOLVE_FORMAT}\n${config.releases.installer}\n${indexIdentity(index)}\n${requirements}`).slice(0, 16);
+    return {
+        id,
+        requirements,
+        releasesDir: config.paths.releases,
+        installer: config.releases.installer,
+        ...index,
+        ...(config.releases.uvSource === "deployer" ? { uvSource: "deployer" as const } : {}),
+        ...(config.releases.uvMirror !== undefined ? { uvMirror: config.releases.uvMirror } : {}),
+    };
+}
+
+/**
  * Plans the release for `config`: with app files (from `app.sourceDir`, or
  * given in code as `appFiles`), the app's files (and `app.requirementsFile`
  * from among them) and a working directory that links into the release;
- * without any, only the venv.
+ * without any, only the venv. Given `lock` (what its resolution returned),
+ * the venv is built from the lock instead of the requirements as written,
+ * with hashes required, and the release id covers the lock.
  */
-export function planRelease(config: ServiceConfig, givenAppFiles: readonly AppSourceFile[], envStore: string | undefined): PlannedRelease {
+export function planRelease(config: ServiceConfig, givenAppFiles: readonly AppSourceFile[], envStore: string | undefined, lock?: string): PlannedRelease {
     const appFiles = checkedAppFiles(givenAppFiles);
     const withApp = config.app.sourceDir !== undefined || appFiles.length > 0;
     let requirements = config.app.requirements.join("\n") + "\n";
@@ -160,6 +208,13 @@ export function planRelease(config: ServiceConfig, givenAppFiles: readonly AppSo
     if (envLinkName !== undefined && appFiles.some((f) => f.relativePath === envLinkName || f.relativePath.startsWith(`${envLinkName}/`))) {
         throw new ConfigError([`app.sourceDir: ${envLinkName} is where the host's .env goes (paths.envFile); remove it from the app's directory`]);
     }
+    const index = packageIndexOf(config);
+    const resolution = resolutionOf(config, requirements, index);
+    if (lock !== undefined) {
+        if (resolution === undefined) throw new Error("a lock was given for requirements that need no resolution");
+        const checked = checkedLock(lock);
+        requirements = checked.endsWith("\n") ? checked : `${checked}\n`;
+    }
     const entries = releaseEntries(requirements, withApp ? appFiles : []);
     const files: Record<string, string> = {};
     const executables: string[] = [];
@@ -171,7 +226,6 @@ export function planRelease(config: ServiceConfig, givenAppFiles: readonly AppSo
         if (e.mode === "0755") executables.push(rel);
     }
     const manifest = entries.map((e) => `${e.mode} ${sha256(e.content)} ${e.path}`).join("\n");
-    const index = packageIndexOf(config);
     const id = sha256(`amarktai-infra release ${BUILD_FORMAT}\n${config.releases.installer}\n${withApp ? "app" : "venv-only"}\n${envLinkName ?? ""}\n${manifest}\n${indexIdentity(index)}`).slice(0, 16);
     const spec: ReleaseSpec = {
         id,
@@ -186,5 +240,5 @@ export function planRelease(config: ServiceConfig, givenAppFiles: readonly AppSo
         ...(config.releases.uvSource === "deployer" ? { uvSource: "deployer" as const } : {}),
         ...(config.releases.uvMirror !== undefined ? { uvMirror: config.releases.uvMirror } : {}),
     };
-    return { spec, preview: { files, executables, requirements, blobs }, entries };
+    return { spec, ...(resolution ? { resolution } : {}), preview: { files, executables, requirements, blobs }, entries };
 }

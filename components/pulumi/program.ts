@@ -91,5 +91,6 @@ export function main(): Record<string, unknown> {
         unitName: `${config.serviceName}.service`,
         hosts: service.hosts,
         unitFile: service.unitText,
+        packages: service.packages,
     };
 }

@@ -6,8 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ConfigError, HostConfig, ServiceConfig, hostIdentityProblems, hostSchema, interpreterEnvProblems } from "../config";
 import { HostWaits, hostKeyFingerprint, hostName, sha256 } from "../model";
-import { AppSourceFile, envFileText, envFileView, planService, readAppSource } from "../plan";
-import { AppRelease, HostFile, HostPrepare, RandomSecret, ServiceActivation } from "./resources";
+import { AppSourceFile, ServicePlan, envFileText, envFileView, planService, readAppSource } from "../plan";
+import { AppRelease, HostFile, HostPrepare, RandomSecret, ResolvedRequirements, ServiceActivation } from "./resources";
 import { tarArchive } from "../host";
 import * as path from "path";
 import type { ActivationFile } from "./providers/service-activation";
@@ -176,6 +176,22 @@ export function previousBatch<T>(activations: readonly T[], index: number, batch
 }
 
 /**
+ * What of a plan depends on the requirements' lock: the release (its id
+ * covers the lock), its archive's hash, the requirements it installs, and
+ * the links into it. Plain data (an Output of it crosses to the resources).
+ */
+function lockedParts(plan: ServicePlan) {
+    const { id, releasesDir, venvLink, appLink, keep } = plan.release.spec;
+    return {
+        spec: plan.release.spec,
+        archiveSha256: sha256(tarArchive(plan.release.entries)),
+        requirements: plan.release.preview.requirements,
+        links: Object.fromEntries(plan.links.map((l) => [l.path, l.target])),
+        activationRelease: { id, releasesDir, venvLink, ...(appLink ? { appLink } : {}), keep },
+    };
+}
+
+/**
  * Runs the configured API as `<serviceName>.service` on every host: prepares
  * the host, builds the release (app files + venv) beside the live one, stages
  * each file (unit, drop-ins, journald drop-in, `.env`), then activates them
@@ -187,13 +203,19 @@ export class SystemdService extends pulumi.ComponentResource {
     readonly hosts: HostOutputs[];
     /** The rendered unit file (no secrets). */
     readonly unitText: string;
+    /**
+     * What every host installs, `name==version`: the resolved set (`releases.reproducible`), else the
+     * requirements as written.
+     */
+    readonly packages: pulumi.Output<string[]>;
 
     constructor(name: string, args: SystemdServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("amarktai:index:SystemdService", name, {}, opts);
         const { config } = args;
         const hosts: readonly HostTarget[] = args.hosts ?? config.hosts ?? [];
         if (hosts.length === 0) throw new ConfigError(["amarktai-infra:hosts: must list at least one host"]);
-        const plan = planService(config, args.appFiles ?? (config.app.sourceDir !== undefined ? readAppSource(config.app.sourceDir) : []));
+        const appFiles = args.appFiles ?? (config.app.sourceDir !== undefined ? readAppSource(config.app.sourceDir) : []);
+        const plan = planService(config, appFiles);
         this.unitText = plan.systemd.unit.text;
 
         const secretEnv = pulumi.output(args.secretEnv);
@@ -232,9 +254,12 @@ export class SystemdService extends pulumi.ComponentResource {
 
         const healthUrl = plan.healthUrl;
         const release = plan.release;
-        const archiveSha256 = sha256(tarArchive(release.entries));
-        const { id: releaseId, releasesDir, venvLink, appLink, keep } = release.spec;
-        const activationRelease = { id: releaseId, releasesDir, venvLink, ...(appLink ? { appLink } : {}), keep };
+        // Resolved once per change on the first host (once it is prepared); every host then builds its release from the lock.
+        const resolution = release.resolution
+            ? new ResolvedRequirements(`${name}-requirements`, { connection: connectionOfIndex(0), service: config.serviceName, resolution: release.resolution }, { parent: this, dependsOn: [prepares[0]!] })
+            : undefined;
+        const locked = resolution ? resolution.resolved.apply((lock) => lockedParts(planService(config, appFiles, lock))) : pulumi.output(lockedParts(plan));
+        this.packages = resolution ? resolution.packages : pulumi.output(release.preview.requirements.split("\n").map((l) => l.replace(/(^|\s)#.*$/, "").trim()).filter((l) => l !== ""));
         const activationFiles: Record<string, ActivationFile> = Object.fromEntries(
             plan.files.map(({ file: { path, ...rest } }) => [path, rest]),
         );
@@ -265,12 +290,12 @@ export class SystemdService extends pulumi.ComponentResource {
                 {
                     connection,
                     service: config.serviceName,
-                    release: release.spec,
+                    release: locked.spec,
                     ...(config.app.sourceDir !== undefined ? { sourceDir: path.resolve(config.app.sourceDir) } : {}),
-                    archiveSha256,
+                    archiveSha256: locked.archiveSha256,
                     files: release.preview.files,
                     executables: release.preview.executables,
-                    requirements: release.preview.requirements,
+                    requirements: locked.requirements,
                     ...(Object.keys(release.preview.blobs).length > 0 ? { blobs: release.preview.blobs } : {}),
                 },
                 { parent: this, dependsOn: [prepare] },
@@ -281,7 +306,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     connection,
                     service: config.serviceName,
                     files: activationFiles,
-                    links: Object.fromEntries(plan.links.map((l) => [l.path, l.target])),
+                    links: locked.links,
                     account: { user: config.user, group: config.group },
                     contentHashes,
                     health: { url: healthUrl, timeoutSec: plan.healthTimeoutSec },
@@ -289,7 +314,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     owner,
                     foreignDropIns: config.foreignDropIns,
                     secretEnvKeys,
-                    release: activationRelease,
+                    release: locked.activationRelease,
                 },
                 { parent: this, dependsOn: [prepare, built, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
             );
@@ -297,6 +322,6 @@ export class SystemdService extends pulumi.ComponentResource {
             const address = pulumi.output(connection.host);
             return { name: host.name !== undefined ? pulumi.output(host.name) : address, address, healthUrl, activatedAt: activation.activatedAt };
         });
-        this.registerOutputs({ hosts: this.hosts, unitText: this.unitText });
+        this.registerOutputs({ hosts: this.hosts, unitText: this.unitText, packages: this.packages });
     }
 }

@@ -1,7 +1,7 @@
 import { test, before } from "node:test";
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { hostKeyFingerprint } from "../../components/model";
+import { envStorePath, hostKeyFingerprint } from "../../components/model";
 import { TEST_HOST } from "../support/config";
 
 interface Registered {
@@ -11,12 +11,19 @@ interface Registered {
 }
 const registered: Registered[] = [];
 
+/** What the mocked resolution returns as the lock. */
+const MOCK_LOCK = "uvicorn==0.38.0 \\\n    --hash=sha256:48c0afd214ceb59340075b4a052ea1ee91c16fbc2a9b1469cca0e54566977b02\n";
+
 before(() => {
     pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
                 registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-                const state = args.type.endsWith(":RandomSecret") ? { ...args.inputs, value: "generated-by-mock" } : args.inputs;
+                const state = args.type.endsWith(":RandomSecret")
+                    ? { ...args.inputs, value: "generated-by-mock" }
+                    : args.type.endsWith(":ResolvedRequirements")
+                      ? { ...args.inputs, resolved: MOCK_LOCK, packages: ["uvicorn==0.38.0"] }
+                      : args.inputs;
                 return { id: `${args.name}-id`, state };
             },
             call(args: pulumi.runtime.MockCallArgs) {
@@ -39,23 +46,36 @@ function hostResource(component: string, part: string, hostKey: string = TEST_HO
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 
-async function build() {
-    const { SystemdService } = await import("../../components/pulumi/service");
-    const { testConfig, TEST_HOST } = await import("../support/config");
-    const config = testConfig({
+/** The app files `build()` deploys. */
+const BUILD_FILES = [{ relativePath: "server.py", content: "app = None\n" }];
+
+function buildConfig() {
+    const { testConfig, TEST_HOST } = require("../support/config") as typeof import("../support/config");
+    return testConfig({
         hosts: [TEST_HOST, { ...TEST_HOST, name: "vm2", port: 2223, hostKey: SECOND_HOST_KEY }],
         overrides: { workers: { order: 10, workers: 4 }, memory: { order: 20, memoryMax: "2G" } },
         journald: { systemMaxUse: "1G" },
         env: { ENABLE_TRADING: "false" },
         app: { sourceDir: "demo-app" },
     });
+}
+
+async function build() {
+    const { SystemdService } = await import("../../components/pulumi/service");
+    const config = buildConfig();
     const service = new SystemdService("amarktai-api", {
         config,
         sshPrivateKey: pulumi.secret(KEY),
         secretEnv: pulumi.secret({ OPENAI_API_KEY: "sk-test-123" }),
-        appFiles: [{ relativePath: "server.py", content: "app = None\n" }],
+        appFiles: BUILD_FILES,
     });
     return service;
+}
+
+/** The id of the release planned from {@link MOCK_LOCK} for `build()`'s config and files. */
+function lockedReleaseId(): string {
+    const { planRelease } = require("../../components/plan") as typeof import("../../components/plan");
+    return planRelease(buildConfig(), BUILD_FILES, envStorePath("amarktai-api"), MOCK_LOCK).spec.id;
 }
 
 let builtOnce: Promise<Registered[]> | undefined;
@@ -134,11 +154,21 @@ test("each host builds the release before its activation, which switches to that
     assert.match(spec.id, /^[0-9a-f]{16}$/);
     assert.deepEqual({ ...spec, id: "" }, { ...spec, id: "", releasesDir: "/var/amarktai/releases", venvLink: "/var/amarktai/venv", appLink: "/var/amarktai/app/backend", keep: 3 });
     assert.deepEqual(plain(release.inputs.files), { "server.py": "app = None\n" }, "previews show each app file's text");
-    assert.equal(plain(release.inputs.requirements), "uvicorn==0.38.0\n");
+    assert.equal(plain(release.inputs.requirements), MOCK_LOCK, "every host installs the resolved lock");
+    assert.equal(spec.id, lockedReleaseId(), "the release id covers the lock");
     for (const hostKey of [TEST_HOST.hostKey, SECOND_HOST_KEY]) {
         const activation = registered.find((r) => r.name === hostResource("amarktai-api", "activation", hostKey))!;
         assert.equal((plain(activation.inputs.release) as { id: string }).id, spec.id);
     }
+});
+
+test("the requirements are resolved once, on the first host after it is prepared, from the requirements as written", async () => {
+    const registered = await builtResources();
+    const resolutions = registered.filter((r) => r.type.endsWith(":ResolvedRequirements"));
+    assert.deepEqual(resolutions.map((r) => r.name), ["amarktai-api-requirements"]);
+    const inputs = resolutions[0]!.inputs;
+    assert.equal((plain(inputs.resolution) as { requirements: string }).requirements, "uvicorn==0.38.0\n");
+    assert.equal((plain(inputs.connection) as { port: number }).port, TEST_HOST.port);
 });
 
 test("the .env content, the hashes that include it and the SSH connection are secrets; the unit text is not", async () => {

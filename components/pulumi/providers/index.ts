@@ -7,10 +7,11 @@ import { hostFile } from "./host-file";
 import { hostPrepare } from "./host-prepare";
 import { reportTransportProgressToPulumi } from "./progress";
 import { randomSecret } from "./random-secret";
+import { resolvedRequirements } from "./resolved-requirements";
 import { serviceActivation } from "./service-activation";
 
 /** Every provider, by the kind name used in `resources.ts`. */
-export const providers: Record<string, Provider> = { hostPrepare, hostFile, appRelease, serviceActivation, randomSecret };
+export const providers: Record<string, Provider> = { hostPrepare, hostFile, appRelease, serviceActivation, randomSecret, resolvedRequirements };
 
 // Waiting for a host (sshd not up yet) and long steps show in `pulumi up` as they happen.
 reportTransportProgressToPulumi();

@@ -5,3 +5,4 @@ export * from "./host-file";
 export * from "./service-activation";
 export * from "./random-secret";
 export * from "./app-release";
+export * from "./resolved-requirements";
