@@ -91,6 +91,7 @@ export function main(): Record<string, unknown> {
         unitName: `${config.serviceName}.service`,
         hosts: service.hosts,
         unitFile: service.unitText,
-        packages: service.packages,
+        // One line: previews print every output whenever one changes.
+        packages: service.packages.apply((p) => p.join(" ")),
     };
 }

@@ -62,9 +62,12 @@ export function planText(stack: string, config: StackConfig, prepare: PrepareSpe
     lines.push(`  service user ${prepare.user}, group ${prepare.group} (a system account without a login shell)`);
     for (const d of prepare.directories) lines.push(`  directory ${d.mode} ${`${d.owner}:${d.group}`.padEnd(18)} ${d.path}`);
     const requirements = release.preview.requirements.split("\n").filter((l) => l.trim() !== "" && !l.trim().startsWith("#"));
-    lines.push(`  release ${release.spec.id} in ${release.spec.releasesDir}/${release.spec.id}: ${Object.keys(release.preview.files).length} app file(s), venv (${release.spec.installer})`);
+    // A release built from a lock is named after the lock, which only `up` resolves: render shows the id it cannot know as such.
+    const where = release.resolution ? `in ${release.spec.releasesDir}/<id of the resolved lock>` : `${release.spec.id} in ${release.spec.releasesDir}/${release.spec.id}`;
+    lines.push(`  release ${where}: ${Object.keys(release.preview.files).length} app file(s), venv (${release.spec.installer})`);
     lines.push(`  links: ${release.spec.venvLink}${release.spec.appLink ? ` and ${release.spec.appLink}` : ""} -> ${release.spec.releasesDir}/current/…`);
     lines.push(`  requirements: ${requirements.length > 0 ? requirements.join(" ") : "(none)"}`);
+    if (release.resolution) lines.push("  resolved by up once per change, on the first host, into a lock with hashes that every host installs (releases.reproducible)");
     for (const host of config.hosts) {
         lines.push("", `${hostName(host)} (${host.user}@${host.address}:${host.port})`);
         for (const f of files) {

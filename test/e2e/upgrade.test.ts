@@ -60,14 +60,15 @@ test("release 0.1.0 deploys the service", { timeout: 20 * MINUTE }, async () => 
     assert.equal(healthStatus(), "200");
 });
 
-test("the current code converges on 0.1.0's state: no replace; it creates only the release and deletes only 0.1.0's per-file app resources; one restart; then no changes", { timeout: 15 * MINUTE }, async () => {
+test("the current code converges on 0.1.0's state: no replace; it creates only the release and its resolved requirements and deletes only 0.1.0's per-file app resources; one restart; then no changes", { timeout: 15 * MINUTE }, async () => {
     const before = hostCounters(vm);
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     assert.doesNotMatch(preview.stdout, /\+-|-\+|\bto replace\b/, `the upgrade must not replace anything:\n${preview.stdout}`);
-    // Releases (after 0.1.0) carry the app's files and the venv: one new AppRelease, and 0.1.0's one-resource-per-app-file go.
-    const created = [...preview.stdout.matchAll(/^\s+\+ pulumi-nodejs:dynamic\/amarktai:(\w+): \(create\)/gm)].map((m) => m[1]);
-    assert.deepEqual(created, ["AppRelease"], `only the release is created:\n${preview.stdout}`);
+    // Releases (after 0.1.0) carry the app's files and the venv: one new AppRelease, built from the requirements resolved
+    // once (one new ResolvedRequirements), and 0.1.0's one-resource-per-app-file go.
+    const created = [...preview.stdout.matchAll(/^\s+\+ pulumi-nodejs:dynamic\/amarktai:(\w+): \(create\)/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(created, ["AppRelease", "ResolvedRequirements"], `only the release and its resolved requirements are created:\n${preview.stdout}`);
     const deleted = [...preview.stdout.matchAll(/^\s+- pulumi-nodejs:dynamic\/amarktai:HostFile: \(delete\)\n(?:.*\n)*?.*\[urn=[^\]]*::([^\]]+)\]/gm)].map((m) => m[1]);
     assert.ok(deleted.every((name) => /-app-/.test(name!)), `only 0.1.0's app-file resources are deleted: ${deleted.join(", ")}`);
     assert.equal(hostCounters(vm).sessions - before.sessions, 1, "a preview opens no SSH session");
