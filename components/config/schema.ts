@@ -329,7 +329,7 @@ export const stackConfigSchema = z
             .default({})
             .superRefine(checkOverrideOrders)
             .describe("Named drop-ins (what `systemctl edit` writes), one file `NN-name.conf` each, applied in their `order`."),
-        journald: journaldSchema.optional().describe("journald limits, written to `/etc/systemd/journald.conf.d/60-amarktai-infra.conf`; journald is restarted when they change."),
+        journald: journaldSchema.optional().describe("journald limits, written to `/etc/systemd/journald.conf.d/60-amarktai-infra-<serviceName>.conf` (one file per service); journald is restarted when they change. The limits are host-wide: where two services on one host set the same key, journald applies the file whose name sorts last."),
         env: z
             .record(envName, line("an env value"))
             .default({})

@@ -36,8 +36,15 @@ export interface RenderedSystemdFiles {
     readonly journald?: RenderedFile;
 }
 
-/** The path of the journald drop-in this project owns. */
-export const JOURNALD_DROPIN_PATH = "/etc/systemd/journald.conf.d/60-amarktai-infra.conf";
+/**
+ * The path of a service's journald drop-in: one file per service, so two
+ * services on one host never overwrite, refresh back or delete each other's
+ * limits. journald limits are host-wide: where two services set one key,
+ * journald applies the file whose name sorts last.
+ */
+export function journaldDropInPath(serviceName: string): string {
+    return `/etc/systemd/journald.conf.d/60-amarktai-infra-${serviceName}.conf`;
+}
 
 /** The uvicorn command line for the given effective settings. */
 export function uvicornCommand(config: ServiceConfig, workers: number | undefined, logLevel: string): string {
@@ -177,6 +184,6 @@ export function renderSystemdFiles(config: ServiceConfig): RenderedSystemdFiles 
         unit: { path: `/etc/systemd/system/${unitName}`, text: renderIniFile(buildUnit(config)) },
         dropInDir,
         dropIns,
-        ...(journald ? { journald: { path: JOURNALD_DROPIN_PATH, text: renderIniFile(journald) } } : {}),
+        ...(journald ? { journald: { path: journaldDropInPath(config.serviceName), text: renderIniFile(journald) } } : {}),
     };
 }

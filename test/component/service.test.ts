@@ -137,7 +137,7 @@ test("the activation lists every managed file by path with its mode, owner and k
         "/etc/systemd/system/amarktai-api.service": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
         "/etc/systemd/system/amarktai-api.service.d/10-workers.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
         "/etc/systemd/system/amarktai-api.service.d/20-memory.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
-        "/etc/systemd/journald.conf.d/60-amarktai-infra.conf": { mode: "0644", owner: "root", group: "root", effect: "journald" },
+        "/etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf": { mode: "0644", owner: "root", group: "root", effect: "journald" },
         "/etc/amarktai-infra/amarktai-api/env": { mode: "0640", owner: "root", group: "amarktai", effect: "restart" },
     });
     assert.deepEqual(plain(activation.inputs.health), { url: "http://127.0.0.1:8000/health", timeoutSec: 90 });

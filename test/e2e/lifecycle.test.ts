@@ -311,7 +311,7 @@ test("pulumi destroy removes the unit and its drop-ins and keeps the data", { ti
     assert.equal(r.code, 0, `destroy failed:\n${r.stdout}\n${r.stderr}`);
     assert.equal(vmSsh(vm, "test -e /etc/systemd/system/amarktai-api.service").code, 1, "unit left behind");
     assert.equal(vmSsh(vm, "test -e /etc/systemd/system/amarktai-api.service.d").code, 1, "drop-in dir left behind");
-    assert.equal(vmSsh(vm, "test -e /etc/systemd/journald.conf.d/60-amarktai-infra.conf").code, 1, "journald drop-in left behind");
+    assert.equal(vmSsh(vm, "test -e /etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf").code, 1, "journald drop-in left behind");
     assert.notEqual(vmSsh(vm, "systemctl is-active amarktai-api").stdout.trim(), "active");
     assert.equal(vmRun(vm, "sha256sum /var/amarktai/app/backend/.env", { root: true }), envSha, ".env not kept");
     vmRun(vm, "test -x /var/amarktai/venv/bin/python && test -d /var/amarktai/logs && getent passwd amarktai >/dev/null");

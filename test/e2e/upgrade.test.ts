@@ -99,7 +99,8 @@ test("refresh reads the upgraded stack's host: a hand edit is seen and repaired"
 test("destroy removes the unit, its drop-ins, the journald drop-in and the library's state but its record of what it created, and keeps the data", { timeout: 10 * MINUTE }, async () => {
     const r = await stack.run(["destroy", "--yes", "--skip-preview"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    for (const gone of [UNIT, `${UNIT}.d`, "/etc/systemd/journald.conf.d/60-amarktai-infra.conf"]) {
+    // 0.1.0's shared journald drop-in moved to the service's own on the upgrade; neither is left.
+    for (const gone of [UNIT, `${UNIT}.d`, "/etc/systemd/journald.conf.d/60-amarktai-infra.conf", "/etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf"]) {
         assert.equal(vmSsh(vm, `test -e ${gone}`, { root: true }).code, 1, `${gone} is removed`);
     }
     // Staged copies, owner record and backups go; the record of what the library created stays, so a later

@@ -55,7 +55,7 @@ test("on a fresh clone with no backend and no secrets, render --stack prod write
             "etc/systemd/system/amarktai-api.service.d/10-workers.conf",
             "etc/systemd/system/amarktai-api.service.d/20-memory.conf",
             "etc/systemd/system/amarktai-api.service.d/30-cpu.conf",
-            "etc/systemd/journald.conf.d/60-amarktai-infra.conf",
+            "etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf",
             "etc/amarktai-infra/amarktai-api/env",
         ];
         for (const f of files) {

@@ -13,7 +13,7 @@ test("render lists every file the stack puts on a host, the app's in path order,
         [
             "0644 root:root /etc/systemd/system/amarktai-api.service",
             "0644 root:root /etc/systemd/system/amarktai-api.service.d/10-workers.conf",
-            "0644 root:root /etc/systemd/journald.conf.d/60-amarktai-infra.conf",
+            "0644 root:root /etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf",
             "0640 root:amarktai /etc/amarktai-infra/amarktai-api/env",
             "0755 root:root /var/amarktai/app/backend/bin/run",
             "0644 root:root /var/amarktai/app/backend/server.py",

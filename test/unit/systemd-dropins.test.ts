@@ -72,7 +72,7 @@ test("override environment entries are quoted and % is escaped", () => {
 
 test("journald limits render as a drop-in under journald.conf.d", () => {
     const { journald } = renderSystemdFiles(testConfig({ journald: { systemMaxUse: "1G", systemKeepFree: "2G", maxRetentionSec: "30day" } }));
-    assert.equal(journald!.path, "/etc/systemd/journald.conf.d/60-amarktai-infra.conf");
+    assert.equal(journald!.path, "/etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf");
     assert.equal(body(journald!.text), "[Journal]\nSystemMaxUse=1G\nSystemKeepFree=2G\nMaxRetentionSec=30day");
     assert.equal(renderSystemdFiles(testConfig()).journald, undefined);
 });
