@@ -244,6 +244,8 @@ export function uvPinLines(download?: Pick<ReleaseSpec, "uvMirror">): string[] {
  * against `UV_SUM`, into `UV_DIR` with a note of its ORIGIN; on failure it
  * sets `uv_problem` and returns 1. `TOOLS` and its parent must be
  * root-owned directories, not links: anything else fails the script.
+ * Placements on one host take turns (`TOOLS/.lock`); one that finds uv
+ * placed by another build while it waited keeps that one.
  */
 export function uvPlaceLines(): string[] {
     return [
@@ -254,10 +256,19 @@ export function uvPlaceLines(): string[] {
         '  for d in "${TOOLS%/*}" "$TOOLS"; do',
         '    [ -d "$d" ] && [ ! -L "$d" ] && [ "$(stat -c %u "$d")" = 0 ] || fail "$d must be a directory owned by root (not a link) to hold the pinned uv"',
         "  done",
+        // One placement at a time per host (two services' builds may start together): the second waits, then finds
+        // uv placed and keeps it, so no build ever deletes the binary another one is running.
+        '  exec 8>"$TOOLS/.lock"',
+        "  flock -w 900 8 || fail \"another build is still placing uv in $TOOLS\"",
+        '  if uv_present; then',
+        '    if [ "$src" = - ]; then cat > /dev/null; fi',
+        '    exec 8>&-; return 0',
+        "  fi",
         '  tmp=$(mktemp -d "$TOOLS/.uv.XXXXXX")',
-        `  if ! uv_problem=$(python3 -c ${quoteScript(PLACE_UV_PY)} "$src" "$UV_SUM" "$tmp/uv" 2>&1); then rm -rf -- "$tmp"; return 1; fi`,
+        `  if ! uv_problem=$(python3 -c ${quoteScript(PLACE_UV_PY)} "$src" "$UV_SUM" "$tmp/uv" 2>&1); then rm -rf -- "$tmp"; exec 8>&-; return 1; fi`,
         '  printf \'%s\\n\' "$origin" > "$tmp/origin"',
         '  chmod 0755 "$tmp"; rm -rf -- "$UV_DIR"; mv -T "$tmp" "$UV_DIR"',
+        "  exec 8>&-",
         "}",
     ];
 }

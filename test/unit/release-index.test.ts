@@ -296,7 +296,7 @@ test("uv_place installs the uv of a wheel on stdin, checked by its SHA-256, into
     const bad = place(path.join(dir, "state", "tools2"), "0".repeat(64));
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /uv wheel checksum mismatch: got [0-9a-f]{64}, pinned 0{64}/);
-    assert.deepEqual(fs.readdirSync(path.join(dir, "state", "tools2")), [], "nothing left behind");
+    assert.deepEqual(fs.readdirSync(path.join(dir, "state", "tools2")), [".lock"], "nothing left behind but the placements' lock");
 
     fs.mkdirSync(path.join(dir, "elsewhere"));
     fs.symlinkSync(path.join(dir, "elsewhere"), path.join(dir, "state", "linked"));
@@ -304,4 +304,38 @@ test("uv_place installs the uv of a wheel on stdin, checked by its SHA-256, into
     assert.equal(linked.code, 1);
     assert.match(linked.stderr, /linked must be a directory owned by root \(not a link\) to hold the pinned uv/);
     assert.deepEqual(fs.readdirSync(path.join(dir, "elsewhere")), []);
+});
+
+test("a uv placement waits for another one on the same host and keeps the uv it placed, never deleting a binary in use", async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "amarktai-uv-lock-"));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const wheel = path.join(dir, "uv.whl");
+    const made = spawnSync("python3", ["-c", "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    z.writestr('uv-0.9.5.data/scripts/uv', '#!/bin/sh\\necho second uv\\n')", wheel], { encoding: "utf8" });
+    assert.equal(made.status, 0, made.stderr);
+    const sha = spawnSync("sha256sum", [wheel], { encoding: "utf8" }).stdout.split(" ")[0]!;
+    const tools = path.join(dir, "state", "tools");
+    fs.mkdirSync(tools, { recursive: true });
+    // Another build holds the placement lock until the test lets it go.
+    const release = path.join(dir, "release");
+    spawnSync("mkfifo", [release]);
+    const holder = spawn("bash", ["-c", 'exec 8>"$1/.lock"; flock 8; echo locked; read -r _ < "$2"', "hold", tools, release], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve) => holder.stdout!.once("data", () => resolve()));
+    const second = spawn("bash", ["-c", [...PRELUDE, "umask 022", ...uvPinLines(), ...uvPlaceLines(), `TOOLS='${tools}'`, `UV_SUM='${sha}'`, 'UV_DIR="$TOOLS/uv-test"', 'uv_place - "second" || fail "$uv_problem"', 'echo placed'].join("\n") + "\n"], { stdio: ["pipe", "pipe", "pipe"] });
+    second.stdin!.end(fs.readFileSync(wheel));
+    let out = "";
+    second.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const secondDone = new Promise<number | null>((resolve) => second.on("close", resolve));
+    // Meanwhile the holder places its uv, which a build is now running.
+    const first = path.join(tools, "uv-test");
+    fs.mkdirSync(first, { mode: 0o755 });
+    fs.writeFileSync(path.join(first, "uv"), "#!/bin/sh\necho first uv\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(first, "origin"), "first\n");
+    const inode = fs.statSync(path.join(first, "uv")).ino;
+    assert.equal(out, "", "the second placement waits for the lock");
+    fs.writeFileSync(release, "go\n");
+    assert.equal(await secondDone, 0);
+    assert.equal(out, "placed\n");
+    assert.equal(fs.statSync(path.join(first, "uv")).ino, inode, "the uv in use was kept, not replaced");
+    assert.equal(fs.readFileSync(path.join(first, "origin"), "utf8"), "first\n");
+    assert.deepEqual(fs.readdirSync(tools).sort(), [".lock", "uv-test"], "no temporary directory left");
 });
