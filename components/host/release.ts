@@ -69,7 +69,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         'root_dir "$(dirname "$RELEASES")"',
         'install -d -m 0755 -o root -g root "$RELEASES"',
         'root_dir "$RELEASES"',
-        ...sandboxLines(spec.id, sandboxAllowedAddresses(packageIndexUrls(spec))),
+        ...sandboxLines(spec, sandboxAllowedAddresses(packageIndexUrls(spec))),
         'exec 9>"$RELEASES/.lock"',
         "flock -w 900 9 || fail 'another release build is still running'",
         ...RELEASE_VENV_STATE_SH,

@@ -71,8 +71,11 @@ export function resolveRequirementsScript(spec: ResolutionSpec, waits: Pick<Host
         'root_dir "$(dirname "$RELEASES")"',
         'install -d -m 0755 -o root -g root "$RELEASES"',
         'root_dir "$RELEASES"',
-        ...sandboxLines(spec.id, sandboxAllowedAddresses(packageIndexUrls(spec))),
+        ...sandboxLines(spec, sandboxAllowedAddresses(packageIndexUrls(spec))),
         'SANDBOX_WHAT="resolve requirements $ID"',
+        // One build at a time per releases directory, as release builds (two services sharing one take turns).
+        'exec 9>"$RELEASES/.lock"',
+        "flock -w 900 9 || fail 'another release build is still running'",
         'cleanup() { local rc=$?; drop_build_account; rm -rf -- "$REL"; exit "$rc"; }',
         "trap cleanup EXIT",
         'rm -rf -- "$REL"',

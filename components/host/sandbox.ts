@@ -15,12 +15,21 @@
  * the release complete. Nothing the build ran survives it: the unit's
  * processes are stopped with it.
  */
-import { BUILD_ACCOUNT } from "../model";
+import { BUILD_ACCOUNT, sha256 } from "../model";
 import { shellQuote as q } from "./shell";
 
-/** The build account of release `id`: a system account that exists only while that release builds. */
-export function buildAccountName(id: string): string {
-    return `${BUILD_ACCOUNT}-${id.slice(0, 12)}`;
+/** What a build is: its id (a release's or a resolution's) in its releases directory. */
+export type BuildIdentity = { readonly releasesDir: string; readonly id: string };
+
+/**
+ * The build account of one build: a system account that exists only while
+ * it runs. Named by a hash of the releases directory and the id, so two
+ * services building the same id at once (one app deployed twice, or two
+ * services with the same requirements) never share an account, and a killed
+ * build's account is found again, and replaced, by the next build.
+ */
+export function buildAccountName(build: BuildIdentity): string {
+    return `${BUILD_ACCOUNT}-${sha256(`${build.releasesDir}\n${build.id}`).slice(0, 12)}`;
 }
 
 /** The unit properties of every sandboxed installer command besides its user (see the module comment). */
@@ -97,10 +106,10 @@ export function sandboxAllowedAddresses(indexUrls: readonly string[]): string[] 
  *   with a file it did not create, a hard link or a set-id bit, then makes
  *   `$REL/venv` root's and not writable by anyone else.
  */
-export function sandboxLines(releaseId: string, allowedAddresses: readonly string[] = DNS_STUBS): string[] {
+export function sandboxLines(build: BuildIdentity, allowedAddresses: readonly string[] = DNS_STUBS): string[] {
     const properties = [...SANDBOX_PROPERTIES, `IPAddressAllow=${allowedAddresses.join(" ")}`];
     return [
-        `BUILD_ACCOUNT=${q(buildAccountName(releaseId))}`,
+        `BUILD_ACCOUNT=${q(buildAccountName(build))}`,
         'BUILD_UID=""',
         `SANDBOX_PROPERTIES=(${properties.map((p) => `-p ${q(p)}`).join(" ")})`,
         "SANDBOX_ENV=()",

@@ -10,7 +10,7 @@ export const STATE_ROOT = "/var/lib/amarktai-infra";
 
 /**
  * The prefix of the throwaway accounts release builds run as (see
- * `host/sandbox.ts`): `amarktai-build-<release id>`, a system account without
+ * `host/sandbox.ts`): `amarktai-build-<hash of the releases directory and build id>`, a system account without
  * home or login that exists only during its build; never the service's, never root.
  */
 export const BUILD_ACCOUNT = "amarktai-build";

@@ -38,7 +38,7 @@ function giveToNobody(dir: string): void {
 
 /** Runs `take_venv` for `rel` with nobody as the build account. */
 function takeVenv(rel: string): { status: number; stderr: string } {
-    const script = [...PRELUDE, "ID=0123456789abcdef", ...sandboxLines("0123456789abcdef"), `REL=${JSON.stringify(rel)}`, `BUILD_UID=${NOBODY}`, "take_venv"].join("\n");
+    const script = [...PRELUDE, "ID=0123456789abcdef", ...sandboxLines({ releasesDir: "/var/amarktai/releases", id: "0123456789abcdef" }), `REL=${JSON.stringify(rel)}`, `BUILD_UID=${NOBODY}`, "take_venv"].join("\n");
     const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
     return { status: r.status ?? -1, stderr: r.stderr };
 }
@@ -124,7 +124,7 @@ test("the sandbox leaves the build no way to gain privileges or write outside th
     for (const p of ["ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "RestrictSUIDSGID=yes", "PrivateDevices=yes"]) {
         assert.ok(SANDBOX_PROPERTIES.includes(p), p);
     }
-    const lines = sandboxLines("0123456789abcdef").join("\n");
+    const lines = sandboxLines({ releasesDir: "/var/amarktai/releases", id: "0123456789abcdef" }).join("\n");
     assert.match(lines, /-p "User=\$BUILD_ACCOUNT" -p "Group=\$BUILD_ACCOUNT"/);
     assert.match(lines, /-p "ReadWritePaths=\$REL\/venv"/);
     assert.equal((lines.match(/ReadWritePaths/g) ?? []).length, 1, "one writable path");
@@ -139,14 +139,15 @@ test("the sandbox reaches neither loopback nor link-local addresses, except the 
     assert.match(script, /-p 'IPAddressAllow=127\.0\.0\.53 127\.0\.0\.54 127\.0\.0\.1'/);
 });
 
-test("each release builds as its own throwaway account, named after the release and deleted whatever the outcome", () => {
+test("each release builds as its own throwaway account, named after the release and its releases directory, and deleted whatever the outcome", () => {
     const spec = planService(testConfig({ app: { sourceDir: "demo-app" } }), [{ relativePath: "server.py", content: "app = None\n" }]).release.spec;
     // The account's name as the script computes it, from the script's own lines.
-    const lines = sandboxLines(spec.id);
+    const lines = sandboxLines(spec);
     const r = spawnSync("bash", ["-c", [`ID=${spec.id}`, lines.find((l) => l.startsWith("BUILD_ACCOUNT="))!, 'printf %s "$BUILD_ACCOUNT"'].join("\n")], { encoding: "utf8" });
-    assert.equal(r.stdout, buildAccountName(spec.id));
+    assert.equal(r.stdout, buildAccountName(spec));
     assert.match(r.stdout, /^amarktai-build-[0-9a-f]{12}$/);
     assert.ok(r.stdout.length <= 32, "useradd takes at most 32 characters");
+    assert.notEqual(buildAccountName({ ...spec, releasesDir: "/var/amarktai-worker/releases" }), r.stdout, "another service building the same id at the same time runs as another account");
     const script = buildReleaseScript(spec, "0".repeat(64));
     assert.match(script, /^cleanup\(\) \{ local rc=\$\?; drop_build_account; /m, "the exit trap deletes the account on success and failure alike");
     assert.match(script, /^build_account$/m);
