@@ -7,6 +7,7 @@ export * from "./read";
 export * from "./tar";
 export * from "./release";
 export * from "./resolve";
+export * from "./listener";
 export * from "./apt";
 export * from "./preflight";
 export * from "./installer";

@@ -8,6 +8,7 @@ import { aptGetLines } from "./apt";
 import { dropInSummaryFunction } from "./dropin";
 import { bootWaitLines, osReleaseFunctions, pythonVersionLines, saferDirectory, supportedOsLines, systemdLines, unsafeParentFunction } from "./preflight";
 import { redactFunction } from "./redact";
+import { listenerCheckLines } from "./listener";
 import { releaseActivationLines } from "./release";
 import { safeFsFunction } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
@@ -254,6 +255,12 @@ export interface ActivationSpec {
  */
 export type ForeignDropInPolicy = "refuse" | "remove";
 
+/** The TCP port of a health URL (its scheme's default when it names none). */
+export function healthPortOf(healthUrl: string): string {
+    const url = new URL(healthUrl);
+    return url.port !== "" ? url.port : url.protocol === "https:" ? "443" : "80";
+}
+
 /**
  * Shared shell functions for activation and rollback: health probing and the journal excerpt. The excerpt
  * reaches error messages (and CI logs), so it is redacted on the host: each secret `.env` value (the live
@@ -263,21 +270,34 @@ export type ForeignDropInPolicy = "refuse" | "remove";
 function healthFunctions(spec: ActivationSpec): string[] {
     const envFile = envStorePath(spec.serviceName);
     return [
-        ...shellVariables({ UNIT: spec.unitName, HEALTH_URL: spec.healthUrl, HEALTH_TIMEOUT: String(spec.healthTimeoutSec) }),
+        ...shellVariables({ UNIT: spec.unitName, HEALTH_URL: spec.healthUrl, HEALTH_PORT: healthPortOf(spec.healthUrl), HEALTH_TIMEOUT: String(spec.healthTimeoutSec) }),
         "health_ok() {",
         "  python3 -c 'import sys, urllib.request\ntry:\n    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n    sys.exit(0 if r.status == 200 else 1)\nexcept Exception:\n    sys.exit(1)' \"$HEALTH_URL\"",
         "}",
         "restarts() { systemctl show -p NRestarts --value \"$UNIT\" 2>/dev/null || echo 0; }",
-        // Waits until the unit is active and the health URL answers 200; fails early if the unit fails or restarts.
+        ...listenerCheckLines(),
+        // "; port N is held by …" when a process outside the unit listens on the health port (else nothing).
+        "port_holder_note() {",
+        '  local holder rc=0',
+        '  holder=$(listener_check) || rc=$?',
+        '  if [ "$rc" = 3 ]; then printf \'; port %s is held by %s, not by %s\' "$HEALTH_PORT" "${holder//$\'\\n\'/; }" "$UNIT"; fi',
+        "}",
+        // Waits until the unit is active, the health URL answers 200 and the port's listener is the unit's own process
+        // (whoever else answers is named, never taken for the service); fails early if the unit fails or restarts.
         "wait_healthy() {",
-        '  local deadline=$(( $(date +%s) + HEALTH_TIMEOUT )) base state',
+        '  local deadline=$(( $(date +%s) + HEALTH_TIMEOUT )) base state holder rc unseen=""',
         "  base=$(restarts)",
         "  while :; do",
         '    state=$(systemctl is-active "$UNIT" 2>/dev/null || true)',
-        '    if [ "$state" = active ] && health_ok; then return 0; fi',
-        '    if [ "$state" = failed ]; then log "$UNIT failed"; return 1; fi',
-        '    if [ "$(restarts)" != "$base" ]; then log "$UNIT exited and was restarted by systemd"; return 1; fi',
-        '    if [ "$(date +%s)" -ge "$deadline" ]; then log "$UNIT not healthy after ${HEALTH_TIMEOUT}s ($state)"; return 1; fi',
+        '    if [ "$state" = active ] && health_ok; then',
+        '      rc=0; holder=$(listener_check) || rc=$?',
+        '      if [ "$rc" = 0 ]; then return 0; fi',
+        '      if [ "$rc" = 3 ]; then log "$HEALTH_URL answered, but not from $UNIT: port $HEALTH_PORT is held by ${holder//$\'\\n\'/; }"; return 1; fi',
+        '      unseen="; $HEALTH_URL answered, but no process of $UNIT was seen listening on port $HEALTH_PORT"',
+        "    fi",
+        '    if [ "$state" = failed ]; then log "$UNIT failed$(port_holder_note)"; return 1; fi',
+        '    if [ "$(restarts)" != "$base" ]; then log "$UNIT exited and was restarted by systemd$(port_holder_note)"; return 1; fi',
+        '    if [ "$(date +%s)" -ge "$deadline" ]; then log "$UNIT not healthy after ${HEALTH_TIMEOUT}s ($state)${unseen}$(port_holder_note)"; return 1; fi',
         "    sleep 1",
         "  done",
         "}",
