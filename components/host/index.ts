@@ -8,6 +8,7 @@ export * from "./tar";
 export * from "./release";
 export * from "./resolve";
 export * from "./listener";
+export * from "./audit";
 export * from "./apt";
 export * from "./preflight";
 export * from "./installer";

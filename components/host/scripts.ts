@@ -9,6 +9,7 @@ import { dropInSummaryFunction } from "./dropin";
 import { bootWaitLines, osReleaseFunctions, pythonVersionLines, saferDirectory, supportedOsLines, systemdLines, unsafeParentFunction } from "./preflight";
 import { redactFunction } from "./redact";
 import { listenerCheckLines } from "./listener";
+import { auditLines } from "./audit";
 import { releaseActivationLines } from "./release";
 import { safeFsFunction } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
@@ -336,6 +337,7 @@ export function activationScript(spec: ActivationSpec): string {
         ...triggerArrays("", spec.files),
         ...triggerArrays("REMOVED_", spec.removed),
         ...healthFunctions(spec),
+        ...auditLines(spec.serviceName, spec.ownership?.owner ?? ""),
         ...(spec.release ? releaseActivationLines(spec.release) : ["release_check() { :; }", "release_switch() { :; }", "release_rollback() { :; }", "release_prune() { :; }"]),
         "START=$(date +%s)",
         // Everything goes to a root-only log replayed at exit (stdout on success, stderr on failure), so a
@@ -433,7 +435,7 @@ export function activationScript(spec: ActivationSpec): string {
         'for i in "${relink[@]}"; do backup "${LINK_PATHS[$i]}" "link-$i"; done',
         'restore_files() { while IFS=$\'\\t\' read -r key p; do [ -n "$p" ] && { safe restore "$BACKUP" "$key" "$p" || log "could not restore $p"; }; done < "$BACKUP/entries"; }',
         // A refused step (a link or a foreign directory on the way) puts back what was already swapped and fails with the helper's message.
-        'swap_failed() { local what="$1"; restore_files; release_rollback; systemctl daemon-reload || true; rm -rf "$BACKUP"; fail "$what; nothing was changed (the files already swapped were restored)"; }',
+        'swap_failed() { local what="$1"; audit refused; restore_files; release_rollback; systemctl daemon-reload || true; rm -rf "$BACKUP"; fail "$what; nothing was changed (the files already swapped were restored)"; }',
         // Swap in through the helper: a fresh temporary file beside the target, owner and mode set on its fd, renamed over the target.
         'for i in "${changed[@]}"; do',
         '  p="${PATHS[$i]}"',
@@ -464,17 +466,19 @@ export function activationScript(spec: ActivationSpec): string {
         '  if ! systemctl restart "$UNIT" || ! wait_healthy; then',
         '    excerpt=$(journal_excerpt)',
         "    rollback",
+        '    audit "rolled back"',
         '    rm -rf "$BACKUP"',
         '    printf \'%s did not become healthy; the previous files were restored.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$excerpt" >&2',
         "    exit 1",
         "  fi",
         "else",
-        '  wait_healthy || { printf \'%s is not healthy.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$(journal_excerpt)" >&2; exit 1; }',
+        '  wait_healthy || { audit unhealthy; printf \'%s is not healthy.\\n--- journal of %s ---\\n%s\\n\' "$UNIT" "$UNIT" "$(journal_excerpt)" >&2; exit 1; }',
         "fi",
         'rm -rf "$BACKUP"',
         "release_prune",
         'for i in "${!IDS[@]}"; do if sensitive "$i"; then rm -f "$STAGE/${IDS[$i]}"; fi; done',
         ...ownerRecordLines(spec),
+        "audit healthy",
         'log "$UNIT active and healthy (${#changed[@]} file(s) changed, ${#removing[@]} removed, restart: ${need_restart:-no})"',
     ];
     return lines.join("\n") + "\n";

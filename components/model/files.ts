@@ -89,6 +89,11 @@ export function ownerRecordPath(serviceName: string): string {
     return `${serviceStateDir(serviceName)}/owner`;
 }
 
+/** The service's audit trail on a host: one JSON line per activation (see `host/audit.ts`). */
+export function auditLogPath(serviceName: string): string {
+    return `${serviceStateDir(serviceName)}/audit.log`;
+}
+
 /** Where an activation keeps the previous files until the new ones are healthy. */
 export function backupDir(serviceName: string): string {
     return `${serviceStateDir(serviceName)}/backup`;
