@@ -16,15 +16,18 @@ export const LISTENER_OTHER = 3;
 
 /**
  * Finds the listening TCP sockets (IPv4 and IPv6) on a port in this network
- * namespace, the processes holding them (through `/proc/<pid>/fd`), and
- * whether each of those processes is in the unit's cgroup (the directory
- * given, with its children). Exits {@link LISTENER_OWNED}, {@link LISTENER_NONE}
- * or {@link LISTENER_OTHER}, printing each other holder on its own line.
- * argv: port, the unit's cgroup directory.
+ * namespace and the processes holding them (through `/proc/<pid>/fd`), and
+ * whether each of those processes is in the unit's control group or below it,
+ * by its own `/proc/<pid>/cgroup` (the unified hierarchy's `0::` line, or
+ * systemd's `name=systemd` one on a legacy or hybrid host; no cgroup file
+ * system is read, so it works on each layout). Exits {@link LISTENER_OWNED},
+ * {@link LISTENER_NONE} or {@link LISTENER_OTHER}, printing each other
+ * holder on its own line. argv: port, the unit's control group (`""` when
+ * it has none: every holder is another process).
  */
 export const LISTENER_OWNER_PY = [
     "import os, sys",
-    "port, cgroup_dir = int(sys.argv[1]), sys.argv[2]",
+    "port, unit = int(sys.argv[1]), sys.argv[2].rstrip('/')",
     "inodes = set()",
     "for table in ('/proc/net/tcp', '/proc/net/tcp6'):",
     "    try:",
@@ -39,13 +42,14 @@ export const LISTENER_OWNER_PY = [
     "        pass",
     "if not inodes:",
     "    sys.exit(2)",
-    "unit = set()",
-    "for root, _dirs, _files in os.walk(cgroup_dir):",
+    "def cgroups(pid):",
     "    try:",
-    "        with open(os.path.join(root, 'cgroup.procs')) as f:",
-    "            unit.update(int(p) for p in f.read().split())",
+    "        with open('/proc/%d/cgroup' % pid) as f:",
+    "            lines = [l.rstrip('\\n').split(':', 2) for l in f]",
     "    except OSError:",
-    "        pass",
+    "        return []",
+    // The unified hierarchy's line first: it is the one a reader knows the unit by.
+    "    return [l[2] for l in lines if len(l) == 3 and l[0] == '0' and l[1] == ''] + [l[2] for l in lines if len(l) == 3 and l[1] == 'name=systemd']",
     "holders = set()",
     "for pid in filter(str.isdigit, os.listdir('/proc')):",
     "    try:",
@@ -59,16 +63,15 @@ export const LISTENER_OWNER_PY = [
     "                break",
     "        except OSError:",
     "            pass",
-    "others = sorted(holders - unit)",
+    "inside = lambda pid: unit != '' and any(c == unit or c.startswith(unit + '/') for c in cgroups(pid))",
+    "others = sorted(p for p in holders if not inside(p))",
     "for pid in others:",
     "    try:",
     "        with open('/proc/%d/cmdline' % pid, 'rb') as f:",
-    "            command = f.read().replace(b'\\0', b' ').decode('utf-8', 'replace').strip()[:160]",
-    "        with open('/proc/%d/cgroup' % pid) as f:",
-    "            cgroup = f.read().strip().split('\\n')[-1].split(':', 2)[-1]",
+    "            command = ' '.join(f.read().replace(b'\\0', b' ').decode('utf-8', 'replace').split())[:160]",
     "    except OSError:",
-    "        command, cgroup = '?', '?'",
-    "    print('pid %d (%s) in %s' % (pid, command, cgroup))",
+    "        command = '?'",
+    "    print('pid %d (%s) in %s' % (pid, command, (cgroups(pid) or ['?'])[0]))",
     "sys.exit(3 if others else 0 if holders else 2)",
 ].join("\n");
 
@@ -82,9 +85,9 @@ export function listenerCheckLines(): string[] {
     return [
         "listener_check() {",
         "  local cg",
+        // Empty when the unit is not running: then every listener is another process's.
         '  cg=$(systemctl show -p ControlGroup --value "$UNIT" 2>/dev/null || true)',
-        // No cgroup (the unit is not running): every listener is another process's.
-        '  python3 -c ' + quoteScript(LISTENER_OWNER_PY) + ' "$HEALTH_PORT" "/sys/fs/cgroup${cg:-/nonexistent-unit-cgroup}"',
+        '  python3 -c ' + quoteScript(LISTENER_OWNER_PY) + ' "$HEALTH_PORT" "$cg"',
         "}",
     ];
 }

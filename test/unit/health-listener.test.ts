@@ -6,11 +6,10 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
+import * as path from "path";
 import * as fs from "fs";
 import * as net from "net";
-import * as os from "os";
-import * as path from "path";
 import { MANAGED_MARKER } from "../../components/model";
 import { LISTENER_NONE, LISTENER_OTHER, LISTENER_OWNED, LISTENER_OWNER_PY, activationScript, healthPortOf } from "../../components/host";
 
@@ -21,45 +20,68 @@ async function listening(): Promise<{ port: number; close: () => Promise<void> }
     return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-/** A scratch cgroup directory whose `cgroup.procs` (here in a child group, as systemd may nest them) lists `pids`. */
-function cgroupWith(pids: readonly number[]): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "unit-cgroup-"));
-    fs.mkdirSync(path.join(dir, "child"));
-    fs.writeFileSync(path.join(dir, "cgroup.procs"), "");
-    fs.writeFileSync(path.join(dir, "child", "cgroup.procs"), pids.map((p) => `${p}\n`).join(""));
-    return dir;
+/** This process's control group, as the unified (`0::`) or systemd (`name=systemd`) line of /proc/self/cgroup gives it. */
+function ownCgroup(): string {
+    const lines = fs.readFileSync("/proc/self/cgroup", "utf8").trim().split("\n").map((l) => l.split(":"));
+    const line = lines.find((l) => l[0] === "0" && l[1] === "") ?? lines.find((l) => l[1] === "name=systemd");
+    assert.ok(line, "this process has a control group");
+    return line.slice(2).join(":");
 }
 
-const owner = (port: number, cgroup: string) => spawnSync("python3", ["-c", LISTENER_OWNER_PY, String(port), cgroup], { encoding: "utf8" });
+const owner = (port: number, unitCgroup: string) => spawnSync("python3", ["-c", LISTENER_OWNER_PY, String(port), unitCgroup], { encoding: "utf8" });
 
-test("the port's listener in the unit's cgroup is the unit's own: the gate may trust the answer", async (t) => {
-    const l = await listening();
-    const cg = cgroupWith([process.pid]);
-    t.after(() => fs.rmSync(cg, { recursive: true, force: true }));
-    const r = owner(l.port, cg);
-    await l.close();
-    assert.equal(r.status, LISTENER_OWNED, r.stderr);
-    assert.equal(r.stdout, "");
+/** A writable control group hierarchy of this machine: the unified one, else systemd's named one. Needs root. */
+function cgroupRoot(): string {
+    const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" "));
+    const unified = mounts.find((m) => m[2] === "cgroup2");
+    const named = mounts.find((m) => m[2] === "cgroup" && (m[3] ?? "").split(",").includes("name=systemd"));
+    const mount = unified ?? named;
+    assert.ok(mount, "this machine mounts no cgroup2 or name=systemd hierarchy");
+    return mount[1]!;
+}
+
+test("the port's listener in the unit's cgroup, or a group below it, is the unit's own: the gate may trust the answer", async (t) => {
+    assert.equal(process.getuid?.(), 0, "needs root: it creates a control group and moves a process into it");
+    // A "unit" group with a child group holding a listening process, as a service's processes may sit in child groups.
+    const group = `/amarktai-test-unit-${process.pid}`;
+    const dir = path.join(cgroupRoot(), group);
+    fs.mkdirSync(path.join(dir, "sub"), { recursive: true });
+    const child = spawn("python3", ["-c", "import socket, sys\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\nprint(s.getsockname()[1], flush=True)\nsys.stdin.read()"], { stdio: ["pipe", "pipe", "inherit"] });
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    t.after(async () => {
+        child.kill("SIGKILL");
+        await exited;
+        fs.rmdirSync(path.join(dir, "sub"));
+        fs.rmdirSync(dir);
+    });
+    const port = Number(await new Promise<string>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()))));
+    fs.writeFileSync(path.join(dir, "sub", "cgroup.procs"), `${child.pid}\n`);
+    const unit = owner(port, group);
+    const sub = owner(port, `${group}/sub`);
+    const sibling = owner(port, `${group}-other`);
+    assert.equal(unit.status, LISTENER_OWNED, unit.stdout + unit.stderr);
+    assert.equal(unit.stdout, "");
+    assert.equal(sub.status, LISTENER_OWNED);
+    assert.equal(sibling.status, LISTENER_OTHER, "a group whose name only starts the same is another group");
+    assert.match(sibling.stdout, new RegExp(`^pid ${child.pid} \\(\\S*python3 -c import socket.*\\) in ${group}/sub\n$`));
 });
 
-test("a listener outside the unit's cgroup is another process: it is named with its command line, never taken for the service", async (t) => {
+test("a listener outside the unit's cgroup is another process: it is named with its command line and group, never taken for the service", async () => {
     const l = await listening();
-    const cg = cgroupWith([1]);
-    t.after(() => fs.rmSync(cg, { recursive: true, force: true }));
-    const r = owner(l.port, cg);
+    const r = owner(l.port, "/system.slice/amarktai-api.service");
     await l.close();
     assert.equal(r.status, LISTENER_OTHER, r.stderr);
-    assert.match(r.stdout, new RegExp(`^pid ${process.pid} \\(.*node.*\\) in \\S+\\n$`));
+    assert.equal(r.stdout, `pid ${process.pid} (${fs.readFileSync("/proc/self/cmdline", "utf8").split("\0").join(" ").trim()}) in ${ownCgroup()}\n`);
 });
 
-test("a unit without a cgroup (not running) owns no listener, and a closed port has none", async (t) => {
+test("a unit without a cgroup (not running) owns no listener, and a closed port has none", async () => {
     const l = await listening();
-    const r = owner(l.port, "/nonexistent-unit-cgroup");
+    const noUnit = owner(l.port, "");
+    const root = owner(l.port, "/");
     await l.close();
-    assert.equal(r.status, LISTENER_OTHER);
-    const cg = cgroupWith([process.pid]);
-    t.after(() => fs.rmSync(cg, { recursive: true, force: true }));
-    assert.equal(owner(l.port, cg).status, LISTENER_NONE, "closed now");
+    assert.equal(noUnit.status, LISTENER_OTHER);
+    assert.equal(root.status, LISTENER_OTHER, "the root group is no unit's");
+    assert.equal(owner(l.port, ownCgroup()).status, LISTENER_NONE, "closed now");
 });
 
 test("the activation's health gate checks the listener on the health URL's port after a 200, and names a squatter in every failure", () => {
