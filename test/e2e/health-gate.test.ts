@@ -21,6 +21,8 @@ let host: VmInfo;
 let stack: TestStack;
 
 const health = () => vmSsh(host, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health").stdout.trim();
+/** The newest line of the service's audit trail on the host. */
+const lastAudit = (): Record<string, unknown> => JSON.parse(vmRun(host, "tail -n 1 /var/lib/amarktai-infra/amarktai-api/audit.log", { root: true }));
 const show = (property: string) => vmRun(host, `systemctl show -p ${property} --value ${UNIT}`).trim();
 
 before(async () => {
@@ -58,16 +60,27 @@ test("with the notes' manual uvicorn holding the port, a restarting change fails
     const out = r.stdout + r.stderr;
     console.error(`    up against the squatter took ${r.seconds.toFixed(1)}s`);
     assert.notEqual(r.code, 0, `up reported success while another process answered for the service:\n${out}`);
+    const failed = lastAudit();
+    assert.equal(failed.outcome, "rolled back", JSON.stringify(failed));
+    assert.deepEqual(failed.changed, ["/etc/amarktai-infra/amarktai-api/env"]);
     assert.match(out, new RegExp(`port 8000 is held by pid ${squatterPid} \\(/var/amarktai/venv/bin/python -m uvicorn server:app --host 127\\.0\\.0\\.1 --port 8000\\) in /system\\.slice/${SQUATTER}\\.service`), out);
 });
 
-test("once the manual uvicorn is stopped, the same change goes through and the unit holds the port", { timeout: 15 * MINUTE }, async () => {
+test("once the manual uvicorn is stopped, the same change goes through, the unit holds the port, and the host's audit trail has each activation's outcome", { timeout: 15 * MINUTE }, async () => {
     vmRun(host, `systemctl stop ${SQUATTER}`, { root: true });
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     assert.equal(health(), "200");
     assert.equal(show("ActiveState"), "active");
     assert.match(vmRun(host, "ss -Hltnp 'sport = :8000'", { root: true }), new RegExp(`pid=${show("MainPID")},`));
+    const healthy = lastAudit();
+    console.error(`    audit: ${JSON.stringify(healthy)}`);
+    assert.deepEqual([healthy.outcome, healthy.restarted, healthy.changed, healthy.unit], ["healthy", true, ["/etc/amarktai-infra/amarktai-api/env"], UNIT]);
+    assert.match(String(healthy.owner), /^amarktai-infra\/gate-[0-9a-f]+\/amarktai-api-[0-9a-f]{12}$/);
+    assert.match(String(healthy.release), /^[0-9a-f]{16}$/);
+    // The same lines in the journal, under their own identifier: the fresh up, the rolled-back change, this one.
+    const journal = vmRun(host, "journalctl -q --no-pager -o cat -t amarktai-infra-audit", { root: true }).trim().split("\n").map((l) => JSON.parse(l).outcome);
+    assert.deepEqual(journal, ["healthy", "rolled back", "healthy"]);
     const noop = await stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
     assert.equal(noop.code, 0, noop.stdout + noop.stderr);
 });
