@@ -269,7 +269,7 @@ async function serveIndex(name: string, sdist: Buffer): Promise<{ url: string; c
     return { url: `http://10.0.2.2:${port}/simple`, close: () => server.close() };
 }
 
-test("a package whose build step writes to /etc and to the service's paths, reads the .env and connects to the live app fails the build as the sandboxed build account and harms nothing", { timeout: 15 * MINUTE }, async () => {
+test("a package whose build step writes to /etc and to the service's paths, reads the .env and connects to the live app fails in the build sandbox as a throwaway account (already when its requirements are resolved) and harms nothing", { timeout: 15 * MINUTE }, async () => {
     const live = current();
     const since = vmRun(vm, "date '+%Y-%m-%d %H:%M:%S'").trim();
     const liveVenv = vmRun(vm, `cd ${RELEASES}/${live} && find venv -printf '%p %s %T@\\n' | sort | sha256sum`);
@@ -292,7 +292,8 @@ test("a package whose build step writes to /etc and to the service's paths, read
         const r = await stack.up();
         const out = `${r.stdout}\n${r.stderr}`;
         assert.notEqual(r.code, 0, `up should fail:\n${out}`);
-        assert.match(out, /uv pip install failed/, out);
+        // Resolving builds the sdist to read its metadata: the build step runs there first, in the same sandbox.
+        assert.match(out, /uv pip compile failed/, out);
         assert.match(out, /hostile-build/, out);
         // Every write was refused by the sandbox: a read-only system, or no permission for the build account.
         // The build step's one line, as uv shows it: wrapped at 80 columns, behind the CLI's own prefixes.
@@ -319,7 +320,7 @@ test("a package whose build step writes to /etc and to the service's paths, read
     assert.equal(vmRun(vm, `cd ${RELEASES}/${live} && find venv -printf '%p %s %T@\\n' | sort | sha256sum`), liveVenv, "the live venv changed");
     assert.equal(vmRun(vm, `ls -a ${RELEASES} | grep -c '^\\.\\?[0-9a-f]\\{16\\}' || true`).trim(), String(releasesOnDisk().length), "a failed build left a directory behind");
     // The build ran as its throwaway account, which is gone, and no file is left to its uid.
-    assert.match(vmRun(vm, `journalctl -q --no-pager -o cat --since '${since}' | grep -m 1 'sandboxed, as amarktai-build-' || true`, { root: true }), /amarktai-infra: build release [0-9a-f]{16} \(sandboxed, as amarktai-build-[0-9a-f]{12}\)/);
+    assert.match(vmRun(vm, `journalctl -q --no-pager -o cat --since '${since}' | grep -m 1 'sandboxed, as amarktai-build-' || true`, { root: true }), /amarktai-infra: resolve requirements [0-9a-f]{16} \(sandboxed, as amarktai-build-[0-9a-f]{12}\)/);
     assert.equal(vmRun(vm, "getent passwd | grep '^amarktai-build' || true", { root: true }).trim(), "", "a build account is left");
     assert.equal(vmRun(vm, "find /var/amarktai /var/lib/amarktai-infra /etc /tmp /var/tmp -xdev -nouser -print -quit 2>/dev/null || true", { root: true }).trim(), "", "a file is owned by a deleted account");
 });
