@@ -6,6 +6,7 @@
  * actionable line first, not its traceback).
  */
 import { PinnedWheel, PYPI_INDEX_URL, ReleaseSpec, STATE_ROOT, UV_VERSION, UV_WHEELS, uvWheelUrl } from "../model";
+import { aptGetLines } from "./apt";
 import { bashArray, PRELUDE } from "./scripts";
 import { redactFunction } from "./redact";
 import { quoteScript, shellQuote as q } from "./shell";
@@ -290,6 +291,38 @@ export function chooseUvLines(): string[] {
         '  else log "cannot fetch uv $UV_VERSION for $ARCH ($uv_problem): falling back to python3 -m venv + pip; set releases.uvMirror, or releases.uvSource: deployer, when this host cannot reach it"',
         "  fi",
         "fi",
+    ];
+}
+
+/**
+ * Shell lines preparing an installer run in a build directory `$REL` (a
+ * release build's or a resolution's, after `note` and the sandbox's lines):
+ * the index settings and `run_installer` (its log in `$REL/.installer.log`),
+ * the check that every index answers (with `requirements`, a path in the
+ * script, for the first project's page), and the installer chosen: `uv` set
+ * to the pinned uv, or empty for `python3 -m venv` + pip.
+ */
+export function installerSetupLines(spec: Pick<ReleaseSpec, "indexUrl" | "extraIndexUrls" | "trustedHosts" | "uvMirror">, requirements: string): string[] {
+    return [
+        ...packageIndexLines(spec),
+        ...installerLines(),
+        'INSTALL_LOG="$REL/.installer.log"',
+        // Before anything is installed (and before falling back from uv to pip): an index this host cannot reach fails now, not after the installers' retries.
+        `check_package_indexes ${requirements}`,
+        // The pinned uv: downloaded once per host (or sent by the deployer), checked against its pinned SHA-256, kept root-only to write.
+        ...uvPinLines(spec),
+        ...uvPlaceLines(),
+        ...chooseUvLines(),
+    ];
+}
+
+/** Shell lines (indented for an `if` body) installing `python3-venv` when `venv` or `ensurepip` is missing, waiting for apt's locks. */
+export function pythonVenvLines(aptLockSec: number): string[] {
+    return [
+        "  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then",
+        '    log "installing python3-venv"',
+        ...aptGetLines([{ op: "update" }, { op: "install", packages: ["python3-venv"] }], aptLockSec).map((l) => `    ${l}`),
+        "  fi",
     ];
 }
 

@@ -8,8 +8,7 @@
  * is touched until the activation renames the `current` link.
  */
 import { DEFAULT_HOST_WAITS, HostWaits, RELEASE_ID, ReleaseSpec } from "../model";
-import { aptGetLines } from "./apt";
-import { chooseUvLines, installerLines, packageIndexLines, packageIndexUrls, uvPinLines, uvPlaceLines } from "./installer";
+import { installerSetupLines, packageIndexUrls, pythonVenvLines } from "./installer";
 import { DETACHED_PRELUDE } from "./scripts";
 import { RELEASE_INSTALLED_FILE, RELEASE_VENV_STATE_SH } from "./read";
 import { sandboxAllowedAddresses, sandboxLines } from "./sandbox";
@@ -31,6 +30,29 @@ const UNPACK_PY = [
     "        t.extractall(dest, members=members)",
 ].join("\n");
 
+
+/**
+ * Shell lines every build in a releases directory starts with (a release's
+ * or a resolution's; after `RELEASES` and `ID` are set): `note` (to the log
+ * and the host's journal, tag amarktai-infra), the releases directory made
+ * and checked root's (never a link), the build sandbox for this build's
+ * identity, and the directory's lock: one build at a time per releases
+ * directory.
+ */
+export function buildDirectoryLines(build: Pick<ReleaseSpec, "releasesDir" | "id" | "indexUrl" | "extraIndexUrls">): string[] {
+    return [
+        // Builds and reuses also go to the host's journal (tag amarktai-infra), so an operator can see which releases ran an installer.
+        'note() { log "$*"; logger -t amarktai-infra -- "$*" 2>/dev/null || true; }',
+        // Root writes only into directories that root owns and that are not links.
+        'root_dir() { [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u "$1")" = 0 ] || fail "$1 must be a directory owned by root (not a link) to hold releases"; }',
+        'root_dir "$(dirname "$RELEASES")"',
+        'install -d -m 0755 -o root -g root "$RELEASES"',
+        'root_dir "$RELEASES"',
+        ...sandboxLines(build, sandboxAllowedAddresses(packageIndexUrls(build))),
+        'exec 9>"$RELEASES/.lock"',
+        "flock -w 900 9 || fail 'another release build is still running'",
+    ];
+}
 
 /**
  * Builds release `spec.id` from the tar archive on stdin (checked against
@@ -62,16 +84,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         `ENV_STORE=${q(spec.envStore ?? "")}`,
         `UV_SOURCE=${q(spec.uvSource ?? "host")}`,
         'REL="$RELEASES/$ID"',
-        // Builds and reuses also go to the host's journal (tag amarktai-infra), so an operator can see which releases ran an installer.
-        'note() { log "$*"; logger -t amarktai-infra -- "$*" 2>/dev/null || true; }',
-        // Root writes only into directories that root owns and that are not links.
-        'root_dir() { [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u "$1")" = 0 ] || fail "$1 must be a directory owned by root (not a link) to hold releases"; }',
-        'root_dir "$(dirname "$RELEASES")"',
-        'install -d -m 0755 -o root -g root "$RELEASES"',
-        'root_dir "$RELEASES"',
-        ...sandboxLines(spec, sandboxAllowedAddresses(packageIndexUrls(spec))),
-        'exec 9>"$RELEASES/.lock"',
-        "flock -w 900 9 || fail 'another release build is still running'",
+        ...buildDirectoryLines(spec),
         ...RELEASE_VENV_STATE_SH,
         // A built release is reused as it is, unless its venv broke since (the same check as the read's: the system
         // python3 went, or packages were changed by hand); then it is moved aside and built again.
@@ -100,15 +113,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         'build_account',
         'install -d -m 0755 -o "$BUILD_ACCOUNT" -g "$BUILD_ACCOUNT" "$REL/venv"',
         'hashes=(); if [ "$REQUIRE_HASHES" = 1 ]; then hashes=(--require-hashes); fi',
-        ...packageIndexLines(spec),
-        ...installerLines(),
-        'INSTALL_LOG="$REL/.installer.log"',
-        // Before anything is installed (and before falling back from uv to pip): an index this host cannot reach fails now, not after the installers' retries.
-        'check_package_indexes "$REL/requirements.txt"',
-        // The pinned uv: downloaded once per host (or sent by the deployer), checked against its pinned SHA-256, kept root-only to write.
-        ...uvPinLines(spec),
-        ...uvPlaceLines(),
-        ...chooseUvLines(),
+        ...installerSetupLines(spec, '"$REL/requirements.txt"'),
         'if [ -n "$uv" ]; then',
         '  uv_origin=$(head -n 1 "$UV_DIR/origin" 2>/dev/null || true)',
         '  note "building release $ID with uv $UV_VERSION (${uv_origin:-already on this host})"',
@@ -118,10 +123,7 @@ export function buildReleaseScript(spec: ReleaseSpec, archiveSha256: string, wai
         '  run_installer "uv venv" sandboxed "$uv" venv --quiet --python "$(command -v python3)" "$REL/venv"',
         '  run_installer "uv pip install" sandboxed "$uv" pip install --quiet --python "$REL/venv/bin/python" --compile-bytecode "${UV_INDEX_ARGS[@]}" "${hashes[@]}" -r "$REL/requirements.txt"',
         "else",
-        "  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then",
-        '    log "installing python3-venv"',
-        ...aptGetLines([{ op: "update" }, { op: "install", packages: ["python3-venv"] }], waits.aptLockSec).map((l) => `    ${l}`),
-        "  fi",
+        ...pythonVenvLines(waits.aptLockSec),
         '  log "building release $ID with python3 -m venv + pip"',
         "  SANDBOX_ENV=(HOME=/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1)",
         '  run_installer "python3 -m venv" sandboxed "$(command -v python3)" -m venv "$REL/venv"',

@@ -7,9 +7,8 @@
  * host's release is then installed from the lock with `--require-hashes`.
  */
 import { DEFAULT_HOST_WAITS, HostWaits, RELEASE_ID, ResolutionSpec } from "../model";
-import { aptGetLines } from "./apt";
-import { chooseUvLines, installerLines, packageIndexLines, packageIndexUrls, uvPinLines, uvPlaceLines } from "./installer";
-import { sandboxAllowedAddresses, sandboxLines } from "./sandbox";
+import { installerSetupLines, pythonVenvLines } from "./installer";
+import { buildDirectoryLines } from "./release";
 import { DETACHED_PRELUDE } from "./scripts";
 import { quoteScript, shellQuote as q } from "./shell";
 
@@ -66,16 +65,9 @@ export function resolveRequirementsScript(spec: ResolutionSpec, waits: Pick<Host
         `LOCK_MARKER=${q(LOCK_MARKER)}`,
         // The scratch directory: root's, beside the releases (a name release pruning never takes), gone at exit.
         'REL="$RELEASES/.resolve-$ID"',
-        'note() { log "$*"; logger -t amarktai-infra -- "$*" 2>/dev/null || true; }',
-        'root_dir() { [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u "$1")" = 0 ] || fail "$1 must be a directory owned by root (not a link) to hold releases"; }',
-        'root_dir "$(dirname "$RELEASES")"',
-        'install -d -m 0755 -o root -g root "$RELEASES"',
-        'root_dir "$RELEASES"',
-        ...sandboxLines(spec, sandboxAllowedAddresses(packageIndexUrls(spec))),
+        // As a release build: the same checks, the same sandbox, and the same lock (a service's builds take turns).
+        ...buildDirectoryLines(spec),
         'SANDBOX_WHAT="resolve requirements $ID"',
-        // One build at a time per releases directory, as release builds (two services sharing one take turns).
-        'exec 9>"$RELEASES/.lock"',
-        "flock -w 900 9 || fail 'another release build is still running'",
         'cleanup() { local rc=$?; drop_build_account; rm -rf -- "$REL"; exit "$rc"; }',
         "trap cleanup EXIT",
         'rm -rf -- "$REL"',
@@ -85,22 +77,13 @@ export function resolveRequirementsScript(spec: ResolutionSpec, waits: Pick<Host
         "build_account",
         // The sandbox's only writable path (named as a release build's): what the resolver writes goes here.
         'install -d -m 0755 -o "$BUILD_ACCOUNT" -g "$BUILD_ACCOUNT" "$REL/venv"',
-        ...packageIndexLines(spec),
-        ...installerLines(),
-        'INSTALL_LOG="$REL/.installer.log"',
-        'check_package_indexes "$REL/requirements.in"',
-        ...uvPinLines(spec),
-        ...uvPlaceLines(),
-        ...chooseUvLines(),
+        ...installerSetupLines(spec, '"$REL/requirements.in"'),
         'if [ -n "$uv" ]; then',
         "  SANDBOX_ENV=(UV_PYTHON_DOWNLOADS=never UV_NATIVE_TLS=1 UV_CACHE_DIR=/tmp/uv-cache HOME=/tmp)",
         '  run_installer "uv pip compile" sandboxed "$uv" pip compile --quiet --generate-hashes --no-header --no-annotate --python "$(command -v python3)" "${UV_INDEX_ARGS[@]}" -o "$REL/venv/lock.txt" "$REL/requirements.in"',
         '  how="uv $UV_VERSION"',
         "else",
-        "  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then",
-        '    log "installing python3-venv"',
-        ...aptGetLines([{ op: "update" }, { op: "install", packages: ["python3-venv"] }], waits.aptLockSec).map((l) => `    ${l}`),
-        "  fi",
+        ...pythonVenvLines(waits.aptLockSec),
         "  SANDBOX_ENV=(HOME=/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1)",
         '  run_installer "python3 -m venv" sandboxed "$(command -v python3)" -m venv "$REL/venv/env"',
         '  run_installer "pip install --dry-run" sandboxed "$REL/venv/env/bin/pip" install --dry-run --ignore-installed -q --report "$REL/venv/report.json" "${PIP_INDEX_ARGS[@]}" -r "$REL/requirements.in"',
