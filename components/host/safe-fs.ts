@@ -108,11 +108,23 @@ def open_dir(path, created=None):
             if created is None:
                 os.close(fd)
                 raise Refused(f"{cur} does not exist")
-            os.mkdir(name, 0o700, dir_fd=fd)
-            nfd = os.open(name, O_DIR, dir_fd=fd)
-            os.fchown(nfd, 0, 0)
-            os.fchmod(nfd, 0o755)
-            created.append(cur)
+            made = True
+            try:
+                os.mkdir(name, 0o700, dir_fd=fd)
+            except FileExistsError:
+                # Made meanwhile by another deploy on this host (another service's): opened and checked as any existing one.
+                made = False
+            try:
+                nfd = os.open(name, O_DIR, dir_fd=fd)
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise Refused(f"{cur} is a symlink or not a directory; refusing to follow it")
+                raise
+            if made:
+                os.fchown(nfd, 0, 0)
+                os.fchmod(nfd, 0o755)
+                created.append(cur)
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):

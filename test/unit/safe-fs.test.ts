@@ -302,3 +302,22 @@ test("a directory writable by a group other than root's or the service's is refu
         done();
     }
 });
+
+test("a missing parent directory made by another deploy at the same moment is used as an existing one, not an error", () => {
+    const { root, helper, done } = scratch();
+    try {
+        const staged = path.join(root, "staged");
+        fs.writeFileSync(staged, "[Journal]\nSystemMaxUse=1G\n", { mode: 0o600 });
+        // The other deploy wins the race: the directory appears between this helper's open (missing) and its mkdir.
+        const racing = path.join(root, "racing.py");
+        fs.writeFileSync(racing, ["import os, sys", "real_mkdir = os.mkdir", "def other_deploy_first(name, mode=0o777, *, dir_fd=None):", "    real_mkdir(name, 0o700, dir_fd=dir_fd)", "    os.chmod(name, 0o755, dir_fd=dir_fd)", "    raise FileExistsError(17, 'File exists', name)", "os.mkdir = other_deploy_first", `sys.argv = [${JSON.stringify(helper)}] + sys.argv[1:]`, `exec(compile(open(${JSON.stringify(helper)}).read(), ${JSON.stringify(helper)}, "exec"))`].join("\n"));
+        const dest = path.join(root, "journald.conf.d", "60-amarktai-infra-amarktai-worker.conf");
+        const r = run(racing, ["install", staged, dest, "root", "root", "0644"]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(fs.readFileSync(dest, "utf8"), "[Journal]\nSystemMaxUse=1G\n");
+        const st = fs.statSync(path.dirname(dest));
+        assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o755]);
+    } finally {
+        done();
+    }
+});
