@@ -9,3 +9,4 @@ export * from "./host-spec";
 export * from "./release";
 export * from "./ssh-key";
 export * from "./dropin";
+export * from "./operated";

@@ -4,3 +4,4 @@
 export * from "./plan";
 export * from "./app-source";
 export * from "./release";
+export * from "./operated";
