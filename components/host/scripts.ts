@@ -35,7 +35,7 @@ function triggerArrays(prefix: string, files: readonly Pick<ManagedFile, "effect
 }
 
 /** `NAME='value'` lines, every value quoted: the variables a script starts from. */
-function shellVariables(vars: Readonly<Record<string, string>>): string[] {
+export function shellVariables(vars: Readonly<Record<string, string>>): string[] {
     return Object.entries(vars).map(([name, value]) => `${name}=${q(value)}`);
 }
 
@@ -268,8 +268,12 @@ export function healthPortOf(healthUrl: string): string {
  * `.env` and its backup, the previous one) becomes `[secret KEY]`, URL credentials `[redacted]`, and every
  * line is cut to a bounded length.
  */
-function healthFunctions(spec: ActivationSpec): string[] {
-    const envFile = envStorePath(spec.serviceName);
+/**
+ * The health gate, shared by the activation and the operator's `restart`: sets `UNIT`, `HEALTH_URL`,
+ * `HEALTH_PORT` and `HEALTH_TIMEOUT`, and defines `health_ok`, `restarts`, `listener_check`,
+ * `port_holder_note` and `wait_healthy` (which logs with the prelude's `log`).
+ */
+export function healthGateLines(spec: Pick<ActivationSpec, "unitName" | "healthUrl" | "healthTimeoutSec">): string[] {
     return [
         ...shellVariables({ UNIT: spec.unitName, HEALTH_URL: spec.healthUrl, HEALTH_PORT: healthPortOf(spec.healthUrl), HEALTH_TIMEOUT: String(spec.healthTimeoutSec) }),
         "health_ok() {",
@@ -302,6 +306,13 @@ function healthFunctions(spec: ActivationSpec): string[] {
         "    sleep 1",
         "  done",
         "}",
+    ];
+}
+
+function healthFunctions(spec: ActivationSpec): string[] {
+    const envFile = envStorePath(spec.serviceName);
+    return [
+        ...healthGateLines(spec),
         ...redactFunction(),
         bashArray("REDACT_ENV_FILES", [envFile, `${backupDir(spec.serviceName)}/${fileIdForPath(envFile)}`]),
         bashArray("SECRET_ENV_KEYS", spec.secretEnvKeys ?? ["*"]),
