@@ -14,3 +14,5 @@ export * from "./preflight";
 export * from "./installer";
 export * from "./sandbox";
 export * from "./env-parse";
+export * from "./operate";
+export * from "./doctor";
