@@ -276,3 +276,49 @@ export async function execRaw(c: SshConnection, command: string, stdin?: string 
         release();
     }
 }
+
+/**
+ * Runs `script` as root like {@link runAsRoot}, but without a time limit,
+ * handing each stdout line to `onLine` as it arrives (for `logs -f`). The
+ * script's stdin stays open until `signal` aborts; then it is closed (the
+ * script ends on its end of file) and so is the channel. Resolves with the
+ * exit code and stderr when the script ends, or once stopped.
+ */
+export async function streamAsRoot(c: SshConnection, script: string, options: { what: string; onLine: (line: string) => void; signal: AbortSignal }): Promise<{ code: number; stderr: string }> {
+    const bash = `/bin/bash -c ${quoteScript(script)}`;
+    const command = c.user === "root" ? `LC_ALL=C ${bash}` : `LC_ALL=C sudo -n ${bash}`;
+    const target = describeTarget(c);
+    const { client, release } = await acquire(c);
+    try {
+        return await new Promise((resolve, reject) => {
+            client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
+                if (err) {
+                    reject(new Error(`cannot start ${options.what} on ${target}: ${err.message}`));
+                    return;
+                }
+                let partial = "";
+                const errOut: Buffer[] = [];
+                stream.on("data", (d: Buffer) => {
+                    const lines = (partial + d.toString("utf8")).split("\n");
+                    partial = lines.pop() ?? "";
+                    for (const line of lines) options.onLine(line);
+                });
+                stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+                const stop = () => {
+                    stream.end();
+                    // A script that ignores its end of file is not waited for.
+                    setTimeout(() => stream.close(), 5000).unref();
+                };
+                if (options.signal.aborted) stop();
+                else options.signal.addEventListener("abort", stop, { once: true });
+                stream.on("close", (code: number | null | undefined) => {
+                    options.signal.removeEventListener("abort", stop);
+                    if (partial) options.onLine(partial);
+                    resolve({ code: options.signal.aborted ? 0 : (code ?? 255), stderr: Buffer.concat(errOut).toString("utf8") });
+                });
+            });
+        });
+    } finally {
+        release();
+    }
+}
