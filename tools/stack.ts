@@ -3,7 +3,7 @@
  * directory and passphrase, its config file outside the checkout, and the
  * project's `scripts/pulumi` (the real CLI) to run commands.
  */
-import { spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -108,6 +108,11 @@ export class TestStack {
             child.on("error", reject);
             child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr, seconds: (Date.now() - started) / 1000 }));
         });
+    }
+
+    /** Starts one of the project's scripts with this stack's backend and passphrase, its output piped (for commands that run until stopped). */
+    spawnScript(script: string, args: string[]): ChildProcess {
+        return spawn(path.join(this.repo, script), args, { cwd: this.repo, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
     }
 
     /** Like {@link run}, but fails with the CLI's output when it exits non-zero. */
