@@ -221,7 +221,10 @@ export class SystemdService extends pulumi.ComponentResource {
         const secretEnv = pulumi.output(args.secretEnv);
         const guard = crossEntryGuard(config, hosts, args.secretEnv, secretEnv);
         const connections = hosts.map((host, index) => connectionOf(host, index, args.sshPrivateKey, config.timeouts, guard));
-        const connectionOfIndex = (index: number) => connections[index]!;
+        // Resources take each connection as one secret: previews show it as one line, `connection: [secret]`, instead of
+        // thirteen unchanged lines on every updated resource (the host is named by the resource and the stack's outputs).
+        const quietConnections = connections.map((c) => pulumi.secret(c));
+        const connectionOfIndex = (index: number) => quietConnections[index]!;
         const naming = hosts.map((host) => hostResourceNaming(name, host));
         // Who owns the service on each host: recorded there by the activation, checked by every delete.
         const ownerOf = (index: number) => `${pulumi.getProject()}/${pulumi.getStack()}/${naming[index]!.stem}`;
@@ -319,7 +322,7 @@ export class SystemdService extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [prepare, built, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
             );
             activations.push(activation);
-            const address = pulumi.output(connection.host);
+            const address = pulumi.output(connections[index]!.host);
             return { name: host.name !== undefined ? pulumi.output(host.name) : address, address, healthUrl, activatedAt: activation.activatedAt };
         });
         this.registerOutputs({ hosts: this.hosts, unitText: this.unitText, packages: this.packages });
