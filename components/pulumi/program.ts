@@ -90,7 +90,6 @@ export function main(): Record<string, unknown> {
     return {
         unitName: `${config.serviceName}.service`,
         hosts: service.hosts,
-        unitFile: service.unitText,
         // One line: previews print every output whenever one changes.
         packages: service.packages.apply((p) => p.join(" ")),
     };
