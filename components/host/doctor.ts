@@ -180,7 +180,7 @@ function portCheckLines(): string[] {
 function dependenciesCheckLines(): string[] {
     return [
         "check_dependencies() {",
-        "  local m i u why props load active problems=() joined",
+        '  local m i u why props load active problems=() joined hard=""',
         '  if [ "${#DEP_UNITS[@]}" = 0 ]; then report dependencies true "no dependencies besides targets"; return 0; fi',
         '  if m=$(missing systemctl); then report dependencies false "cannot check ${DEP_UNITS[*]}: $m is not installed"; return 0; fi',
         '  for i in "${!DEP_UNITS[@]}"; do',
@@ -194,9 +194,12 @@ function dependenciesCheckLines(): string[] {
         "      fi",
         "    fi",
         '    [ -z "$why" ] || problems+=("$u: $why (${DEP_KINDS[$i]})")',
+        '    if [ -n "$why" ] && [[ "${DEP_KINDS[$i]}" == *Requires* ]]; then hard=1; fi',
         "  done",
         '  if [ "${#problems[@]}" = 0 ]; then joined=$(printf \'%s, \' "${DEP_UNITS[@]}"); report dependencies true "active: ${joined%, }"; return 0; fi',
         '  joined=$(printf \'%s; \' "${problems[@]}")',
+        // An After=/Wants= unit only orders the start: while the service itself runs, its absence is noted, not a fault.
+        '  if [ -z "$hard" ] && [ "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null || true)" = active ]; then report dependencies true "${joined%; }; the service runs without it (After=/Wants= only order its start)"; return 0; fi',
         '  report dependencies false "${joined%; }"',
         "}",
     ];
@@ -220,8 +223,8 @@ function pythonCheckLines(): string[] {
         '    -- "$VENV_PYTHON" -B -c "$IMPORT_PY" uvicorn "$APP_MODULE" < /dev/null 2>&1) || rc=$?',
         '  if [ "$rc" = 0 ]; then report python true "uvicorn and $APP_MODULE import with $VENV_PYTHON as $SERVICE_USER"; return 0; fi',
         '  last=$(last_line "$out")',
-        '  if [ -z "$last" ]; then report python false "the import of $APP_MODULE with $VENV_PYTHON as $SERVICE_USER failed (exit $rc) without output"; return 0; fi',
-        '  report python false "the import of $APP_MODULE failed (exit $rc): $(redact <<< "$last")"',
+        '  if [ -z "$last" ]; then report python false "the imports of uvicorn and $APP_MODULE with $VENV_PYTHON as $SERVICE_USER failed (exit $rc) without output"; return 0; fi',
+        '  report python false "the imports of uvicorn and $APP_MODULE failed (exit $rc): $(redact <<< "$last")"',
         "}",
     ];
 }

@@ -293,12 +293,24 @@ test("a dependency that is not found or not active is named with how the unit re
     assert.deepEqual(run.calls.filter((c) => c.includes(".target")), []);
 });
 
+test("a missing After= unit is noted but not a fault while the service runs; a missing Requires= unit is one", async (t) => {
+    const { host, port } = await healthyHost(t);
+    host.unit("mongodb.service", undefined);
+    const after = await host.diagnose({ healthPort: port, dependencies: { after: ["network.target", "mongodb.service"], requires: [], wants: [] } });
+    assert.equal(after.by.dependencies.ok, true);
+    assert.equal(after.by.dependencies.detail, "mongodb.service: not found (After); the service runs without it (After=/Wants= only order its start)");
+    assert.equal(doctorVerdict(after.checks), "healthy");
+    const requires = await host.diagnose({ healthPort: port, dependencies: { after: ["mongodb.service"], requires: ["mongodb.service"], wants: [] } });
+    assert.equal(requires.by.dependencies.ok, false);
+    assert.equal(requires.by.dependencies.detail, "mongodb.service: not found (Requires, After)");
+});
+
 test("an app module that fails to import for a missing package is reported with the error's last line: Python dependencies missing", async (t) => {
     const { host, port } = await failedHost(t);
     host.app("import fastapi_not_installed_here\napp = object()\n");
     const { run, checks, by } = await host.diagnose({ healthPort: port });
     assert.equal(by.python.ok, false);
-    assert.equal(by.python.detail, "the import of server failed (exit 1): ModuleNotFoundError: No module named 'fastapi_not_installed_here'");
+    assert.equal(by.python.detail, "the imports of uvicorn and server failed (exit 1): ModuleNotFoundError: No module named 'fastapi_not_installed_here'");
     assert.equal(doctorVerdict(checks), "won't start: Python dependencies missing: ModuleNotFoundError: No module named 'fastapi_not_installed_here'");
     const [call, ...more] = run.calls.filter((c) => c.startsWith("systemd-run "));
     assert.deepEqual(more, []);
@@ -325,7 +337,7 @@ test("no value of the .env reaches the output: the journal line and the import e
     assert.ok(!run.stdout.includes(SECRET) && !run.stderr.includes(SECRET), run.stdout + run.stderr);
     assert.ok(!run.stdout.includes("JWT_SECRET="), "the .env's content is never printed");
     assert.deepEqual(by.journal, { check: "journal", ok: false, detail: "2026-01-02T03:04:05+0000 host python[42]: lifespan failed: jwt=[secret JWT_SECRET]" });
-    assert.equal(by.python.detail, "the import of server failed (exit 1): RuntimeError: cannot sign with [secret JWT_SECRET]");
+    assert.equal(by.python.detail, "the imports of uvicorn and server failed (exit 1): RuntimeError: cannot sign with [secret JWT_SECRET]");
 });
 
 test("an earlier error in the journal of an active unit is shown but does not fail the check", async (t) => {
