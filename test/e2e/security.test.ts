@@ -185,6 +185,30 @@ test("the notes' restart-loop test: 10 restarts, each healthy, none of the bad m
     assert.equal((journal.match(/Application shutdown complete/g) ?? []).length, 10);
 });
 
+test("the operator command on the VM: status takes memory and CPU from systemd's accounting, doctor finds the strict service healthy, and no output carries a secret", { timeout: 10 * MINUTE }, async () => {
+    const ops = (...args: string[]) => stack.script("scripts/ops", [...args, "--stack", stack.name, "--config-file", stack.configFile]);
+    const status = await ops("status", "--json");
+    assert.equal(status.code, 0, status.stdout + status.stderr);
+    const host = (JSON.parse(status.stdout) as { hosts: { memoryBytes: number; cpuSec: number; mainPid: number; ok: boolean }[] }).hosts[0]!;
+    const memoryAfter = Number(vmRun(vm, "systemctl show -p MemoryCurrent --value amarktai-api").trim());
+    const cpuAfter = Number(vmRun(vm, "systemctl show -p CPUUsageNSec --value amarktai-api").trim()) / 1e9;
+    console.error(`    status: ${JSON.stringify(host)}; systemd after it: MemoryCurrent=${memoryAfter} CPUUsage=${cpuAfter.toFixed(2)}s`);
+    assert.ok(host.ok && host.mainPid === Number(vmRun(vm, "systemctl show -p MainPID --value amarktai-api").trim()));
+    assert.ok(host.memoryBytes > memoryAfter / 2 && host.memoryBytes < memoryAfter * 2, "memory is the unit's cgroup's, as systemd accounts it");
+    assert.ok(host.cpuSec > 0 && host.cpuSec <= cpuAfter + 0.01, "CPU time is the unit's, as systemd accounts it");
+    const doctor = await ops("doctor");
+    console.error(doctor.stdout);
+    assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    // The notes' After=mongodb.service, with no MongoDB on this host: noted, not a fault, while the service runs.
+    assert.match(doctor.stdout, /ok {4}dependencies +.*mongodb\.service: not found \(After\); the service runs without it/);
+    const logs = await ops("logs", "-n", "200", "-o", "json");
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.ok(logs.stdout.trim().split("\n").length >= 20, logs.stdout);
+    for (const [where, text] of [["status", status.stdout + status.stderr], ["doctor", doctor.stdout + doctor.stderr], ["logs", logs.stdout + logs.stderr]] as const) {
+        assertNoSecret(text, `scripts/ops ${where}`);
+    }
+});
+
 test("an SSH connection cut in the middle of an activation: up fails clearly, the host finishes, the next up converges", { timeout: 10 * MINUTE }, async () => {
     await stack.setConfig({ overrides: { slow: { environment: { DEMO_STARTUP_DELAY_SEC: "15" } } } });
     const up = stack.up();
