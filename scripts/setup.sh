@@ -38,9 +38,21 @@ if ! have_pulumi_version; then
     command -v go >/dev/null || { echo "error: pulumi v$AMARKTAI_PULUMI_VERSION is not on PATH and Go is not installed to build it" >&2; exit 1; }
     amarktai_step "building the Pulumi CLI v$AMARKTAI_PULUMI_VERSION from the Go module proxy (several minutes, once)"
     mkdir -p "$AMARKTAI_PULUMI_DIR/bin"
-    (cd scripts/toolchain && go build -mod=readonly -trimpath -o "$AMARKTAI_PULUMI_DIR/bin/pulumi.partial" \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$AMARKTAI_PULUMI_VERSION" \
+    # Go prints a line per module it downloads (hundreds): they go to a log, shown when the build fails
+    # or with AMARKTAI_VERBOSE=1.
+    build_log="$AMARKTAI_CACHE_DIR/pulumi-build.log"
+    build=(go build -mod=readonly -trimpath -o "$AMARKTAI_PULUMI_DIR/bin/pulumi.partial"
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$AMARKTAI_PULUMI_VERSION"
       github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+    if [ -n "${AMARKTAI_VERBOSE:-}" ]; then
+      (cd scripts/toolchain && "${build[@]}")
+    elif ! (cd scripts/toolchain && "${build[@]}") >"$build_log" 2>&1; then
+      tail -n 40 "$build_log" >&2
+      echo "error: building the Pulumi CLI failed; the whole log is $build_log" >&2
+      exit 1
+    else
+      amarktai_step "built ($(grep -c '^go: downloading' "$build_log" || true) modules downloaded; log: $build_log)"
+    fi
     mv "$AMARKTAI_PULUMI_DIR/bin/pulumi.partial" "$AMARKTAI_PULUMI_DIR/bin/pulumi"
   fi
   PATH="$AMARKTAI_PULUMI_DIR/bin:$PATH"

@@ -61,7 +61,13 @@ vm_now_ms() {
   printf '%s\n' "$((10#${t} / 1000))"
 }
 
-VM_T0_MS="$(vm_now_ms)"
+# One timeline with the script that runs this one: scripts/up-local.sh and scripts/test.sh export AMARKTAI_T0
+# (epoch seconds), and their own progress lines count from it.
+if [[ "${AMARKTAI_T0:-}" =~ ^[0-9]+$ ]]; then
+  VM_T0_MS="$((AMARKTAI_T0 * 1000))"
+else
+  VM_T0_MS="$(vm_now_ms)"
+fi
 
 # Seconds (one decimal) since a start time in ms (default: script start).
 vm_elapsed() {
