@@ -40,6 +40,9 @@ export interface OperatorArgs {
 /** A bad command line: the message says which flag and what it takes. */
 export class UsageError extends Error {}
 
+/** `-h`/`--help`: the message is the usage text, for stdout. */
+export class HelpRequested extends UsageError {}
+
 /** The command's help text. */
 export const USAGE = `usage: amarktai-ops COMMAND [flags]
 
@@ -101,7 +104,7 @@ export function parseOperatorArgs(argv: readonly string[]): OperatorArgs {
             positional.push(arg);
         }
     }
-    if (switches.has("-h") || switches.has("--help")) throw new UsageError(USAGE);
+    if (switches.has("-h") || switches.has("--help")) throw new HelpRequested(USAGE);
     const [command, ...extra] = positional;
     if (command === undefined) throw new UsageError(`a command is needed: ${OPERATOR_COMMANDS.join(", ")}\n\n${USAGE}`);
     if (!(OPERATOR_COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command '${command}'; the commands are ${OPERATOR_COMMANDS.join(", ")}`);

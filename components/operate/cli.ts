@@ -19,7 +19,7 @@ import {
     statusScript,
 } from "../host";
 import { closeAllConnections, runAsRoot, setProgressReporter, streamAsRoot } from "../transport";
-import { OperatorArgs, UsageError, parseOperatorArgs } from "./args";
+import { HelpRequested, OperatorArgs, UsageError, parseOperatorArgs } from "./args";
 import { HostOutcome, formatDoctor, formatJournalRecord, formatRestart, formatStatus, mergeJournals, statusHealthy } from "./format";
 import { OperatedHost, OperatedStack, StackReadError, readOperatedStack } from "./stack";
 
@@ -165,6 +165,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     try {
         args = parseOperatorArgs(argv);
     } catch (e) {
+        if (e instanceof HelpRequested) {
+            out(e.message);
+            return 0;
+        }
         if (e instanceof UsageError) {
             err(`${e.message}\n`);
             return 2;

@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { UsageError, parseOperatorArgs } from "../../components/operate/args";
+import { HelpRequested, USAGE, UsageError, parseOperatorArgs } from "../../components/operate/args";
 import { formatDoctor, formatJournalRecord, formatRestart, formatStatus, journalTime, mergeJournals, statusSummary } from "../../components/operate/format";
 import { operatedHosts, rawConfigOf, selectHosts } from "../../components/operate/stack";
 import { HostStatus } from "../../components/host";
@@ -43,6 +43,7 @@ test("bad input is refused naming the flag and what it takes", () => {
     refused(["status", "--host"], /--host: needs a value/);
     refused(["status", "-s", "a", "--stack", "b"], /-s\/--stack: given more than once/);
     refused(["status", "extra"], /unexpected argument 'extra'/);
+    assert.throws(() => parseOperatorArgs(["logs", "--help"]), (e: unknown) => e instanceof HelpRequested && e.message === USAGE, "--help asks for the usage, which is not an error");
 });
 
 test("the stack's config is read as the program reads it, secrets included, and hosts are picked by name or address", () => {
