@@ -1,6 +1,6 @@
 /**
- * Documentation generated from the one config schema: the README's
- * configuration reference and the `config:` block of `Pulumi.yaml`. Tests
+ * Documentation generated from the one config schema: the configuration
+ * reference in docs/configuration.md and the `config:` block of `Pulumi.yaml`. Tests
  * fail when either drifts from the schema (`npm run gen` rewrites both).
  */
 import { z } from "zod";
@@ -119,7 +119,7 @@ export function configKeyDocs(): ConfigKeyDoc[] {
     return out;
 }
 
-/** The README's configuration reference table. */
+/** The configuration reference table (docs/configuration.md). */
 export function configReferenceMarkdown(): string {
     const rows = configKeyDocs().map((d) => {
         const type = `${d.secret ? "secret " : ""}${d.type}${d.required ? ", **required**" : ""}`;

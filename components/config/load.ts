@@ -31,7 +31,7 @@ export function describeIssues(error: z.ZodError, namespace: string): string[] {
             const inner = issue.issues.map((i) => i.message).join("; ");
             message = `key '${String(issue.path[issue.path.length - 1])}' ${inner}`;
         } else if (issue.code === "unrecognized_keys") {
-            message = `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(", ")}; see the README's configuration reference`;
+            message = `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(", ")}; see docs/configuration.md`;
         }
         return `${key}: ${message}`;
     });

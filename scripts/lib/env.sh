@@ -2,7 +2,7 @@
 # Sourced by the project's scripts: pinned tool versions, cache locations, and
 # the environment every pulumi invocation runs with. Sets nothing secret.
 
-# Versions (see README "Toolchain"). The CLI must be at least as new as the SDK in package.json.
+# Versions (see docs/toolchain.md). The CLI must be at least as new as the SDK in package.json.
 AMARKTAI_NODE_VERSION="22.23.3"
 AMARKTAI_PULUMI_VERSION="3.274.1"
 
@@ -88,7 +88,7 @@ amarktai_use_backend() {
   if [ "$stack" != "local" ]; then
     echo "amarktai-infra: no Pulumi backend is configured (no \`pulumi login\`, PULUMI_BACKEND_URL or PULUMI_ACCESS_TOKEN);" \
       "stack '${stack:-(selected)}' keeps its state in this checkout ($AMARKTAI_REPO/.pulumi-state), which is lost with the checkout." \
-      "Log in to your own backend first (see README \"State and backends\")." >&2
+      "Log in to your own backend first (see docs/state-and-backends.md)." >&2
   fi
   export PULUMI_BACKEND_URL="$AMARKTAI_LOCAL_BACKEND_URL"
   if [ "$stack" = "local" ]; then

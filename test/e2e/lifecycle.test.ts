@@ -187,7 +187,7 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
 });
 
 test("a stack file with three overrides applies them in their order, not by name", { timeout: 10 * MINUTE }, async () => {
-    // Written as the README shows it: logging, memory, cpu. Pulumi hands the program this object with its keys
+    // Written as docs/configuration.md shows it: logging, memory, cpu. Pulumi hands the program this object with its keys
     // sorted (cpu, logging, memory); the drop-ins must still be 10-logging, 20-memory, 30-cpu.
     const doc = YAML.parseDocument(fs.readFileSync(stack.configFile, "utf8"));
     doc.setIn(["config", "amarktai-infra:overrides"], {

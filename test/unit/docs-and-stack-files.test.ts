@@ -5,16 +5,20 @@ import * as path from "path";
 import { parse } from "yaml";
 import { PLAIN_KEYS, stackConfigSchema } from "../../components/config";
 import { configKeyDocs } from "../../components/config/docs";
-import { expectedProjectFile, expectedReadme } from "../../tools/gen-docs";
+import { CONFIGURATION_DOC, START, expectedConfigurationDoc, expectedProjectFile } from "../../tools/gen-docs";
 import { TEST_HOST } from "../support/config";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
 const NS = "amarktai-infra";
 
-test("the README's configuration reference is generated from the schema (npm run gen)", () => {
-    const readme = read("README.md");
-    assert.equal(readme, expectedReadme(readme), "README.md is out of date: run `npm run gen`");
+test("docs/configuration.md's configuration reference is generated from the schema (npm run gen)", () => {
+    const doc = read(CONFIGURATION_DOC);
+    assert.equal(doc, expectedConfigurationDoc(doc), `${CONFIGURATION_DOC} is out of date: run \`npm run gen\``);
+});
+
+test("the configuration reference is generated into docs/configuration.md only, not the README", () => {
+    assert.equal(read("README.md").includes(START), false, "README.md still carries the generated reference's markers");
 });
 
 test("Pulumi.yaml's config block is generated from the schema (npm run gen)", () => {
