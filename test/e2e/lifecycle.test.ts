@@ -149,7 +149,7 @@ test("adding one override writes one drop-in, reloads once, restarts once", { ti
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     assert.match(preview.stdout, /Resources:\n\s+\+ 1 to create\n\s+~ 1 to update\n/);
-    assertGolden("preview/override-added.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    assertGolden("preview/override-added.txt", normalizePreview(preview.stdout, stack.name, vm.port, [vm.hostKey]));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
@@ -176,7 +176,7 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
         "+ ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 3 --timeout-worker-healthcheck 30 --log-level info",
     ]);
     assert.match(preview.stdout, /Resources:\n\s+~ 2 to update\n/);
-    assertGolden("preview/one-override-change.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    assertGolden("preview/one-override-change.txt", normalizePreview(preview.stdout, stack.name, vm.port, [vm.hostKey]));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
@@ -215,7 +215,7 @@ test("removing the overrides removes their files from the host", { timeout: 10 *
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     assert.match(preview.stdout, /Resources:\n\s+~ 1 to update\n\s+- 3 to delete\n/);
     assertShowsEveryLine(preview.stdout, dropIn, "a removed drop-in");
-    assertGolden("preview/override-removed.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    assertGolden("preview/override-removed.txt", normalizePreview(preview.stdout, stack.name, vm.port, [vm.hostKey]));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     for (const file of ["10-logging.conf", "20-memory.conf", "30-cpu.conf"]) {
@@ -231,7 +231,7 @@ test("adding and changing env flags restarts the service without a daemon-reload
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     assert.deepEqual(changedLines(preview.stdout), ["- ENABLE_TRADING=false", "+ ENABLE_TRADING=true", "+ FEATURE_SIGNALS=on"], "a flag change shows its old and new value, an added flag its line");
-    assertGolden("preview/env-flag-added.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    assertGolden("preview/env-flag-added.txt", normalizePreview(preview.stdout, stack.name, vm.port, [vm.hostKey]));
     const r = await stack.up();
     assert.equal(r.code, 0, `up failed:\n${r.stdout}\n${r.stderr}`);
     const after = counters();
@@ -254,7 +254,7 @@ test("changing a secret shows which key changed, never its value, and restarts t
     for (const secret of [OPENAI_API_KEY, newKey, MONGO_URL]) {
         assert.ok(!(preview.stdout + preview.stderr).includes(secret), "a secret value appeared in the preview");
     }
-    assertGolden("preview/secret-change.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    assertGolden("preview/secret-change.txt", normalizePreview(preview.stdout, stack.name, vm.port, [vm.hostKey]));
     const before = counters();
     assert.equal((await stack.up()).code, 0);
     assert.equal(counters().starts - before.starts, 1);
@@ -266,7 +266,7 @@ test("adding a journald limit rewrites only the journald drop-in, shown as one a
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     assert.deepEqual(changedLines(preview.stdout), ["+ MaxRetentionSec=30day"]);
-    assertGolden("preview/journald-limit-added.txt", normalizePreview(preview.stdout, stack.name, vm.port));
+    assertGolden("preview/journald-limit-added.txt", normalizePreview(preview.stdout, stack.name, vm.port, [vm.hostKey]));
     const before = counters();
     assert.equal((await stack.up()).code, 0);
     assert.equal(counters().starts - before.starts, 0, "journald settings do not restart the service");

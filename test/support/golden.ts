@@ -10,9 +10,10 @@ import { hostKeyFingerprint } from "../../components/model";
 import { REPO } from "../../tools/vm";
 
 /** Replaces what changes from run to run (stack name, the VM's SSH port, keys, hashes, timings) with placeholders. */
-export function normalizePreview(text: string, stackName: string, sshPort: number): string {
-    // Resource names and ids carry the host key's fingerprint: the same placeholder for every run.
-    const fingerprints = [...new Set(text.match(/ssh-ed25519 [A-Za-z0-9+/=]+/g) ?? [])].map(hostKeyFingerprint);
+export function normalizePreview(text: string, stackName: string, sshPort: number, hostKeys: readonly string[] = []): string {
+    // Resource names and ids carry the host key's fingerprint: the same placeholder for every run. Previews show
+    // connections as secrets, so the keys come from the caller (and from any the text still shows).
+    const fingerprints = [...new Set([...hostKeys, ...(text.match(/ssh-ed25519 [A-Za-z0-9+/=]+/g) ?? [])])].map(hostKeyFingerprint);
     const named = fingerprints.reduce((t, fp) => t.split(fp).join("<host>"), text);
     return sortDeleteBlocks(named)
         .split(stackName)

@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { normalizePreview, sortDeleteBlocks } from "../support/golden";
+import { hostKeyFingerprint } from "../../components/model";
 
 const step = (name: string, op: string) =>
     [
@@ -34,4 +35,11 @@ test("creates and updates keep the engine's order", () => {
 test("a release id in a path normalises like a quoted hash", () => {
     const text = '        /var/amarktai/releases/691c4480e02415d3/app/.env: "/etc/x"\n        id: "0123456789abcdef"';
     assert.equal(normalizePreview(text, "stk", 2222), '        /var/amarktai/releases/<release>/app/.env: "/etc/x"\n        id: "<hash>"\n');
+});
+
+test("a host's fingerprint becomes <host> when the caller names its key, though the preview shows the connection only as a secret", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJrLw0/yHgIQgd1mOq03l/DYoJq/TmjmAsaEpj7CY3VG";
+    const text = `    ~ HostFile: (update)\n        [id=${hostKeyFingerprint(key)}/amarktai-api.service]\n        connection: [secret]\n`;
+    assert.equal(normalizePreview(text, "stk", 2222, [key]), "    ~ HostFile: (update)\n        [id=<host>/amarktai-api.service]\n        connection: [secret]\n");
+    assert.match(normalizePreview(text, "stk", 2222), new RegExp(hostKeyFingerprint(key)), "without the key the fingerprint stays");
 });
