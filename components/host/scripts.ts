@@ -11,7 +11,7 @@ import { redactFunction } from "./redact";
 import { listenerCheckLines } from "./listener";
 import { auditLines } from "./audit";
 import { releaseActivationLines } from "./release";
-import { safeFsFunction } from "./safe-fs";
+import { safeFsFunction, safeFsServeFunctions } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
 /** The first lines of every script: strict mode, C locale, private umask, `log` and `fail`. */
@@ -340,8 +340,10 @@ export function activationScript(spec: ActivationSpec): string {
         bashArray("LINK_TARGETS", spec.links.map((l) => l.target)),
         `ACCOUNT=${q(`${spec.account.user}:${spec.account.group}`)}`,
         ...safeFsFunction(),
-        // safe OP ARGS…: the helper, trusting root and the service's account (nobody else) to own the directories it walks.
-        'safe() { safe_fs --trust "$ACCOUNT" "$@"; }',
+        ...safeFsServeFunctions(),
+        // safe OP ARGS…: the helper (one interpreter for the whole activation, see safe_fs_serve), trusting root and the
+        // service's account (nobody else) to own the directories it walks.
+        'safe() { safe_fs_call --trust "$ACCOUNT" "$@"; }',
         ...foreignUnitFunction(),
         ...dropInSummaryFunction(),
         // What a change to each file triggers (model/triggers.ts), one 0/1 flag per file and action.
@@ -356,6 +358,7 @@ export function activationScript(spec: ActivationSpec): string {
         'verify_dir=""',
         'RUNLOG=$(mktemp /run/amarktai-infra-activation.XXXXXX)',
         'exec 3>&1 4>&2 >"$RUNLOG" 2>&1',
+        "safe_fs_serve",
         'finish() { local rc=$?; rm -rf "$verify_dir"; { if [ "$rc" -eq 0 ]; then cat "$RUNLOG" >&3; else cat "$RUNLOG" >&4; fi; } 2>/dev/null || true; rm -f "$RUNLOG"; exit "$rc"; }',
         "trap finish EXIT",
         'exec 9>"/run/amarktai-infra-$SERVICE.lock"',
