@@ -5,8 +5,7 @@
  * are masked on the host, as the activation's journal excerpt is).
  */
 import { OperatedService } from "../model";
-import { ENV_FILE_PARSER_PY } from "./env-parse";
-import { REDACT_MIN_LENGTH, redactFunction } from "./redact";
+import { ENV_SECRETS_PY, redactFunction } from "./redact";
 import { PRELUDE, bashArray, healthGateLines, shellVariables } from "./scripts";
 import { quoteScript, shellWords } from "./shell";
 
@@ -160,19 +159,9 @@ export interface JournalRecord {
  */
 const JOURNAL_PY = [
     "import json, os, subprocess, sys, threading",
-    `MIN_LENGTH = ${REDACT_MIN_LENGTH}`,
-    ...ENV_FILE_PARSER_PY.split("\n"),
+    ...ENV_SECRETS_PY.split("\n"),
     "env_file, args = sys.argv[1], sys.argv[3:]",
-    "secrets = {}",
-    "try:",
-    "    fd = os.open(env_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)",
-    "    with os.fdopen(fd, 'rb') as f:",
-    "        for k, v in parse_env(f.read().decode('utf-8', 'surrogateescape')).items():",
-    "            if len(v) >= MIN_LENGTH:",
-    "                secrets.setdefault(v, k)",
-    "except OSError:",
-    "    pass",
-    "ordered = sorted(secrets.items(), key=lambda kv: -len(kv[0]))",
+    "ordered = env_secrets([env_file], ['*'])",
     "def text(v):",
     "    if isinstance(v, list):",
     "        return bytes(v).decode('utf-8', 'replace')",

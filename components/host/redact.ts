@@ -17,6 +17,31 @@ export const REDACT_MIN_LENGTH = 4;
 const URL_USERINFO_PY = "re.compile(r'([A-Za-z][A-Za-z0-9+.-]*://)[^/\\s@]+@')";
 
 /**
+ * Python defining `env_secrets(files, keys)`: the values (of at least {@link REDACT_MIN_LENGTH}
+ * characters) of each key in the env files (`*`: every key), as `(value, key)` pairs, longest
+ * first, so a value inside a longer one is masked after it. Env files are parsed as systemd's
+ * `EnvironmentFile=` does; a missing or unreadable one is skipped, a link is never followed.
+ */
+export const ENV_SECRETS_PY = [
+    "import os",
+    `MIN_LENGTH = ${REDACT_MIN_LENGTH}`,
+    ...ENV_FILE_PARSER_PY.split("\n"),
+    "def env_secrets(files, keys):",
+    "    secrets = {}",
+    "    for path in files:",
+    "        try:",
+    "            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)",
+    "            with os.fdopen(fd, 'rb') as f:",
+    "                env = parse_env(f.read().decode('utf-8', 'surrogateescape'))",
+    "        except OSError:",
+    "            continue",
+    "        for k, v in env.items():",
+    "            if ('*' in keys or k in keys) and len(v) >= MIN_LENGTH:",
+    "                secrets.setdefault(v, k)",
+    "    return sorted(secrets.items(), key=lambda kv: -len(kv[0]))",
+].join("\n");
+
+/**
  * Python filter, stdin to stdout: `ENVFILE… -- KEY…` replaces every
  * occurrence of the value (of at least {@link REDACT_MIN_LENGTH} characters)
  * of each KEY in the env files (`*`: every key) with `[secret KEY]`, the
@@ -28,23 +53,10 @@ const URL_USERINFO_PY = "re.compile(r'([A-Za-z][A-Za-z0-9+.-]*://)[^/\\s@]+@')";
 export const REDACT_PY = [
     "import os, re, sys",
     `LINE_MAX = ${REDACTED_LINE_MAX}`,
-    `MIN_LENGTH = ${REDACT_MIN_LENGTH}`,
     `USERINFO = ${URL_USERINFO_PY}`,
-    ...ENV_FILE_PARSER_PY.split("\n"),
+    ...ENV_SECRETS_PY.split("\n"),
     "sep = sys.argv.index('--') if '--' in sys.argv else len(sys.argv)",
-    "files, keys = sys.argv[1:sep], sys.argv[sep + 1:]",
-    "secrets = {}",
-    "for path in files:",
-    "    try:",
-    "        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)",
-    "        with os.fdopen(fd, 'rb') as f:",
-    "            env = parse_env(f.read().decode('utf-8', 'surrogateescape'))",
-    "    except OSError:",
-    "        continue",
-    "    for k, v in env.items():",
-    "        if ('*' in keys or k in keys) and len(v) >= MIN_LENGTH:",
-    "            secrets.setdefault(v, k)",
-    "ordered = sorted(secrets.items(), key=lambda kv: -len(kv[0]))",
+    "ordered = env_secrets(sys.argv[1:sep], sys.argv[sep + 1:])",
     "for raw in sys.stdin.buffer:",
     "    line = raw.decode('utf-8', 'surrogateescape').rstrip('\\n')",
     "    for v, k in ordered:",
