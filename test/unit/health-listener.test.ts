@@ -12,6 +12,7 @@ import * as fs from "fs";
 import * as net from "net";
 import { MANAGED_MARKER } from "../../components/model";
 import { LISTENER_NONE, LISTENER_OTHER, LISTENER_OWNED, LISTENER_OWNER_PY, activationScript, healthPortOf } from "../../components/host";
+import { cgroupRoot } from "../support/cgroup";
 
 /** A listening socket of this process on a kernel-chosen loopback port. */
 async function listening(): Promise<{ port: number; close: () => Promise<void> }> {
@@ -29,16 +30,6 @@ function ownCgroup(): string {
 }
 
 const owner = (port: number, unitCgroup: string) => spawnSync("python3", ["-c", LISTENER_OWNER_PY, String(port), unitCgroup], { encoding: "utf8" });
-
-/** A writable control group hierarchy of this machine: the unified one, else systemd's named one. Needs root. */
-function cgroupRoot(): string {
-    const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" "));
-    const unified = mounts.find((m) => m[2] === "cgroup2");
-    const named = mounts.find((m) => m[2] === "cgroup" && (m[3] ?? "").split(",").includes("name=systemd"));
-    const mount = unified ?? named;
-    assert.ok(mount, "this machine mounts no cgroup2 or name=systemd hierarchy");
-    return mount[1]!;
-}
 
 test("the port's listener in the unit's cgroup, or a group below it, is the unit's own: the gate may trust the answer", async (t) => {
     assert.equal(process.getuid?.(), 0, "needs root: it creates a control group and moves a process into it");

@@ -9,13 +9,14 @@ import { test, TestContext } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
-import * as net from "net";
 import * as path from "path";
 import { DOCTOR_CHECK_IDS, DoctorCheck, DoctorCheckId, doctorScript, doctorVerdict, parseDoctorOutput } from "../../components/host";
 import { OperatedService } from "../../components/model";
 import { planOperatedService } from "../../components/plan";
 import { StubHost, StubbedRun } from "../support/host-stubs";
 import { testConfig } from "../support/config";
+import { closedPort as freePort, listeningOn } from "../support/net";
+import { cgroupRoot } from "../support/cgroup";
 
 const SECRET = "jwt-s3cret-value-7781";
 const UNIT = "amarktai-api.service";
@@ -147,40 +148,6 @@ class DoctorHost {
     done(): void {
         this.stub.done();
     }
-}
-
-/** A loopback port nothing listens on (the kernel's choice, released again). */
-async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-}
-
-/** Resolves once something accepts connections on the loopback port, polling (at most `timeoutMs`). */
-async function listeningOn(port: number, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const connected = await new Promise<boolean>((resolve) => {
-            const socket = net.connect(port, "127.0.0.1", () => {
-                socket.destroy();
-                resolve(true);
-            });
-            socket.on("error", () => resolve(false));
-        });
-        if (connected) return;
-        assert.ok(Date.now() < deadline, `nothing listened on port ${port} within ${timeoutMs} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-}
-
-/** A writable control group hierarchy of this machine: the unified one, else systemd's named one. */
-function cgroupRoot(): string {
-    const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" "));
-    const mount = mounts.find((m) => m[2] === "cgroup2") ?? mounts.find((m) => m[2] === "cgroup" && (m[3] ?? "").split(",").includes("name=systemd"));
-    assert.ok(mount, "this machine mounts no cgroup2 or name=systemd hierarchy");
-    return mount[1]!;
 }
 
 let groups = 0;

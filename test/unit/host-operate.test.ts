@@ -9,11 +9,11 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawn } from "child_process";
 import * as fs from "fs";
-import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { OperatedService } from "../../components/model";
 import { JournalRecord, RestartReport, journalScript, restartScript } from "../../components/host";
+import { cgroupRoot } from "../support/cgroup";
 
 const SECRET = "jwt-abcdef-123456";
 
@@ -80,14 +80,6 @@ test("logs passes journalctl the operator's query as separate arguments and mask
     ]);
     assert.doesNotMatch(r.stdout, new RegExp(SECRET));
 });
-
-/** A writable control group hierarchy of this machine: the unified one, else systemd's named one. */
-function cgroupRoot(): string {
-    const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" "));
-    const mount = mounts.find((m) => m[2] === "cgroup2") ?? mounts.find((m) => m[2] === "cgroup" && (m[3] ?? "").split(",").includes("name=systemd"));
-    assert.ok(mount, "this machine mounts no cgroup2 or name=systemd hierarchy");
-    return mount[1]!;
-}
 
 test("restart --loop restarts the unit each time, waits until it is healthy, and counts the notes' warnings in the journal, masked", async (t) => {
     assert.equal(process.getuid?.(), 0, "needs root: the stand-in service runs in a control group of its own, as a unit's would");

@@ -15,6 +15,7 @@ import { ReleaseSpec, uvWheelUrl, UV_WHEELS } from "../../components/model";
 import { planRelease } from "../../components/plan";
 import { RemoteCommandError } from "../../components/transport";
 import { testConfig } from "../support/config";
+import { closedPort, listeningOn as listening } from "../support/net";
 
 const SPEC: ReleaseSpec = { id: "0123456789abcdef", releasesDir: "/var/amarktai/releases", venvLink: "/var/amarktai/venv", keep: 3, installer: "uv", requireHashes: false };
 const ALL_SET: ReleaseSpec = {
@@ -40,29 +41,6 @@ function arrayOf(script: string, name: string): string[] {
     const r = bash([line, `for v in "\${${name}[@]}"; do printf '%s\\n' "$v"; done`]);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.split("\n").slice(0, -1);
-}
-
-/** A loopback port nothing listens on (taken from the kernel, then released). */
-async function closedPort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-}
-
-/** Waits until something accepts connections on the loopback `port`. */
-async function listening(port: number, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const ok = await new Promise<boolean>((resolve) => {
-            const s = net.connect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
-            s.on("error", () => resolve(false));
-        });
-        if (ok) return;
-        if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
-        await new Promise((r) => setTimeout(r, 100));
-    }
 }
 
 /** Waits until `condition` holds (up to 10 s). */
