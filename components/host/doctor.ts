@@ -199,7 +199,7 @@ function dependenciesCheckLines(): string[] {
         '  if [ "${#problems[@]}" = 0 ]; then joined=$(printf \'%s, \' "${DEP_UNITS[@]}"); report dependencies true "active: ${joined%, }"; return 0; fi',
         '  joined=$(printf \'%s; \' "${problems[@]}")',
         // An After=/Wants= unit only orders the start: while the service itself runs, its absence is noted, not a fault.
-        '  if [ -z "$hard" ] && [ "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null || true)" = active ]; then report dependencies true "${joined%; }; the service runs without it (After=/Wants= only order its start)"; return 0; fi',
+        '  if [ -z "$hard" ] && [ "$ACTIVE_STATE" = active ]; then report dependencies true "${joined%; }; the service runs without it (After=/Wants= only order its start)"; return 0; fi',
         '  report dependencies false "${joined%; }"',
         "}",
     ];
@@ -292,7 +292,8 @@ function journalCheckLines(): string[] {
  *   nothing listens while the unit is active. A free port of a unit that is
  *   not active is ok: it is not what keeps the unit from starting.
  * - `dependencies`: each Requires/After/Wants unit that is not a target must
- *   be loaded and active.
+ *   be loaded and active; a missing or stopped After/Wants unit is only noted
+ *   while the unit is active (it orders the start, nothing more).
  * - `python`: the venv's interpreter exists, and the app module imports as
  *   the service would import it; the detail carries the error's last line.
  * - `disk`: free space on /, the releases directory and /var/log; not ok
@@ -334,7 +335,7 @@ export function doctorScript(service: OperatedService): string {
         ...pythonCheckLines(),
         ...diskCheckLines(),
         ...journalCheckLines(),
-        // The port and journal checks judge by whether the unit claims to run.
+        // The port, dependencies and journal checks judge by whether the unit claims to run.
         'ACTIVE_STATE=""',
         'if command -v systemctl >/dev/null 2>&1; then ACTIVE_STATE=$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null || true); fi',
         ...DOCTOR_CHECK_IDS.map((id) => `run_check ${id} check_${id}`),
