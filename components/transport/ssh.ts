@@ -176,6 +176,12 @@ export function closeAllConnections(): void {
     }
 }
 
+/** The command line that runs `script` with bash as root: directly for a root login, else through `sudo -n`. */
+function rootCommand(c: Pick<SshConnection, "user">, script: string): string {
+    const bash = `/bin/bash -c ${quoteScript(script)}`;
+    return c.user === "root" ? `LC_ALL=C ${bash}` : `LC_ALL=C sudo -n ${bash}`;
+}
+
 /**
  * Runs `script` with bash as root on the host (through `sudo -n` unless the
  * login user is root), writing `stdin` to it. The script text is visible in
@@ -183,9 +189,7 @@ export function closeAllConnections(): void {
  * stdin only. It must finish within `timeoutSec` (default `timeouts.stepSec`).
  */
 export async function runAsRoot(c: SshConnection, script: string, options: { stdin?: string | Buffer; what: string; timeoutSec?: number; streamLog?: boolean }): Promise<RemoteResult> {
-    const bash = `/bin/bash -c ${quoteScript(script)}`;
-    const command = c.user === "root" ? `LC_ALL=C ${bash}` : `LC_ALL=C sudo -n ${bash}`;
-    const result = await execRaw(c, command, options.stdin, { what: options.what, ...(options.timeoutSec !== undefined ? { timeoutSec: options.timeoutSec } : {}), ...(options.streamLog ? { streamLog: true } : {}) });
+    const result = await execRaw(c, rootCommand(c, script), options.stdin, { what: options.what, ...(options.timeoutSec !== undefined ? { timeoutSec: options.timeoutSec } : {}), ...(options.streamLog ? { streamLog: true } : {}) });
     if (result.code !== 0) {
         throw new RemoteCommandError(options.what, describeTarget(c), result);
     }
@@ -285,8 +289,7 @@ export async function execRaw(c: SshConnection, command: string, stdin?: string 
  * exit code and stderr when the script ends, or once stopped.
  */
 export async function streamAsRoot(c: SshConnection, script: string, options: { what: string; onLine: (line: string) => void; signal: AbortSignal }): Promise<{ code: number; stderr: string }> {
-    const bash = `/bin/bash -c ${quoteScript(script)}`;
-    const command = c.user === "root" ? `LC_ALL=C ${bash}` : `LC_ALL=C sudo -n ${bash}`;
+    const command = rootCommand(c, script);
     const target = describeTarget(c);
     const { client, release } = await acquire(c);
     try {
