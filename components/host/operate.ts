@@ -6,7 +6,7 @@
  */
 import { OperatedService } from "../model";
 import { ENV_SECRETS_PY, redactFunction } from "./redact";
-import { PRELUDE, bashArray, healthGateLines, shellVariables } from "./scripts";
+import { JOURNAL_EXCERPT_FUNCTION, PRELUDE, bashArray, healthGateLines, shellVariables } from "./scripts";
 import { quoteScript, shellWords } from "./shell";
 
 /** The service notes' restart-loop warnings: lines that must never appear in the journal after a restart. */
@@ -185,9 +185,7 @@ const JOURNAL_PY = [
     "            e = json.loads(raw)",
     "        except ValueError:",
     "            continue",
-    "        message = text(e.get('MESSAGE'))",
-    "        for v, k in ordered:",
-    "            message = message.replace(v, '[secret %s]' % k)",
+    "        message = mask(text(e.get('MESSAGE')), ordered)",
     "        sys.stdout.write(json.dumps({'realtimeUsec': num(e.get('__REALTIME_TIMESTAMP')) or 0, 'identifier': text(e.get('SYSLOG_IDENTIFIER') or e.get('_COMM')),",
     "                                     'pid': num(e.get('_PID')), 'priority': num(e.get('PRIORITY')), 'message': message}) + '\\n')",
     "        sys.stdout.flush()",
@@ -270,10 +268,11 @@ export function restartScript(service: OperatedService, count: number): string {
         ...serviceVariables(service),
         ...redactFunction(),
         bashArray("REDACT_ENV_FILES", [service.envStore]),
+        bashArray("SECRET_ENV_KEYS", ["*"]),
         bashArray("WARNINGS", RESTART_WARNINGS),
         `COUNT=${count}`,
         "START=$(date +%s)",
-        'journal_excerpt() { { journalctl -u "$UNIT" --since "@$START" -n 40 --no-pager -o short-iso 2>&1 || true; } | redact_output "${REDACT_ENV_FILES[@]}" -- "*"; }',
+        JOURNAL_EXCERPT_FUNCTION,
         'times=""',
         // Restarts count against the unit's start limit (systemd's default: 5 starts in 10 s, then it refuses):
         // the loop spaces them so that it never trips the limit it is testing the service under.
@@ -290,6 +289,6 @@ export function restartScript(service: OperatedService, count: number): string {
         '  times="$times $took"',
         '  log "restart $i of $COUNT: healthy after ${took} s"',
         "done",
-        `{ journalctl -u "$UNIT" --since "@$START" --no-pager -o cat 2>&1 || true; } | redact_output "\${REDACT_ENV_FILES[@]}" -- "*" | python3 -c ${quoteScript(WARNINGS_PY)} "$times" "\${WARNINGS[@]}"`,
+        `{ journalctl -u "$UNIT" --since "@$START" --no-pager -o cat 2>&1 || true; } | redact_output "\${REDACT_ENV_FILES[@]}" -- "\${SECRET_ENV_KEYS[@]}" | python3 -c ${quoteScript(WARNINGS_PY)} "$times" "\${WARNINGS[@]}"`,
     ].join("\n") + "\n";
 }

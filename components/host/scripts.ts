@@ -269,6 +269,13 @@ export function healthPortOf(healthUrl: string): string {
  * line is cut to a bounded length.
  */
 /**
+ * `journal_excerpt`: the unit's journal since `$START` (epoch seconds), its last 40 lines, with the values of
+ * `SECRET_ENV_KEYS` in `REDACT_ENV_FILES` masked (needs `redactFunction()`): what a failed start shows.
+ */
+export const JOURNAL_EXCERPT_FUNCTION =
+    'journal_excerpt() { { journalctl -u "$UNIT" --since "@$START" -n 40 --no-pager -o short-iso 2>&1 || true; } | redact_output "${REDACT_ENV_FILES[@]}" -- "${SECRET_ENV_KEYS[@]}"; }';
+
+/**
  * The health gate, shared by the activation and the operator's `restart`: sets `UNIT`, `HEALTH_URL`,
  * `HEALTH_PORT` and `HEALTH_TIMEOUT`, and defines `health_ok`, `restarts`, `listener_check`,
  * `port_holder_note` and `wait_healthy` (which logs with the prelude's `log`).
@@ -316,7 +323,7 @@ function healthFunctions(spec: ActivationSpec): string[] {
         ...redactFunction(),
         bashArray("REDACT_ENV_FILES", [envFile, `${backupDir(spec.serviceName)}/${fileIdForPath(envFile)}`]),
         bashArray("SECRET_ENV_KEYS", spec.secretEnvKeys ?? ["*"]),
-        'journal_excerpt() { { journalctl -u "$UNIT" --since "@$START" -n 40 --no-pager -o short-iso 2>&1 || true; } | redact_output "${REDACT_ENV_FILES[@]}" -- "${SECRET_ENV_KEYS[@]}"; }',
+        JOURNAL_EXCERPT_FUNCTION,
     ];
 }
 
