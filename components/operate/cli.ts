@@ -74,51 +74,50 @@ async function logs(stack: OperatedStack, args: OperatorArgs, out: (text: string
         sink(formatJournalRecord(host, r, args.json) + "\n");
         written++;
     };
-    let failed = false;
+    let outcomes: HostOutcome<unknown>[];
     try {
-        if (!args.follow) {
-            const outcomes = await onEachHost(stack.hosts, async (h) => parseRecords((await runAsRoot(h.connection, script, { what: "reading the journal", timeoutSec: 600 })).stdout));
-            for (const { host, record } of mergeJournals(outcomes.flatMap((o) => (o.ok ? [{ host: o.host, records: o.value }] : [])))) emit(host, record);
-            for (const o of outcomes) {
-                if (!o.ok) {
-                    failed = true;
-                    err(`${o.host}: ${o.error}\n`);
-                }
-            }
-        } else {
-            const stop = new AbortController();
-            const onSignal = () => {
-                if (stop.signal.aborted) process.exit(130);
-                stop.abort();
-            };
-            process.on("SIGINT", onSignal);
-            process.on("SIGTERM", onSignal);
-            const outcomes = await onEachHost(stack.hosts, async (h) => {
-                const r = await streamAsRoot(h.connection, script, {
-                    what: "following the journal",
-                    signal: stop.signal,
-                    onLine: (line) => {
-                        if (line.trim() !== "") emit(h.name, JSON.parse(line) as JournalRecord);
-                    },
-                });
-                if (r.code !== 0) throw new Error(`following the journal ended (exit ${r.code}): ${r.stderr.trim()}`);
-            });
-            process.off("SIGINT", onSignal);
-            process.off("SIGTERM", onSignal);
-            for (const o of outcomes) {
-                if (!o.ok) {
-                    failed = true;
-                    err(`${o.host}: ${o.error}\n`);
-                }
-            }
-        }
+        outcomes = args.follow ? await followJournals(stack, script, emit) : await readJournals(stack, script, emit);
     } finally {
         if (file !== undefined) {
             fs.closeSync(file);
             err(`${written} line${written === 1 ? "" : "s"} from ${stack.hosts.length} host${stack.hosts.length === 1 ? "" : "s"} written to ${args.output}\n`);
         }
     }
-    return failed ? 1 : 0;
+    for (const o of outcomes) if (!o.ok) err(`${o.host}: ${o.error}\n`);
+    return outcomes.every((o) => o.ok) ? 0 : 1;
+}
+
+/** Every host's journal lines, emitted in one timeline once all hosts answered. */
+async function readJournals(stack: OperatedStack, script: string, emit: (host: string, r: JournalRecord) => void): Promise<HostOutcome<JournalRecord[]>[]> {
+    const outcomes = await onEachHost(stack.hosts, async (h) => parseRecords((await runAsRoot(h.connection, script, { what: "reading the journal", timeoutSec: 600 })).stdout));
+    for (const { host, record } of mergeJournals(outcomes.flatMap((o) => (o.ok ? [{ host: o.host, records: o.value }] : [])))) emit(host, record);
+    return outcomes;
+}
+
+/** Every host's new journal lines, emitted as they arrive, until Ctrl-C (a second one exits at once). */
+async function followJournals(stack: OperatedStack, script: string, emit: (host: string, r: JournalRecord) => void): Promise<HostOutcome<void>[]> {
+    const stop = new AbortController();
+    const onSignal = () => {
+        if (stop.signal.aborted) process.exit(130);
+        stop.abort();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    try {
+        return await onEachHost(stack.hosts, async (h) => {
+            const r = await streamAsRoot(h.connection, script, {
+                what: "following the journal",
+                signal: stop.signal,
+                onLine: (line) => {
+                    if (line.trim() !== "") emit(h.name, JSON.parse(line) as JournalRecord);
+                },
+            });
+            if (r.code !== 0) throw new Error(`following the journal ended (exit ${r.code}): ${r.stderr.trim()}`);
+        });
+    } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+    }
 }
 
 async function restart(stack: OperatedStack, args: OperatorArgs, out: (text: string) => void, err: (text: string) => void): Promise<number> {
