@@ -529,7 +529,7 @@ def main(argv):
 
 
 def run_one(argv):
-    """One operation as a separate run of the helper would do it: its exit code, stdout and stderr."""
+    """One operation with the trust it names only: its exit code, stdout and stderr (refused: 2)."""
     import io
     import traceback
     TRUSTED_UIDS.intersection_update({0})
@@ -577,11 +577,10 @@ def serve():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
         sys.exit(serve())
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except Refused as e:
-        print(f"[amarktai-infra] refused: {e}", file=sys.stderr)
-        sys.exit(2)
+    rc, out, err = run_one(sys.argv[1:])
+    sys.stdout.buffer.write(out)
+    sys.stderr.buffer.write(err)
+    sys.exit(rc)
 `;
 
 /**
