@@ -21,6 +21,7 @@ const URL_USERINFO_PY = "re.compile(r'([A-Za-z][A-Za-z0-9+.-]*://)[^/\\s@]+@')";
  * characters) of each key in the env files (`*`: every key), as `(value, key)` pairs, longest
  * first, so a value inside a longer one is masked after it. Env files are parsed as systemd's
  * `EnvironmentFile=` does; a missing or unreadable one is skipped, a link is never followed.
+ * `mask(text, secrets)` replaces each value in text with `[secret KEY]`.
  */
 export const ENV_SECRETS_PY = [
     "import os",
@@ -39,6 +40,10 @@ export const ENV_SECRETS_PY = [
     "            if ('*' in keys or k in keys) and len(v) >= MIN_LENGTH:",
     "                secrets.setdefault(v, k)",
     "    return sorted(secrets.items(), key=lambda kv: -len(kv[0]))",
+    "def mask(text, secrets):",
+    "    for v, k in secrets:",
+    "        text = text.replace(v, '[secret %s]' % k)",
+    "    return text",
 ].join("\n");
 
 /**
@@ -59,8 +64,7 @@ export const REDACT_PY = [
     "ordered = env_secrets(sys.argv[1:sep], sys.argv[sep + 1:])",
     "for raw in sys.stdin.buffer:",
     "    line = raw.decode('utf-8', 'surrogateescape').rstrip('\\n')",
-    "    for v, k in ordered:",
-    "        line = line.replace(v, '[secret %s]' % k)",
+    "    line = mask(line, ordered)",
     "    line = USERINFO.sub(r'\\1[redacted]@', line)",
     "    if len(line) > LINE_MAX:",
     "        line = line[:LINE_MAX] + ' [line cut]'",
