@@ -9,24 +9,14 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { PRELUDE, safeFsFunction, safeFsServeFunctions } from "../../components/host";
-
-const NOBODY = 65534;
+import { rootScratch, serviceTree } from "../support/safe-fs-tree";
 
 /** A root-owned scratch tree (not under /tmp: the helper refuses directories everyone can write), a `svc/` the service account owns, a staged file, and a python3 that counts its starts. */
 function scratch(): { root: string; svc: string; staged: string; starts: () => number; done: () => void } {
-    assert.equal(process.getuid?.(), 0, "needs root: it changes owners");
-    const root = fs.mkdtempSync(path.join(os.homedir(), ".safe-fs-serve-"));
-    fs.chmodSync(root, 0o755);
-    const svc = path.join(root, "svc");
-    fs.mkdirSync(svc, { mode: 0o755 });
-    fs.chownSync(svc, NOBODY, NOBODY);
-    const stage = path.join(root, "stage");
-    fs.mkdirSync(stage, { mode: 0o700 });
-    const staged = path.join(stage, "content");
-    fs.writeFileSync(staged, "NEW CONTENT\n", { mode: 0o600 });
+    const root = rootScratch(".safe-fs-serve-");
+    const { svc, staged } = serviceTree(root);
     const bin = path.join(root, "bin");
     fs.mkdirSync(bin);
     const log = path.join(root, "python-starts");

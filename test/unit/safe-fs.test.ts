@@ -8,18 +8,15 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { SAFE_FS_PY } from "../../components/host";
+import { NOBODY, rootScratch, serviceTree } from "../support/safe-fs-tree";
 
-const NOBODY = 65534;
 const TRUST = ["--trust", "nobody:nogroup"];
 
 /** A scratch tree under a root-owned directory (never /tmp: the helper refuses directories everyone can write). */
 function scratch(): { root: string; helper: string; done: () => void } {
-    assert.equal(process.getuid?.(), 0, "needs root: it changes owners");
-    const root = fs.mkdtempSync(path.join(os.homedir(), ".safe-fs-"));
-    fs.chmodSync(root, 0o755);
+    const root = rootScratch(".safe-fs-");
     const helper = path.join(root, "safe-fs.py");
     fs.writeFileSync(helper, SAFE_FS_PY);
     return { root, helper, done: () => fs.rmSync(root, { recursive: true, force: true }) };
@@ -45,18 +42,6 @@ function canaries(root: string): { file: string; dir: string; fingerprint: () =>
             })
             .join("\n");
     return { file, dir, fingerprint };
-}
-
-/** A service-owned directory `svc/` with a root-only staging file `staged`. */
-function serviceTree(root: string): { svc: string; staged: string } {
-    const svc = path.join(root, "svc");
-    fs.mkdirSync(svc, { mode: 0o755 });
-    fs.chownSync(svc, NOBODY, NOBODY);
-    const stage = path.join(root, "stage");
-    fs.mkdirSync(stage, { mode: 0o700 });
-    const staged = path.join(stage, "content");
-    fs.writeFileSync(staged, "NEW CONTENT\n", { mode: 0o600 });
-    return { svc, staged };
 }
 
 test("install writes through a fresh temporary file: content, owner and mode set, nothing left behind", () => {
