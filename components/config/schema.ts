@@ -108,6 +108,12 @@ export const appSchema = z
         module: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$/, { message: "must be 'module:attribute', e.g. 'server:app'" }).default("server:app").describe("The ASGI application uvicorn serves, `module:attribute`."),
         bindHost: z.string().regex(/^[0-9a-fA-F.:]+$/, { message: "must be an IP address such as 127.0.0.1" }).default("127.0.0.1").describe("The address uvicorn binds."),
         port: z.number().int().min(1).max(65535).default(8000).describe("The port uvicorn listens on."),
+        socketActivation: z
+            .boolean()
+            .default(true)
+            .describe(
+                "systemd holds the listening socket (a `<serviceName>.socket` unit on `bindHost`:`port`) and hands it to uvicorn (`--fd 3`): during a restart, connections wait in the kernel's queue instead of being refused, and no other process can take the port. `systemctl stop <serviceName>.socket <serviceName>` stops both; with only the service stopped, the next connection starts it again. `false` renders the notes' unit, where uvicorn binds the port itself.",
+            ),
         logLevel: z.enum(LOG_LEVELS).default("info").describe("uvicorn's `--log-level`."),
         sourceDir: line("app.sourceDir").optional().describe("A local directory whose files are copied into the working directory (e.g. `./demo-app`); omit when the app is deployed another way."),
         requirements: z

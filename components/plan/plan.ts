@@ -78,6 +78,9 @@ export function healthUrl(config: ServiceConfig): string {
 export function planService(config: ServiceConfig, appFiles: readonly AppSourceFile[] = [], lock?: string): ServicePlan {
     const systemd = renderSystemdFiles(config);
     const files: PlannedFile[] = [{ label: "unit", file: managed(systemd.unit.path, "0644", "root", "root", "systemd"), text: systemd.unit.text }];
+    if (systemd.socket) {
+        files.push({ label: "socket", file: managed(systemd.socket.path, "0644", "root", "root", "systemd"), text: systemd.socket.text });
+    }
     for (const d of systemd.dropIns) {
         files.push({ label: `dropin-${d.name}`, file: managed(d.path, "0644", "root", "root", "systemd"), text: d.text });
     }

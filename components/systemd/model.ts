@@ -81,6 +81,9 @@ export type ServiceSectionDirective =
 /** Directives this project writes in an `[Install]` section. */
 export type InstallSectionDirective = "WantedBy" | "RequiredBy" | "Alias";
 
+/** Directives this project writes in a `[Socket]` section. */
+export type SocketSectionDirective = "ListenStream" | "Backlog" | "NoDelay" | "FreeBind" | "Service";
+
 /** Directives this project writes in journald's `[Journal]` section. */
 export type JournalSectionDirective = "SystemMaxUse" | "SystemKeepFree" | "MaxRetentionSec" | "SystemMaxFileSize";
 
@@ -89,6 +92,7 @@ export interface SectionDirectives {
     Unit: UnitSectionDirective;
     Service: ServiceSectionDirective;
     Install: InstallSectionDirective;
+    Socket: SocketSectionDirective;
     Journal: JournalSectionDirective;
 }
 
@@ -131,6 +135,11 @@ export function unitDirective(name: UnitSectionDirective, value: string): Direct
 
 /** A `[Service]` directive. */
 export function serviceDirective(name: ServiceSectionDirective, value: string): Directive<"Service"> {
+    return { name, value };
+}
+
+/** A `[Socket]` directive. */
+export function socketDirective(name: SocketSectionDirective, value: string): Directive<"Socket"> {
     return { name, value };
 }
 

@@ -7,7 +7,7 @@ import { OverrideConfig, ServiceConfig } from "../config";
 import { MANAGED_MARKER, envStorePath } from "../model";
 import { escapeSpecifiers, renderCommandLine, renderEnvironmentAssignment, renderPath } from "./escape";
 import { notesHardening, strictHardeningExtras } from "./hardening";
-import { Directive, IniFile, group, installDirective as i, journalDirective as j, section, serviceDirective as s, unitDirective as u } from "./model";
+import { Directive, IniFile, group, installDirective as i, journalDirective as j, section, serviceDirective as s, socketDirective as k, unitDirective as u } from "./model";
 import { renderIniFile } from "./render";
 
 
@@ -32,6 +32,8 @@ export interface RenderedSystemdFiles {
     /** The drop-in directory, `/etc/systemd/system/<unit>.d`. */
     readonly dropInDir: string;
     readonly dropIns: readonly RenderedDropIn[];
+    /** The socket unit holding the listener, `<serviceName>.socket` (with `app.socketActivation`). */
+    readonly socket?: RenderedFile & { readonly unitName: string };
     /** The journald drop-in, when journald limits are configured. */
     readonly journald?: RenderedFile;
 }
@@ -46,9 +48,28 @@ export function journaldDropInPath(serviceName: string): string {
     return `/etc/systemd/journald.conf.d/60-amarktai-infra-${serviceName}.conf`;
 }
 
+/** The name of the socket unit that holds the service's listener: `<serviceName>.socket`. */
+export function socketUnitName(config: Pick<ServiceConfig, "serviceName">): string {
+    return `${config.serviceName}.socket`;
+}
+
+/**
+ * The first file descriptor systemd passes a socket-activated service
+ * (`SD_LISTEN_FDS_START`): the socket unit's one listener.
+ */
+export const LISTEN_FD = 3;
+
+/** `ListenStream=`'s address: `HOST:PORT`, an IPv6 host in brackets. */
+export function listenAddress(config: Pick<ServiceConfig, "app">): string {
+    const host = config.app.bindHost.includes(":") ? `[${config.app.bindHost}]` : config.app.bindHost;
+    return `${host}:${config.app.port}`;
+}
+
 /** The uvicorn command line for the given effective settings. */
 export function uvicornCommand(config: ServiceConfig, workers: number | undefined, logLevel: string): string {
-    const argv = [`${config.paths.venv}/bin/python`, "-m", "uvicorn", config.app.module, "--host", config.app.bindHost, "--port", String(config.app.port)];
+    // With socket activation uvicorn serves the socket systemd holds (and passes on every start) instead of binding the port.
+    const listener = config.app.socketActivation ? ["--fd", String(LISTEN_FD)] : ["--host", config.app.bindHost, "--port", String(config.app.port)];
+    const argv = [`${config.paths.venv}/bin/python`, "-m", "uvicorn", config.app.module, ...listener];
     if (workers !== undefined) {
         // uvicorn's default (5 s) kills and respawns the children of a loaded or slow host in a loop.
         argv.push("--workers", String(workers), "--timeout-worker-healthcheck", String(config.app.workerHealthcheckTimeoutSec));
@@ -57,15 +78,32 @@ export function uvicornCommand(config: ServiceConfig, workers: number | undefine
     return renderCommandLine(argv);
 }
 
+/**
+ * `ExecReload=` for the effective worker count, with socket activation (the
+ * listener stays open throughout, so a reload refuses no connection):
+ * - two or more workers: `SIGHUP` to uvicorn's supervisor, which replaces its
+ *   workers one at a time while the others keep serving;
+ * - one worker: uvicorn has no supervisor and exits on `SIGHUP`, so the
+ *   reload is a graceful stop (`SIGTERM`: in-flight requests finish) and the
+ *   unit's `Restart=` (or, with `Restart=no`, the next connection through the
+ *   socket) starts it again; new connections wait in the socket's queue meanwhile.
+ */
+export function reloadCommand(workers: number | undefined): string {
+    return workers !== undefined && workers >= 2 ? "/bin/kill -HUP $MAINPID" : "/bin/kill -TERM $MAINPID";
+}
+
 /** The main unit file, as in the service notes (plus Requires=/Wants=/Group= when configured, and the strict profile's extras). */
 export function buildUnit(config: ServiceConfig): IniFile {
     const unitDirectives: Directive<"Unit">[] = [
         u("Description", escapeSpecifiers(config.description)),
         u("Documentation", config.documentation),
-        u("After", config.dependencies.after.join(" ")),
+        // With socket activation the listener must be open before uvicorn starts (it is handed over as fd 3), and stopping
+        // the socket stops the service.
+        u("After", [...config.dependencies.after, ...(config.app.socketActivation ? [socketUnitName(config)] : [])].join(" ")),
     ];
-    if (config.dependencies.requires.length > 0) {
-        unitDirectives.push(u("Requires", config.dependencies.requires.join(" ")));
+    const requires = [...config.dependencies.requires, ...(config.app.socketActivation ? [socketUnitName(config)] : [])];
+    if (requires.length > 0) {
+        unitDirectives.push(u("Requires", requires.join(" ")));
     }
     if (config.dependencies.wants.length > 0) {
         unitDirectives.push(u("Wants", config.dependencies.wants.join(" ")));
@@ -81,7 +119,10 @@ export function buildUnit(config: ServiceConfig): IniFile {
     );
     const serviceGroups = [
         group(identity),
-        group([s("ExecStart", uvicornCommand(config, undefined, config.app.logLevel))], "Start command"),
+        group(
+            [s("ExecStart", uvicornCommand(config, undefined, config.app.logLevel)), ...(config.app.socketActivation ? [s("ExecReload", reloadCommand(undefined))] : [])],
+            "Start command",
+        ),
         group(
             [s("Restart", config.restart.policy), s("RestartSec", String(config.restart.sec)), s("TimeoutStopSec", String(config.restart.timeoutStopSec))],
             "Restart policy",
@@ -141,6 +182,7 @@ export function buildDropIn(config: ServiceConfig, o: OrderedOverride, effective
     if (ov.workers !== undefined || ov.logLevel !== undefined) {
         // A drop-in cannot append to ExecStart= of a simple service: reset it, then set the new command.
         serviceDirectives.push(s("ExecStart", ""), s("ExecStart", uvicornCommand(config, effective.workers, effective.logLevel)));
+        if (config.app.socketActivation) serviceDirectives.push(s("ExecReload", ""), s("ExecReload", reloadCommand(effective.workers)));
     }
     if (ov.memoryHigh !== undefined) serviceDirectives.push(s("MemoryHigh", ov.memoryHigh));
     if (ov.memoryMax !== undefined) serviceDirectives.push(s("MemoryMax", ov.memoryMax));
@@ -153,6 +195,25 @@ export function buildDropIn(config: ServiceConfig, o: OrderedOverride, effective
     return {
         header: [MANAGED_MARKER, `Override '${o.name}' from the stack config.`],
         sections: [section("Unit", group(unitDirectives)), section("Service", group(serviceDirectives))],
+    };
+}
+
+/**
+ * The socket unit that holds the service's listener (`app.socketActivation`):
+ * systemd opens `bindHost:port` once and passes it to every start of the
+ * service, so a restart queues connections instead of refusing them.
+ */
+export function buildSocketUnit(config: ServiceConfig): IniFile {
+    return {
+        header: [MANAGED_MARKER],
+        sections: [
+            section("Unit", group([u("Description", escapeSpecifiers(`${config.description} (listening socket)`)), u("Documentation", config.documentation)])),
+            section(
+                "Socket",
+                group([k("ListenStream", listenAddress(config)), k("NoDelay", "true")], `Held by systemd and passed to ${config.serviceName}.service as fd ${LISTEN_FD}: during a restart, connections wait instead of being refused`),
+            ),
+            section("Install", group([i("WantedBy", "sockets.target")])),
+        ],
     };
 }
 
@@ -184,6 +245,9 @@ export function renderSystemdFiles(config: ServiceConfig): RenderedSystemdFiles 
         unit: { path: `/etc/systemd/system/${unitName}`, text: renderIniFile(buildUnit(config)) },
         dropInDir,
         dropIns,
+        ...(config.app.socketActivation
+            ? { socket: { unitName: socketUnitName(config), path: `/etc/systemd/system/${socketUnitName(config)}`, text: renderIniFile(buildSocketUnit(config)) } }
+            : {}),
         ...(journald ? { journald: { path: journaldDropInPath(config.serviceName), text: renderIniFile(journald) } } : {}),
     };
 }

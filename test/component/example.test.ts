@@ -73,7 +73,8 @@ test("the example type-checks against the packed types and runs under mocks: VM 
     assert.ok(dropIns.includes("/etc/systemd/system/orders-api.service.d/10-workers.conf"), dropIns.join("\n"));
     assert.ok(dropIns.includes("/etc/systemd/system/orders-api.service.d/20-memory.conf"));
     assert.equal(out.outputs.address, "198.51.100.20");
-    assert.match(String(out.outputs.unit), /^ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn orders\.main:app --host 127\.0\.0\.1 --port 8080/m);
+    assert.match(String(out.outputs.unit), /^ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn orders\.main:app --fd 3 --log-level info$/m);
+    assert.match(String(out.outputs.unit), /^After=network.target orders-api.socket$/m);
 });
 
 test("the example's appFiles are the release it deploys, without app.sourceDir: the app's code and a working directory linked into the release", { timeout: 5 * 60_000 }, () => {

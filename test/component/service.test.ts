@@ -135,6 +135,7 @@ test("the activation lists every managed file by path with its mode, owner and k
     const activation = registered.find((r) => r.name === hostResource("amarktai-api", "activation"))!;
     assert.deepEqual(plain(activation.inputs.files), {
         "/etc/systemd/system/amarktai-api.service": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
+        "/etc/systemd/system/amarktai-api.socket": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
         "/etc/systemd/system/amarktai-api.service.d/10-workers.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
         "/etc/systemd/system/amarktai-api.service.d/20-memory.conf": { mode: "0644", owner: "root", group: "root", effect: "systemd" },
         "/etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf": { mode: "0644", owner: "root", group: "root", effect: "journald" },
@@ -142,7 +143,7 @@ test("the activation lists every managed file by path with its mode, owner and k
     });
     assert.deepEqual(plain(activation.inputs.health), { url: "http://127.0.0.1:8000/health", timeoutSec: 90 });
     const hashes = plain(activation.inputs.contentHashes) as Record<string, string>;
-    assert.equal(Object.keys(hashes).length, 5);
+    assert.equal(Object.keys(hashes).length, 6);
     assert.match(hashes["/etc/systemd/system/amarktai-api.service"]!, /^[0-9a-f]{16}$/);
     assert.equal(activation.inputs.purge, undefined, "no purge unless purgeOnDestroy");
 });

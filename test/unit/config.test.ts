@@ -18,7 +18,7 @@ test("the defaults are the service notes' values", () => {
         envFile: "/var/amarktai/app/backend/.env",
         releases: "/var/amarktai/releases",
     });
-    assert.deepEqual(config.app, { module: "server:app", bindHost: "127.0.0.1", port: 8000, logLevel: "info", requirements: ["uvicorn==0.38.0"], workerHealthcheckTimeoutSec: 30 });
+    assert.deepEqual(config.app, { module: "server:app", bindHost: "127.0.0.1", port: 8000, socketActivation: true, logLevel: "info", requirements: ["uvicorn==0.38.0"], workerHealthcheckTimeoutSec: 30 });
     assert.deepEqual(config.releases, { keep: 3, installer: "uv", extraIndexUrls: [], trustedHosts: [], uvSource: "host", reproducible: true });
     assert.deepEqual(config.timeouts, { connectSec: 600, bootSec: 900, aptLockSec: 600, stepSec: 1800 });
     assert.deepEqual(config.dependencies, { after: ["network.target", "mongodb.service"], requires: [], wants: [] });

@@ -28,8 +28,8 @@ test("render-diff shows, per stack, the unified diff of every host file and the 
         assert.match(out, /^== stack prod: 4 file\(s\) change$/m);
         // The changed drop-in: its one line, old and new.
         assert.match(out, /^--- base\/prod\/api-1\/etc\/systemd\/system\/amarktai-api\.service\.d\/10-workers\.conf$/m);
-        assert.match(out, /^-ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --host 127\.0\.0\.1 --port 8000 --workers 4 --timeout-worker-healthcheck 30 --log-level info$/m);
-        assert.match(out, /^\+ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --host 127\.0\.0\.1 --port 8000 --workers 2 --timeout-worker-healthcheck 30 --log-level info$/m);
+        assert.match(out, /^-ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --fd 3 --workers 4 --timeout-worker-healthcheck 30 --log-level info$/m);
+        assert.match(out, /^\+ExecStart=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --fd 3 --workers 2 --timeout-worker-healthcheck 30 --log-level info$/m);
         // The added drop-in: every one of its lines .
         const added = /^\+\+\+ head\/prod\/api-1\/etc\/systemd\/system\/amarktai-api\.service\.d\/40-restartcap\.conf\n@@ -0,0 \+1,(\d+) @@\n((?:\+.*\n)+)/m.exec(out);
         assert.ok(added, out);

@@ -12,6 +12,7 @@ test("render lists every file the stack puts on a host, the app's in path order,
         files.map((f) => `${f.mode} ${f.owner}:${f.group} ${f.path}`),
         [
             "0644 root:root /etc/systemd/system/amarktai-api.service",
+            "0644 root:root /etc/systemd/system/amarktai-api.socket",
             "0644 root:root /etc/systemd/system/amarktai-api.service.d/10-workers.conf",
             "0644 root:root /etc/systemd/journald.conf.d/60-amarktai-infra-amarktai-api.conf",
             "0640 root:amarktai /etc/amarktai-infra/amarktai-api/env",

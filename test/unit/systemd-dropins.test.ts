@@ -7,13 +7,23 @@ import { testConfig } from "../support/config";
 const body = (text: string) => text.split("\n").filter((l) => !l.startsWith("#")).join("\n").trim();
 
 test("the workers override resets ExecStart, then sets the command with --workers", () => {
-    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { workers: { workers: 4 } } }));
+    const { dropIns } = renderSystemdFiles(testConfig({ app: { socketActivation: false }, overrides: { workers: { workers: 4 } } }));
     assert.equal(dropIns.length, 1);
     assert.equal(dropIns[0]!.path, "/etc/systemd/system/amarktai-api.service.d/10-workers.conf");
     assert.equal(
         body(dropIns[0]!.text),
         "[Service]\nExecStart=\nExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 4 --timeout-worker-healthcheck 30 --log-level info",
     );
+});
+
+test("with socket activation the workers override serves fd 3, and a reload of two or more workers is uvicorn's own worker-by-worker restart (SIGHUP)", () => {
+    const { dropIns } = renderSystemdFiles(testConfig({ overrides: { workers: { workers: 4 } } }));
+    assert.equal(
+        body(dropIns[0]!.text),
+        "[Service]\nExecStart=\nExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --fd 3 --workers 4 --timeout-worker-healthcheck 30 --log-level info\nExecReload=\nExecReload=/bin/kill -HUP $MAINPID",
+    );
+    const one = renderSystemdFiles(testConfig({ overrides: { workers: { workers: 1 } } }));
+    assert.match(body(one.dropIns[0]!.text), /^ExecReload=\/bin\/kill -TERM \$MAINPID$/m, "one worker has no supervisor: a graceful stop behind the socket");
 });
 
 test("memory and CPU limits render as in the notes", () => {
