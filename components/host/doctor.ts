@@ -167,7 +167,10 @@ function portCheckLines(): string[] {
         '  case "$rc" in',
         '    0) report port true "port $HEALTH_PORT is held by $UNIT" ;;',
         // Nothing listening is the unit's own problem only while it claims to run; otherwise the port is free for it.
-        '    2) if [ "$ACTIVE_STATE" = active ]; then report port false "nothing listens on port $HEALTH_PORT although $UNIT is active"; else report port true "port $HEALTH_PORT is free ($UNIT is ${ACTIVE_STATE:-in an unknown state})"; fi ;;',
+        '    2) if [ "$ACTIVE_STATE" = active ]; then report port false "nothing listens on port $HEALTH_PORT although $UNIT is active"',
+        // Socket activation: systemd holds the port for the stopped unit and starts it on the next connection.
+        '       elif [ -n "$SOCKET" ] && systemctl is-active --quiet "$SOCKET" 2>/dev/null; then report port true "port $HEALTH_PORT is held by $SOCKET for $UNIT (${ACTIVE_STATE:-in an unknown state}; the next connection starts it)"',
+        '       else report port true "port $HEALTH_PORT is free ($UNIT is ${ACTIVE_STATE:-in an unknown state})"; fi ;;',
         // Another process's command line may carry a secret (a hand-started uvicorn): redacted.
         '    3) holder=$(redact <<< "$holder"); report port false "port $HEALTH_PORT is held by ${holder//$\'\\n\'/; }, not by $UNIT" ;;',
         '    *) report port false "could not tell who holds port $HEALTH_PORT (exit $rc): $(last_line "$holder" | redact)" ;;',
@@ -309,6 +312,7 @@ export function doctorScript(service: OperatedService): string {
     const deps = dependencyRows(service.dependencies);
     const vars = {
         UNIT: service.unitName,
+        SOCKET: service.socketUnit ?? "",
         SERVICE_USER: service.user,
         SERVICE_GROUP: service.group,
         HEALTH_PORT: String(service.healthPort),

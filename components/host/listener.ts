@@ -23,11 +23,15 @@ export const LISTENER_OTHER = 3;
  * system is read, so it works on each layout). Exits {@link LISTENER_OWNED},
  * {@link LISTENER_NONE} or {@link LISTENER_OTHER}, printing each other
  * holder on its own line. argv: port, the unit's control group (`""` when
- * it has none: every holder is another process).
+ * it has none: every holder is another process), and `1` when the service's
+ * socket unit is active (then PID 1, which holds that socket, is not another
+ * process; a process of the unit must still hold it to count as owned).
  */
 export const LISTENER_OWNER_PY = [
     "import os, sys",
     "port, unit = int(sys.argv[1]), sys.argv[2].rstrip('/')",
+    // PID 1 holds the listener of the service's socket unit (socket activation): it is the service's, not another process's.
+    "systemd_holds = len(sys.argv) > 3 and sys.argv[3] == '1'",
     "inodes = set()",
     "for table in ('/proc/net/tcp', '/proc/net/tcp6'):",
     "    try:",
@@ -64,7 +68,8 @@ export const LISTENER_OWNER_PY = [
     "        except OSError:",
     "            pass",
     "inside = lambda pid: unit != '' and any(c == unit or c.startswith(unit + '/') for c in cgroups(pid))",
-    "others = sorted(p for p in holders if not inside(p))",
+    "others = sorted(p for p in holders if not inside(p) and not (systemd_holds and p == 1))",
+    "own = [p for p in holders if inside(p)]",
     "for pid in others:",
     "    try:",
     "        with open('/proc/%d/cmdline' % pid, 'rb') as f:",
@@ -72,11 +77,12 @@ export const LISTENER_OWNER_PY = [
     "    except OSError:",
     "        command = '?'",
     "    print('pid %d (%s) in %s' % (pid, command, (cgroups(pid) or ['?'])[0]))",
-    "sys.exit(3 if others else 0 if holders else 2)",
+    "sys.exit(3 if others else 0 if own else 2)",
 ].join("\n");
 
 /**
- * Shell lines defining `listener_check` (with `UNIT` and `HEALTH_PORT` set):
+ * Shell lines defining `listener_check` (with `UNIT`, `HEALTH_PORT` and, with
+ * socket activation, `SOCKET` set):
  * exits {@link LISTENER_OWNED} when the port's listener is the unit's own
  * process, {@link LISTENER_OTHER} (printing who) when another process holds
  * it, {@link LISTENER_NONE} when nothing is seen listening.
@@ -84,10 +90,12 @@ export const LISTENER_OWNER_PY = [
 export function listenerCheckLines(): string[] {
     return [
         "listener_check() {",
-        "  local cg",
+        '  local cg systemd_holds=0',
         // Empty when the unit is not running: then every listener is another process's.
         '  cg=$(systemctl show -p ControlGroup --value "$UNIT" 2>/dev/null || true)',
-        '  python3 -c ' + quoteScript(LISTENER_OWNER_PY) + ' "$HEALTH_PORT" "$cg"',
+        // With socket activation (SOCKET set) PID 1 holds the listener for the unit while its socket unit is active.
+        '  if [ -n "${SOCKET:-}" ] && systemctl is-active --quiet "$SOCKET" 2>/dev/null; then systemd_holds=1; fi',
+        '  python3 -c ' + quoteScript(LISTENER_OWNER_PY) + ' "$HEALTH_PORT" "$cg" "$systemd_holds"',
         "}",
     ];
 }

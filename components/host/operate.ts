@@ -123,7 +123,8 @@ function serviceVariables(service: OperatedService): string[] {
 export function statusScript(service: OperatedService): string {
     return [
         ...serviceVariables(service),
-        "health=0; health_ok || health=1",
+        // Probed only while the unit runs: with socket activation a request to a stopped service would start it.
+        'health=1; if systemctl is-active --quiet "$UNIT"; then health=0; health_ok || health=1; fi',
         "listener_rc=0; listener=$(listener_check 2>&1) || listener_rc=$?",
         `python3 -c ${quoteScript(STATUS_PY)} "$listener_rc" "$listener" "$health" "$UNIT" "$RELEASES" "$AUDIT_LOG"`,
     ].join("\n") + "\n";

@@ -129,6 +129,9 @@ export function readHostScript(spec: HostReadSpec): string {
             "  done",
             "done",
             'printf \'unit\\t%s\\t%s\\n\' "$(systemctl is-enabled "$UNIT" 2>/dev/null || true)" "$(systemctl is-active "$UNIT" 2>/dev/null || true)"',
+            // The socket unit beside it (socket activation), when there is one.
+            'SOCKET_UNIT="${UNIT%.service}.socket"',
+            'if [ -f "/etc/systemd/system/$SOCKET_UNIT" ]; then printf \'socket\\t%s\\t%s\\n\' "$(systemctl is-enabled "$SOCKET_UNIT" 2>/dev/null || true)" "$(systemctl is-active "$SOCKET_UNIT" 2>/dev/null || true)"; fi',
             'if [ -f "$OWNER_RECORD" ] && [ ! -L "$OWNER_RECORD" ]; then read -r o g < "$OWNER_RECORD" || true; printf \'owner\\t%s\\t%s\\n\' "${o:-}" "${g:-0}"; fi',
             ...(spec.account
                 ? [
@@ -182,6 +185,8 @@ export interface HostRead {
     readonly links: Record<string, string>;
     /** `systemctl is-enabled` / `is-active` ("" when the unit is unknown). */
     readonly unit: { readonly enabled: string; readonly active: string };
+    /** The same for its socket unit (`<service>.socket`), when its file exists. */
+    readonly socket?: { readonly enabled: string; readonly active: string };
     readonly owner?: { readonly owner: string; readonly generation: number };
     /** The account asked for: user and group names → present. */
     readonly account: { readonly users: Record<string, boolean>; readonly groups: Record<string, boolean> };
@@ -225,6 +230,7 @@ export function parseHostRead(stdout: string): HostRead {
     const foreign: Record<string, ForeignDropIn> = {};
     const links: Record<string, string> = {};
     let unit = { enabled: "", active: "" };
+    let socket: HostRead["socket"];
     let owner: HostRead["owner"];
     const users: Record<string, boolean> = {};
     const groups: Record<string, boolean> = {};
@@ -247,6 +253,8 @@ export function parseHostRead(stdout: string): HostRead {
             foreign[f[0]] = foreignDropInOf(f.slice(1));
         } else if (kind === "unit") {
             unit = { enabled: f[0] ?? "", active: f[1] ?? "" };
+        } else if (kind === "socket") {
+            socket = { enabled: f[0] ?? "", active: f[1] ?? "" };
         } else if (kind === "owner") {
             owner = { owner: f[0] ?? "", generation: Number(f[1]) || 0 };
         } else if (kind === "account" && f[1]) {
@@ -262,5 +270,5 @@ export function parseHostRead(stdout: string): HostRead {
         const live = files[path];
         if (live?.state === "present") files[path] = { ...live, keyHashes: hashes };
     }
-    return { files, foreign, links, unit, ...(owner ? { owner } : {}), account: { users, groups }, dirs, releases };
+    return { files, foreign, links, unit, ...(socket ? { socket } : {}), ...(owner ? { owner } : {}), account: { users, groups }, dirs, releases };
 }

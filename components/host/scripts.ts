@@ -112,6 +112,8 @@ export function prepareScript(spec: PrepareSpec, waits: Pick<HostWaits, "bootSec
         // A state directory without a record: prepared by a release that kept no record; what exists is adopted, never recorded as created.
         'legacy=""; if [ -d "$STATE" ] && [ ! -f "$RECORD" ]; then legacy=1; fi',
         'refuse_foreign_unit "$UNIT"',
+        // A socket unit of the same name would hand its listener to the service: never someone else's.
+        'refuse_foreign_unit "${UNIT%.service}.socket"',
         'if id -u "$USER_NAME" >/dev/null 2>&1; then',
         '  [ "$(id -u "$USER_NAME")" != 0 ] || fail "user: $USER_NAME has uid 0 on this host; the service never runs as root"',
         '  if ! recorded "user $USER_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "user: $USER_NAME already exists on this host and was not created by amarktai-infra; set allowExistingUser: true to run as it (it is then never removed), or choose another user"; fi',
@@ -275,18 +277,47 @@ export function healthPortOf(healthUrl: string): string {
 export const JOURNAL_EXCERPT_FUNCTION =
     'journal_excerpt() { { journalctl -u "$UNIT" --since "@$START" -n 40 --no-pager -o short-iso 2>&1 || true; } | redact_output "${REDACT_ENV_FILES[@]}" -- "${SECRET_ENV_KEYS[@]}"; }';
 
+/** What the health gate checks: the unit, its socket unit (with socket activation), the URL and how long to wait. */
+export interface HealthGateSpec {
+    readonly unitName: string;
+    /** The socket unit holding the listener, `<service>.socket`, when the service is socket-activated. */
+    readonly socketUnit?: string;
+    readonly healthUrl: string;
+    readonly healthTimeoutSec: number;
+}
+
+/** The socket unit among an activation's files (`<service>.socket` beside the unit), if the service is socket-activated. */
+export function socketUnitOf(spec: Pick<ActivationSpec, "unitName" | "files">): string | undefined {
+    const name = spec.unitName.replace(/\.service$/, ".socket");
+    return spec.files.some((f) => f.path === `/etc/systemd/system/${name}`) ? name : undefined;
+}
+
 /**
  * The health gate, shared by the activation and the operator's `restart`: sets `UNIT`, `HEALTH_URL`,
  * `HEALTH_PORT` and `HEALTH_TIMEOUT`, and defines `health_ok`, `restarts`, `listener_check`,
  * `port_holder_note` and `wait_healthy` (which logs with the prelude's `log`).
  */
-export function healthGateLines(spec: Pick<ActivationSpec, "unitName" | "healthUrl" | "healthTimeoutSec">): string[] {
+export function healthGateLines(spec: HealthGateSpec): string[] {
     return [
-        ...shellVariables({ UNIT: spec.unitName, HEALTH_URL: spec.healthUrl, HEALTH_PORT: healthPortOf(spec.healthUrl), HEALTH_TIMEOUT: String(spec.healthTimeoutSec) }),
+        ...shellVariables({
+            UNIT: spec.unitName,
+            SOCKET: spec.socketUnit ?? "",
+            HEALTH_URL: spec.healthUrl,
+            HEALTH_PORT: healthPortOf(spec.healthUrl),
+            HEALTH_TIMEOUT: String(spec.healthTimeoutSec),
+        }),
         "health_ok() {",
         "  python3 -c 'import sys, urllib.request\ntry:\n    r = urllib.request.urlopen(sys.argv[1], timeout=5)\n    sys.exit(0 if r.status == 200 else 1)\nexcept Exception:\n    sys.exit(1)' \"$HEALTH_URL\"",
         "}",
         "restarts() { systemctl show -p NRestarts --value \"$UNIT\" 2>/dev/null || echo 0; }",
+        // uvicorn's supervisor (--workers 2+) outlives workers that fail to start and keeps replacing them: the unit stays
+        // active, holding the listener, while no process accepts. Its own log lines of this start (this invocation) say so.
+        "startup_failed() {",
+        '  local id',
+        '  id=$(systemctl show -p InvocationID --value "$UNIT" 2>/dev/null || true)',
+        '  [ -n "$id" ] || return 1',
+        "  journalctl -q --no-pager -o cat \"_SYSTEMD_INVOCATION_ID=$id\" 2>/dev/null | grep -e 'Application startup failed' -e 'Child process \\[[0-9]*\\] died' >/dev/null",
+        "}",
         ...listenerCheckLines(),
         // "; port N is held by …" when a process outside the unit listens on the health port (else nothing).
         "port_holder_note() {",
@@ -308,6 +339,7 @@ export function healthGateLines(spec: Pick<ActivationSpec, "unitName" | "healthU
         '      unseen="; $HEALTH_URL answered, but no process of $UNIT was seen listening on port $HEALTH_PORT"',
         "    fi",
         '    if [ "$state" = failed ]; then log "$UNIT failed$(port_holder_note)"; return 1; fi',
+        '    if [ "$state" = active ] && startup_failed; then log "$UNIT is active, but its workers fail to start (uvicorn: Application startup failed)$(port_holder_note)"; return 1; fi',
         '    if [ "$(restarts)" != "$base" ]; then log "$UNIT exited and was restarted by systemd$(port_holder_note)"; return 1; fi',
         '    if [ "$(date +%s)" -ge "$deadline" ]; then log "$UNIT not healthy after ${HEALTH_TIMEOUT}s ($state)${unseen}$(port_holder_note)"; return 1; fi',
         "    sleep 1",
@@ -318,8 +350,9 @@ export function healthGateLines(spec: Pick<ActivationSpec, "unitName" | "healthU
 
 function healthFunctions(spec: ActivationSpec): string[] {
     const envFile = envStorePath(spec.serviceName);
+    const socketUnit = socketUnitOf(spec);
     return [
-        ...healthGateLines(spec),
+        ...healthGateLines({ ...spec, ...(socketUnit !== undefined ? { socketUnit } : {}) }),
         ...redactFunction(),
         bashArray("REDACT_ENV_FILES", [envFile, `${backupDir(spec.serviceName)}/${fileIdForPath(envFile)}`]),
         bashArray("SECRET_ENV_KEYS", spec.secretEnvKeys ?? ["*"]),
@@ -372,6 +405,10 @@ export function activationScript(spec: ActivationSpec): string {
         "flock -w 600 9 || fail 'another activation is still running'",
         // Never replace a unit the library did not write (a system unit, a package's, a hand-made one).
         'refuse_foreign_unit "$UNIT"',
+        // A socket unit of the same name would hand its listener to the service: never someone else's. Socket activation
+        // on or off, this is the socket unit's one path (a previous activation may have written it).
+        'SOCKET_FILE="/etc/systemd/system/${UNIT%.service}.socket"',
+        'refuse_foreign_unit "${SOCKET_FILE##*/}"',
         // A file not readable by others (the .env) keeps no staged copy once it is live: no second copy of a secret.
         'sensitive() { [ $(( 8#${MODES[$1]} & 4 )) -eq 0 ]; }',
         'for i in "${!IDS[@]}"; do',
@@ -408,11 +445,13 @@ export function activationScript(spec: ActivationSpec): string {
         '  [ "${EFFECTS[$i]}" = systemd ] || continue',
         '  case "${PATHS[$i]}" in',
         '    */"$UNIT") cp "$STAGE/${IDS[$i]}" "$verify_dir/$UNIT"; unit_staged=1 ;;',
+        '    "$SOCKET_FILE") cp "$STAGE/${IDS[$i]}" "$verify_dir/${SOCKET_FILE##*/}" ;;',
         '    */"$UNIT.d"/*) cp "$STAGE/${IDS[$i]}" "$verify_dir/$UNIT.d/${PATHS[$i]##*/}" ;;',
         "  esac",
         "done",
         'if [ -n "$unit_staged" ]; then',
-        '  if ! SYSTEMD_UNIT_PATH="$verify_dir:" systemd-analyze verify "$verify_dir/$UNIT" > "$verify_dir/verify.log" 2>&1; then',
+        'verify_units=("$verify_dir/$UNIT"); if [ -n "$SOCKET" ] && [ -f "$verify_dir/$SOCKET" ]; then verify_units+=("$verify_dir/$SOCKET"); fi',
+        '  if ! SYSTEMD_UNIT_PATH="$verify_dir:" systemd-analyze verify "${verify_units[@]}" > "$verify_dir/verify.log" 2>&1; then',
         // Its messages may quote a value read from a drop-in: redacted like the journal.
         '    redact_output "${REDACT_ENV_FILES[@]}" -- "${SECRET_ENV_KEYS[@]}" < "$verify_dir/verify.log" >&2',
         "    release_rollback",
@@ -420,7 +459,7 @@ export function activationScript(spec: ActivationSpec): string {
         "  fi",
         "fi",
         // Work out what changes (the helper compares bytes, owner, mode and that the live file is a plain file with one name).
-        'changed=(); need_journald=""',
+        'changed=(); need_journald=""; socket_changed=""; socket_removed=""',
         'need_reload="${need_reload:-}"; need_restart="${need_restart:-}"',
         // Set need_* for what changing (removing) file $1 triggers.
         'note_change() { [ "${RELOADS[$1]}" = 1 ] && need_reload=1; [ "${RESTARTS[$1]}" = 1 ] && need_restart=1; [ "${JOURNALDS[$1]}" = 1 ] && need_journald=1; return 0; }',
@@ -430,6 +469,7 @@ export function activationScript(spec: ActivationSpec): string {
         '  rc=0; safe same "$STAGE/${IDS[$i]}" "${PATHS[$i]}" "${OWNERS[$i]}" "${GROUPS_[$i]}" "${MODES[$i]}" || rc=$?',
         '  [ "$rc" -eq 0 ] && continue',
         '  changed+=("$i")',
+        '  [ "${PATHS[$i]}" = "$SOCKET_FILE" ] && socket_changed=1',
         '  note_change "$i"',
         "done",
         'relink=()',
@@ -443,6 +483,7 @@ export function activationScript(spec: ActivationSpec): string {
         '  [ -f "$p" ] && [ ! -L "$p" ] || continue',
         '  if [ "$(head -n 1 "$p")" != "$MARKER" ]; then log "leaving $p alone: not written by amarktai-infra"; continue; fi',
         '  removing+=("$i")',
+        '  [ "$p" = "$SOCKET_FILE" ] && socket_removed=1',
         '  note_removal "$i"',
         "done",
         // Back up what is about to change (in root's state directory), so a failed start can be undone.
@@ -475,16 +516,33 @@ export function activationScript(spec: ActivationSpec): string {
         "  release_rollback",
         "  systemctl daemon-reload",
         '  if [ -n "$need_journald" ]; then systemctl restart systemd-journald || true; fi',
+        // The socket as it was: gone (the service binds the port itself again), or back on its previous address.
+        '  if [ -n "$socket_changed$socket_removed" ]; then',
+        '    if [ -f "$SOCKET_FILE" ]; then systemctl enable --quiet "${SOCKET_FILE##*/}" || true; systemctl stop "$UNIT" || true; systemctl restart "${SOCKET_FILE##*/}" || true',
+        '    else systemctl disable --now --quiet "${SOCKET_FILE##*/}" 2>/dev/null || true; fi',
+        "  fi",
         '  if systemctl cat "$UNIT" >/dev/null 2>&1; then systemctl restart "$UNIT" || true; wait_healthy || log "the previous version is not healthy either"; fi',
         "}",
         // Enable without enable's own reload (--no-reload): the one daemon-reload below covers it.
         'if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then systemctl enable --no-reload --quiet "$UNIT"; need_reload=1; fi',
+        'if [ -n "$SOCKET" ] && ! systemctl is-enabled --quiet "$SOCKET" 2>/dev/null; then systemctl enable --no-reload --quiet "$SOCKET"; need_reload=1; fi',
+        // Socket activation turned off: the socket lets go of the port before the service binds it itself.
+        'if [ -n "$socket_removed" ]; then log "stopping ${SOCKET_FILE##*/}"; systemctl disable --now --no-reload --quiet "${SOCKET_FILE##*/}" 2>/dev/null || true; fi',
         'if [ -n "$need_reload" ]; then log "systemctl daemon-reload"; systemctl daemon-reload; fi',
         'if [ -n "$need_journald" ]; then log "restarting systemd-journald"; systemctl restart systemd-journald; fi',
         'if [ -z "$need_restart" ] && ! systemctl is-active --quiet "$UNIT"; then need_restart=1; fi',
+        'socket_ok=1',
+        'if [ -n "$SOCKET" ] && { [ -n "$socket_changed" ] || ! systemctl is-active --quiet "$SOCKET"; }; then',
+        // A service that binds the port itself (before socket activation) lets go of it first: the one gap of that move.
+        '  if ! systemctl is-active --quiet "$SOCKET"; then systemctl stop "$UNIT" || true; fi',
+        '  log "starting $SOCKET"',
+        '  systemctl restart "$SOCKET" || socket_ok=""',
+        "  need_restart=1",
+        "fi",
         'if [ -n "$need_restart" ]; then',
         '  log "restarting $UNIT"',
-        '  if ! systemctl restart "$UNIT" || ! wait_healthy; then',
+        '  if [ -z "$socket_ok" ]; then log "$SOCKET could not listen on port $HEALTH_PORT$(port_holder_note)"; fi',
+        '  if [ -z "$socket_ok" ] || ! systemctl restart "$UNIT" || ! wait_healthy; then',
         '    excerpt=$(journal_excerpt)',
         "    rollback",
         '    audit "rolled back"',
@@ -559,6 +617,9 @@ export function removalScript(spec: RemovalSpec): string {
         bashArray("PATHS", spec.files.map((f) => f.path)),
         bashArray("JOURNALDS", spec.files.map((f) => flag(f.effect, "restart-journald"))),
         ...ownershipGuard(spec.serviceName, spec.ownership ?? { owner: "", generation: Number.MAX_SAFE_INTEGER }, spec.unitName),
+        // The socket first, with the unit in one transaction: a connection in between would start the service again.
+        'SOCKET_UNIT="${UNIT%.service}.socket"; socket_file="/etc/systemd/system/$SOCKET_UNIT"',
+        'if [ -f "$socket_file" ] && [ ! -L "$socket_file" ] && [ "$(head -n 1 "$socket_file")" = "$MARKER" ]; then log "stopping and disabling $SOCKET_UNIT"; systemctl disable --now --quiet "$SOCKET_UNIT" "$UNIT" || true; fi',
         'if systemctl cat "$UNIT" >/dev/null 2>&1; then log "stopping and disabling $UNIT"; systemctl disable --now --quiet "$UNIT" || true; fi',
         'journald=""',
         'for i in "${!PATHS[@]}"; do',
@@ -570,7 +631,7 @@ export function removalScript(spec: RemovalSpec): string {
         "done",
         'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
         "systemctl daemon-reload",
-        'systemctl reset-failed "$UNIT" 2>/dev/null || true',
+        'systemctl reset-failed "$UNIT" "$SOCKET_UNIT" 2>/dev/null || true',
         'if [ -n "$journald" ]; then systemctl restart systemd-journald; fi',
         `STATE=${q(serviceStateDir(spec.serviceName))}`,
         `RECORD=${q(createdRecordPath(spec.serviceName))}`,

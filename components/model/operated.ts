@@ -14,6 +14,8 @@ export interface OperatedService {
     readonly unitName: string;
     readonly user: string;
     readonly group: string;
+    /** The socket unit holding the listener (`<serviceName>.socket`) when the service is socket-activated. */
+    readonly socketUnit?: string;
     /** The URL probed inside the host (the app's bind address and port, `health.path`). */
     readonly healthUrl: string;
     /** The port of {@link healthUrl}: its listener must belong to the unit. */

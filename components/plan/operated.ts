@@ -15,6 +15,7 @@ export function planOperatedService(config: ServiceConfig): OperatedService {
         unitName: `${config.serviceName}.service`,
         user: config.user,
         group: config.group,
+        ...(config.app.socketActivation ? { socketUnit: `${config.serviceName}.socket` } : {}),
         healthUrl: healthUrl(config),
         healthPort: config.app.port,
         healthTimeoutSec: config.health.timeoutSec,

@@ -10,8 +10,9 @@ import { spawn, spawnSync } from "child_process";
 import * as path from "path";
 import * as fs from "fs";
 import * as net from "net";
+import * as os from "os";
 import { MANAGED_MARKER } from "../../components/model";
-import { LISTENER_NONE, LISTENER_OTHER, LISTENER_OWNED, LISTENER_OWNER_PY, activationScript, healthPortOf } from "../../components/host";
+import { LISTENER_NONE, LISTENER_OTHER, LISTENER_OWNED, LISTENER_OWNER_PY, activationScript, healthGateLines, healthPortOf } from "../../components/host";
 import { cgroupRoot } from "../support/cgroup";
 
 /** A listening socket of this process on a kernel-chosen loopback port. */
@@ -85,4 +86,37 @@ test("the activation's health gate checks the listener on the health URL's port 
     assert.match(gate, /if \[ "\$rc" = 3 \]; then log "\$HEALTH_URL answered, but not from \$UNIT: port \$HEALTH_PORT is held by/);
     for (const failure of ["failed$(port_holder_note)", "restarted by systemd$(port_holder_note)", "${unseen}$(port_holder_note)"]) assert.ok(gate.includes(failure), failure);
     assert.equal(spawnSync("bash", ["-n"], { input: script, encoding: "utf8" }).status, 0);
+});
+
+test("with socket activation PID 1 may hold the listener beside the unit, but no other process is excused by it", async () => {
+    const l = await listening();
+    const withSocket = spawnSync("python3", ["-c", LISTENER_OWNER_PY, String(l.port), "/system.slice/amarktai-api.service", "1"], { encoding: "utf8" });
+    await l.close();
+    assert.equal(withSocket.status, LISTENER_OTHER, "this test process is not PID 1: still another process");
+    assert.match(withSocket.stdout, new RegExp(`^pid ${process.pid} `));
+});
+
+/** Runs `startup_failed` of the health gate with `systemctl` and `journalctl` stubs printing `invocation` and `journal`. */
+function startupFailed(invocation: string, journal: string): number | null {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gate-stubs-"));
+    try {
+        fs.writeFileSync(path.join(dir, "systemctl"), `#!/bin/sh\n[ "$1 $2 $3" = "show -p InvocationID" ] && printf '%s\\n' ${JSON.stringify(invocation)}\n`, { mode: 0o755 });
+        // Only the lines of the asked invocation: the stub checks the match argument.
+        fs.writeFileSync(path.join(dir, "journalctl"), `#!/bin/sh\nfor a in "$@"; do [ "$a" = "_SYSTEMD_INVOCATION_ID=${invocation}" ] && cat ${JSON.stringify(path.join(dir, "journal"))}; done; exit 0\n`, { mode: 0o755 });
+        fs.writeFileSync(path.join(dir, "journal"), journal);
+        const script = [...healthGateLines({ unitName: "amarktai-api.service", healthUrl: "http://127.0.0.1:8000/health", healthTimeoutSec: 5 }), "startup_failed"].join("\n");
+        return spawnSync("bash", ["-c", `set -euo pipefail\n${script}`], { encoding: "utf8", env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } }).status;
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+test("the gate sees workers that fail to start under uvicorn's supervisor (the unit stays active), from this start's own journal lines", () => {
+    const failing = "INFO:     Started parent process [812]\nERROR:    Traceback (most recent call last):\nERROR:    Application startup failed. Exiting.\n";
+    assert.equal(startupFailed("3f2a", failing), 0);
+    assert.equal(startupFailed("3f2a", "INFO:     Started parent process [812]\nINFO:     Child process [901] died\n"), 0);
+    assert.equal(startupFailed("3f2a", "INFO:     Started parent process [812]\nINFO:     Application startup complete.\n"), 1, "a healthy start is not a failure");
+    assert.equal(startupFailed("", failing), 1, "no invocation (not running): nothing of this start to read");
+    // Many lines before the match: grep ends early, and pipefail must not turn the match into a failure.
+    assert.equal(startupFailed("3f2a", `${"INFO:     noise\n".repeat(20000)}ERROR:    Application startup failed. Exiting.\n${"INFO:     noise\n".repeat(20000)}`), 0);
 });

@@ -103,6 +103,21 @@ test("no drift when the host matches the last activation", () => {
     assert.deepEqual(driftOf(activation, { files: {}, foreign: {}, links: {}, unit: { enabled: "enabled", active: "active" }, ...NOTHING_ELSE }), {});
 });
 
+test("drift: a socket-activated service whose socket unit was stopped and disabled by hand is named; a running unit alone does not hide it", () => {
+    const socketActivated = { ...activation, files: { ...activation.files, "/etc/systemd/system/amarktai-api.socket": { mode: "0644", owner: "root", group: "root", effect: "systemd" as const } } };
+    const host = { files: {}, foreign: {}, links: {}, unit: { enabled: "enabled", active: "active" }, ...NOTHING_ELSE };
+    assert.deepEqual(driftOf(socketActivated, { ...host, socket: { enabled: "disabled", active: "inactive" } }), { unit: "amarktai-api.socket: disabled, inactive" });
+    assert.deepEqual(driftOf(socketActivated, { ...host, socket: { enabled: "enabled", active: "active" } }), {});
+    assert.deepEqual(driftOf(activation, { ...host, socket: { enabled: "disabled", active: "inactive" } }), {}, "without socket activation a socket unit's state is not the service's business");
+});
+
+test("the read script reports the socket unit's state only where its file exists", () => {
+    const script = spec([]);
+    assert.match(script, /SOCKET_UNIT="\$\{UNIT%\.service\}\.socket"/);
+    assert.deepEqual(parseHostRead("unit\tenabled\tactive\nsocket\tdisabled\tinactive\n").socket, { enabled: "disabled", active: "inactive" });
+    assert.equal(parseHostRead("unit\tenabled\tactive\n").socket, undefined);
+});
+
 test("a drifted .env is shown by which keys differ, never by value", () => {
     const view = "FLAG=true\nAPI_KEY=[secret 0123456789ab]\nGONE=[secret 0123456789ab]";
     const wanted = { FLAG: sha256("FLAG=true"), API_KEY: sha256("API_KEY=new"), GONE: sha256("GONE=x") };

@@ -104,6 +104,11 @@ export function driftOf(props: ServiceActivationOutputs, host: HostRead): Activa
     }
     if (Object.keys(files).length > 0) drift.files = files;
     if (host.unit.enabled !== "enabled" || host.unit.active !== "active") drift.unit = `${host.unit.enabled || "unknown"}, ${host.unit.active || "unknown"}`;
+    // A socket-activated service whose socket unit someone disabled or stopped: the next up enables and starts it again.
+    const socketUnit = `${props.service}.socket`;
+    if (activationFilesOf(props.files).some((f) => f.path === `/etc/systemd/system/${socketUnit}`) && host.socket && (host.socket.enabled !== "enabled" || host.socket.active !== "active")) {
+        drift.unit = `${drift.unit ? `${drift.unit}; ` : ""}${socketUnit}: ${host.socket.enabled || "unknown"}, ${host.socket.active || "unknown"}`;
+    }
     const dropInDir = `${unitDropInDir(`${props.service}.service`)}/`;
     const foreign = Object.fromEntries(Object.entries(host.foreign).filter(([path]) => path.startsWith(dropInDir)).map(([path, found]) => [path, foreignDropInDrift(found)]));
     if (Object.keys(foreign).length > 0) {
