@@ -15,6 +15,7 @@ import { VmInfo, startContainer, stopContainer, vmPrivateKey, vmRun, vmSsh } fro
 
 const MINUTE = 60_000;
 const UNIT = "amarktai-api.service";
+const SOCKET = "amarktai-api.socket";
 /** The notes' manual debug run, as its own transient unit so that it lives outside the service's cgroup. */
 const SQUATTER = "debug-uvicorn";
 let host: VmInfo;
@@ -50,8 +51,10 @@ test("a fresh up is healthy, and the port's listener is the unit's main process"
 });
 
 test("with the notes' manual uvicorn holding the port, a restarting change fails up naming that process instead of reporting the service healthy", { timeout: 15 * MINUTE }, async () => {
-    // The notes' "Debug manually": stop the service, run uvicorn by hand as the service user, and forget it.
-    vmRun(host, `systemctl stop ${UNIT} && systemd-run --unit ${SQUATTER} -p User=amarktai -p WorkingDirectory=/var/amarktai/app/backend /var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000`, { root: true });
+    // The notes' "Debug manually": stop the service, run uvicorn by hand as the service user, and forget it. With socket
+    // activation the notes' stop alone leaves systemd holding the port (the manual uvicorn could not bind it): this is an
+    // operator who stopped the socket too.
+    vmRun(host, `systemctl stop ${SOCKET} ${UNIT} && systemd-run --unit ${SQUATTER} -p User=amarktai -p WorkingDirectory=/var/amarktai/app/backend /var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000`, { root: true });
     const deadline = Date.now() + 2 * MINUTE;
     while (health() !== "200") assert.ok(Date.now() < deadline, "the manual uvicorn never answered");
     const squatterPid = vmRun(host, `systemctl show -p MainPID --value ${SQUATTER}`, { root: true }).trim();

@@ -72,7 +72,11 @@ test("pulumi up on a fresh VM brings the service to healthy with the notes' unit
     assert.equal(show("Environment"), "PATH=/var/amarktai/venv/bin");
     // The one deliberate difference from the notes: systemd reads the root-owned real file, the notes' path links to it.
     assert.match(show("EnvironmentFiles"), /^\/etc\/amarktai-infra\/amarktai-api\/env /);
-    assert.match(show("ExecStart"), /argv\[\]=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --host 127\.0\.0\.1 --port 8000 --log-level info /);
+    // The other deliberate difference: systemd holds the listener (socket activation) and passes it as fd 3.
+    assert.match(show("ExecStart"), /argv\[\]=\/var\/amarktai\/venv\/bin\/python -m uvicorn server:app --fd 3 --log-level info /);
+    assert.equal(vmRun(vm, "systemctl is-active amarktai-api.socket").trim(), "active");
+    assert.equal(vmRun(vm, "systemctl is-enabled amarktai-api.socket").trim(), "enabled");
+    assert.equal(vmRun(vm, "systemctl show -p Listen --value amarktai-api.socket").trim(), "127.0.0.1:8000 (Stream)");
     assert.equal(show("Restart"), "always");
     assert.equal(show("RestartUSec"), "5s");
     assert.equal(show("TimeoutStopUSec"), "1min");
@@ -172,8 +176,8 @@ test("changing that override rewrites only its drop-in; the unit file is untouch
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     // The reviewer sees the drop-in's changed line, and nothing else changes.
     assert.deepEqual(changedLines(preview.stdout), [
-        "- ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 2 --timeout-worker-healthcheck 30 --log-level info",
-        "+ ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000 --workers 3 --timeout-worker-healthcheck 30 --log-level info",
+        "- ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --fd 3 --workers 2 --timeout-worker-healthcheck 30 --log-level info",
+        "+ ExecStart=/var/amarktai/venv/bin/python -m uvicorn server:app --fd 3 --workers 3 --timeout-worker-healthcheck 30 --log-level info",
     ]);
     assert.match(preview.stdout, /Resources:\n\s+~ 2 to update\n/);
     assertGolden("preview/one-override-change.txt", normalizePreview(preview.stdout, stack.name, vm.port, [vm.hostKey]));

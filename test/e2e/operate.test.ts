@@ -18,6 +18,7 @@ import { VmInfo, startContainer, stopContainer, vmPrivateKey, vmRun } from "../.
 
 const MINUTE = 60_000;
 const UNIT = "amarktai-api.service";
+const SOCKET = "amarktai-api.socket";
 const SECRET = "s3cr3t-value-never-printed";
 let h1: VmInfo;
 let h2: VmInfo;
@@ -225,7 +226,8 @@ test("doctor names the notes' first cause: the .env is missing", { timeout: 5 * 
 });
 
 test("doctor names the notes' second cause: port 8000 held by another process, with its pid", { timeout: 5 * MINUTE }, async () => {
-    vmRun(h2, `systemctl stop ${UNIT} && systemd-run --unit squatter -p User=amarktai -p WorkingDirectory=/var/amarktai/app/backend /var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000`, { root: true });
+    // With socket activation the notes' "stop the service" leaves systemd listening: the port is taken only with the socket stopped too.
+    vmRun(h2, `systemctl stop ${SOCKET} ${UNIT} && systemd-run --unit squatter -p User=amarktai -p WorkingDirectory=/var/amarktai/app/backend /var/amarktai/venv/bin/python -m uvicorn server:app --host 127.0.0.1 --port 8000`, { root: true });
     try {
         await until("the squatter listening", 2 * MINUTE, () => vmRun(h2, "ss -Hltn 'sport = :8000'", { root: true }).trim() !== "");
         const pid = vmRun(h2, "systemctl show -p MainPID --value squatter", { root: true }).trim();
