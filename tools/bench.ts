@@ -42,6 +42,7 @@ import { hostsBenchmark, hostsReport, liveContainers } from "./bench-hosts";
 import { CliResult, TestStack } from "./stack";
 import { REPO, VmInfo, vmPrivateKey } from "./vm";
 import { hostKeyFingerprint } from "../components/model";
+import { RequestLoop, RequestLoopResult, rootShellOn } from "../test/support/request-loop";
 
 const VM_SH = path.join(REPO, "tools", "vm", "vm.sh");
 const UNIT = "amarktai-api.service";
@@ -403,6 +404,8 @@ interface OperationResult extends HostDelta {
     firstProviderOp?: number;
     /** The CLI's resource step lines with their arrival times. */
     steps: TimedLine[];
+    /** What a request loop inside the host saw during the operation (the one-override change). */
+    requests?: Pick<RequestLoopResult, "requests" | "failed" | "maxWaitMs">;
 }
 
 interface RunResult {
@@ -490,7 +493,13 @@ async function benchRun(run: number, runs: number, calibrate: boolean, results: 
 
         // 3. one override
         await stack.setConfig({ overrides: { workers: { workers: 2 } } });
-        const override = await measure(vm, stack, label, "one-override up", ["up", "--yes", "--skip-preview"], noop.after, checkout);
+        // With a request loop inside the host (loopback /health, one connection per request, 30 s timeout): does the change
+        // drop requests? Its own SSH sessions are outside the counted ones (counters read after it started, before it stops).
+        const loop = await RequestLoop.start(rootShellOn(vm), { url: "http://127.0.0.1:8000/health", intervalMs: 50 });
+        const override = await measure(vm, stack, label, "one-override up", ["up", "--yes", "--skip-preview"], await readCounters(vm), checkout);
+        const requests = await loop.stop();
+        override.op.requests = { requests: requests.requests, failed: requests.failed, maxWaitMs: requests.maxWaitMs };
+        log(`${label}: one-override up: ${requests.requests} requests during it, ${requests.failed} failed, longest wait ${(requests.maxWaitMs / 1000).toFixed(1)} s`);
         operations.push(override.op);
         mustSucceed(label, override);
         await checkHealthy(vm, /--workers 2\b/);
@@ -770,6 +779,13 @@ function report(opts: Options, m: Machine, importMs: number[], bareNodeMs: numbe
         const cell = (o: OperationResult[]) => (o.length ? `${stat(o.map((x) => x.seconds), 1)}  [${stat(o.map((x) => x.sessions), 0)} ssh, ${stat(o.map((x) => x.restarts), 0)} restart]` : "—");
         p(table(["operation", "before s", "after s"], OPERATIONS.map((name) => [name, cell(beforeOps(name)), cell(ops(name))])).replace(/^/gm, "  "));
         p("  (before has no refresh/repair step: releases before this one could not read a host back)");
+        const loopCell = (o: OperationResult[]) => {
+            const seen = o.map((x) => x.requests).filter((x): x is NonNullable<OperationResult["requests"]> => x !== undefined);
+            return seen.length ? seen.map((x) => `${x.failed} failed of ${x.requests}, longest wait ${(x.maxWaitMs / 1000).toFixed(1)} s`).join("; ") : "—";
+        };
+        p("  requests during the one-override up (a loop inside the host on /health, 50 ms apart, 30 s timeout):");
+        p(`    before: ${loopCell(beforeOps("one-override up"))}`);
+        p(`    after:  ${loopCell(ops("one-override up"))}`);
         p();
     }
 
