@@ -66,9 +66,11 @@ test("the current code converges on 0.1.0's state: no replace; it creates only t
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
     assert.doesNotMatch(preview.stdout, /\+-|-\+|\bto replace\b/, `the upgrade must not replace anything:\n${preview.stdout}`);
     // Releases (after 0.1.0) carry the app's files and the venv: one new AppRelease, built from the requirements resolved
-    // once (one new ResolvedRequirements), and 0.1.0's one-resource-per-app-file go.
+    // once (one new ResolvedRequirements), and 0.1.0's one-resource-per-app-file go. Socket activation adds one file: the
+    // socket unit.
     const created = [...preview.stdout.matchAll(/^\s+\+ pulumi-nodejs:dynamic\/amarktai:(\w+): \(create\)/gm)].map((m) => m[1]).sort();
-    assert.deepEqual(created, ["AppRelease", "ResolvedRequirements"], `only the release and its resolved requirements are created:\n${preview.stdout}`);
+    assert.deepEqual(created, ["AppRelease", "HostFile", "ResolvedRequirements"], `only the release, its resolved requirements and the socket unit are created:\n${preview.stdout}`);
+    assert.match(preview.stdout, /\+ pulumi-nodejs:dynamic\/amarktai:HostFile: \(create\)\n(?:.*\n)*?.*::amarktai-api-[^\]]*-socket\]/, "the created file is the socket unit");
     const deleted = [...preview.stdout.matchAll(/^\s+- pulumi-nodejs:dynamic\/amarktai:HostFile: \(delete\)\n(?:.*\n)*?.*\[urn=[^\]]*::([^\]]+)\]/gm)].map((m) => m[1]);
     assert.ok(deleted.every((name) => /-app-/.test(name!)), `only 0.1.0's app-file resources are deleted: ${deleted.join(", ")}`);
     assert.equal(hostCounters(vm).sessions - before.sessions, 1, "a preview opens no SSH session");
@@ -79,6 +81,7 @@ test("the current code converges on 0.1.0's state: no replace; it creates only t
     // The unit changes (EnvironmentFile= names the root-owned .env) and the app moves into a release: one restart.
     assert.ok(hostCounters(vm).starts - before.starts <= 1, "at most one restart");
     assert.equal(healthStatus(), "200");
+    assert.equal(vmRun(vm, "systemctl is-active amarktai-api.socket").trim(), "active", "the upgraded service runs behind the socket");
     assert.match(vmRun(vm, "sudo cat /var/lib/amarktai-infra/amarktai-api/owner"), /^amarktai-infra\/upgrade-[0-9a-f]+\/amarktai-api-[0-9a-f]{12} \d+$/m, "the service's owner is recorded");
     const noop = await stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
     assert.equal(noop.code, 0, noop.stdout + noop.stderr);
