@@ -60,7 +60,7 @@ test("release 0.1.0 deploys the service", { timeout: 20 * MINUTE }, async () => 
     assert.equal(healthStatus(), "200");
 });
 
-test("the current code converges on 0.1.0's state: no replace; it creates only the release and its resolved requirements and deletes only 0.1.0's per-file app resources; one restart; then no changes", { timeout: 15 * MINUTE }, async () => {
+test("the current code converges on 0.1.0's state: no replace; it creates only the release, its resolved requirements and the socket unit, and deletes only 0.1.0's per-file app resources; one restart; then no changes", { timeout: 15 * MINUTE }, async () => {
     const before = hostCounters(vm);
     const preview = await stack.run(["preview", "--diff"]);
     assert.equal(preview.code, 0, preview.stdout + preview.stderr);
