@@ -312,11 +312,13 @@ export function healthGateLines(spec: HealthGateSpec): string[] {
         "restarts() { systemctl show -p NRestarts --value \"$UNIT\" 2>/dev/null || echo 0; }",
         // uvicorn's supervisor (--workers 2+) outlives workers that fail to start and keeps replacing them: the unit stays
         // active, holding the listener, while no process accepts. Its own log lines of this start (this invocation) say so.
+        // startup_failed SINCE: only lines since SINCE (epoch seconds), so a worker that died hours ago in a run that is
+        // healthy now does not fail a check that restarts nothing.
         "startup_failed() {",
         '  local id',
         '  id=$(systemctl show -p InvocationID --value "$UNIT" 2>/dev/null || true)',
         '  [ -n "$id" ] || return 1',
-        "  journalctl -q --no-pager -o cat \"_SYSTEMD_INVOCATION_ID=$id\" 2>/dev/null | grep -e 'Application startup failed' -e 'Child process \\[[0-9]*\\] died' >/dev/null",
+        "  journalctl -q --no-pager -o cat --since \"@$1\" \"_SYSTEMD_INVOCATION_ID=$id\" 2>/dev/null | grep -e 'Application startup failed' -e 'Child process \\[[0-9]*\\] died' >/dev/null",
         "}",
         ...listenerCheckLines(),
         // "; port N is held by …" when a process outside the unit listens on the health port (else nothing).
@@ -328,10 +330,13 @@ export function healthGateLines(spec: HealthGateSpec): string[] {
         // Waits until the unit is active, the health URL answers 200 and the port's listener is the unit's own process
         // (whoever else answers is named, never taken for the service); fails early if the unit fails or restarts.
         "wait_healthy() {",
-        '  local deadline=$(( $(date +%s) + HEALTH_TIMEOUT )) base state holder rc unseen=""',
+        '  local since deadline base state holder rc unseen=""',
+        '  since=$(date +%s); deadline=$(( since + HEALTH_TIMEOUT ))',
         "  base=$(restarts)",
         "  while :; do",
         '    state=$(systemctl is-active "$UNIT" 2>/dev/null || true)',
+        // Before the probe, which would wait its whole timeout on a listener nobody accepts from.
+        '    if [ "$state" = active ] && startup_failed "$since"; then workers_failed=1; log "$UNIT is active, but its workers fail to start (uvicorn: Application startup failed)$(port_holder_note)"; return 1; fi',
         '    if [ "$state" = active ] && health_ok; then',
         '      rc=0; holder=$(listener_check) || rc=$?',
         '      if [ "$rc" = 0 ]; then return 0; fi',
@@ -339,7 +344,6 @@ export function healthGateLines(spec: HealthGateSpec): string[] {
         '      unseen="; $HEALTH_URL answered, but no process of $UNIT was seen listening on port $HEALTH_PORT"',
         "    fi",
         '    if [ "$state" = failed ]; then log "$UNIT failed$(port_holder_note)"; return 1; fi',
-        '    if [ "$state" = active ] && startup_failed; then log "$UNIT is active, but its workers fail to start (uvicorn: Application startup failed)$(port_holder_note)"; return 1; fi',
         '    if [ "$(restarts)" != "$base" ]; then log "$UNIT exited and was restarted by systemd$(port_holder_note)"; return 1; fi',
         '    if [ "$(date +%s)" -ge "$deadline" ]; then log "$UNIT not healthy after ${HEALTH_TIMEOUT}s ($state)${unseen}$(port_holder_note)"; return 1; fi',
         "    sleep 1",
@@ -497,13 +501,21 @@ export function activationScript(spec: ActivationSpec): string {
         'for i in "${relink[@]}"; do backup "${LINK_PATHS[$i]}" "link-$i"; done',
         'restore_files() { while IFS=$\'\\t\' read -r key p; do [ -n "$p" ] && { safe restore "$BACKUP" "$key" "$p" || log "could not restore $p"; }; done < "$BACKUP/entries"; }',
         // A refused step (a link or a foreign directory on the way) puts back what was already swapped and fails with the helper's message.
-        'swap_failed() { local what="$1"; audit refused; restore_files; release_rollback; systemctl daemon-reload || true; rm -rf "$BACKUP"; fail "$what; nothing was changed (the files already swapped were restored)"; }',
+        'swap_failed() {',
+        '  local what="$1"; audit refused; restore_files; release_rollback; systemctl daemon-reload || true',
+        // A socket stopped for its removal listens again, and the service it stopped runs again.
+        '  if [ -n "$socket_removed" ]; then systemctl enable --quiet "${SOCKET_FILE##*/}" || true; systemctl start "${SOCKET_FILE##*/}" "$UNIT" || true; fi',
+        '  rm -rf "$BACKUP"; fail "$what; nothing was changed (the files already swapped were restored)"',
+        "}",
         // Swap in through the helper: a fresh temporary file beside the target, owner and mode set on its fd, renamed over the target.
         'for i in "${changed[@]}"; do',
         '  p="${PATHS[$i]}"',
         '  safe install "$STAGE/${IDS[$i]}" "$p" "${OWNERS[$i]}" "${GROUPS_[$i]}" "${MODES[$i]}" || swap_failed "could not install $p safely"',
         '  log "installed $p"',
         "done",
+        // Socket activation turned off: the socket lets go of the port (and, by Requires=, stops the service) while its
+        // unit file still exists, so that systemctl can disable it; the restart below starts the service on the port itself.
+        'if [ -n "$socket_removed" ]; then log "stopping ${SOCKET_FILE##*/} (socket activation turned off)"; systemctl disable --now --quiet "${SOCKET_FILE##*/}" || true; fi',
         'for i in "${removing[@]}"; do safe remove "${REMOVED_PATHS[$i]}" "$MARKER" || swap_failed "could not remove ${REMOVED_PATHS[$i]} safely"; done',
         'for i in "${relink[@]}"; do safe symlink "${LINK_TARGETS[$i]}" "${LINK_PATHS[$i]}" || swap_failed "could not link ${LINK_PATHS[$i]} safely"; done',
         'for f in "${foreign[@]}"; do rm -f "$f"; log "removed the unmanaged drop-in $f (foreignDropIns: remove)"; done',
@@ -521,13 +533,14 @@ export function activationScript(spec: ActivationSpec): string {
         '    if [ -f "$SOCKET_FILE" ]; then systemctl enable --quiet "${SOCKET_FILE##*/}" || true; systemctl stop "$UNIT" || true; systemctl restart "${SOCKET_FILE##*/}" || true',
         '    else systemctl disable --now --quiet "${SOCKET_FILE##*/}" 2>/dev/null || true; fi',
         "  fi",
+        // A supervisor whose workers never started serves nothing, and can take up to its worker health-check timeout to
+        // notice a stop (it waits for the newest worker to answer): killed, so that the previous version starts at once.
+        '  if [ -n "${workers_failed:-}" ]; then systemctl kill --signal=SIGKILL "$UNIT" 2>/dev/null || true; fi',
         '  if systemctl cat "$UNIT" >/dev/null 2>&1; then systemctl restart "$UNIT" || true; wait_healthy || log "the previous version is not healthy either"; fi',
         "}",
         // Enable without enable's own reload (--no-reload): the one daemon-reload below covers it.
         'if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then systemctl enable --no-reload --quiet "$UNIT"; need_reload=1; fi',
         'if [ -n "$SOCKET" ] && ! systemctl is-enabled --quiet "$SOCKET" 2>/dev/null; then systemctl enable --no-reload --quiet "$SOCKET"; need_reload=1; fi',
-        // Socket activation turned off: the socket lets go of the port before the service binds it itself.
-        'if [ -n "$socket_removed" ]; then log "stopping ${SOCKET_FILE##*/}"; systemctl disable --now --no-reload --quiet "${SOCKET_FILE##*/}" 2>/dev/null || true; fi',
         'if [ -n "$need_reload" ]; then log "systemctl daemon-reload"; systemctl daemon-reload; fi',
         'if [ -n "$need_journald" ]; then log "restarting systemd-journald"; systemctl restart systemd-journald; fi',
         'if [ -z "$need_restart" ] && ! systemctl is-active --quiet "$UNIT"; then need_restart=1; fi',

@@ -101,10 +101,14 @@ function startupFailed(invocation: string, journal: string): number | null {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gate-stubs-"));
     try {
         fs.writeFileSync(path.join(dir, "systemctl"), `#!/bin/sh\n[ "$1 $2 $3" = "show -p InvocationID" ] && printf '%s\\n' ${JSON.stringify(invocation)}\n`, { mode: 0o755 });
-        // Only the lines of the asked invocation: the stub checks the match argument.
-        fs.writeFileSync(path.join(dir, "journalctl"), `#!/bin/sh\nfor a in "$@"; do [ "$a" = "_SYSTEMD_INVOCATION_ID=${invocation}" ] && cat ${JSON.stringify(path.join(dir, "journal"))}; done; exit 0\n`, { mode: 0o755 });
+        // Only the lines of the asked invocation, and only when asked since the given time: the stub checks both arguments.
+        fs.writeFileSync(
+            path.join(dir, "journalctl"),
+            `#!/bin/sh\ncase " $* " in *" --since @1700000000 "*) ;; *) exit 0 ;; esac\nfor a in "$@"; do [ "$a" = "_SYSTEMD_INVOCATION_ID=${invocation}" ] && cat ${JSON.stringify(path.join(dir, "journal"))}; done; exit 0\n`,
+            { mode: 0o755 },
+        );
         fs.writeFileSync(path.join(dir, "journal"), journal);
-        const script = [...healthGateLines({ unitName: "amarktai-api.service", healthUrl: "http://127.0.0.1:8000/health", healthTimeoutSec: 5 }), "startup_failed"].join("\n");
+        const script = [...healthGateLines({ unitName: "amarktai-api.service", healthUrl: "http://127.0.0.1:8000/health", healthTimeoutSec: 5 }), "startup_failed 1700000000"].join("\n");
         return spawnSync("bash", ["-c", `set -euo pipefail\n${script}`], { encoding: "utf8", env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } }).status;
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
