@@ -9,7 +9,7 @@
  * rollback after a failed start, `systemctl restart`, `systemctl reload`
  * (with one worker and with two), the notes' 10-restart loop, and the
  * switch from the notes' layout (uvicorn binding the port itself) to
- * socket activation. The app starts slowly on purpose
+ * socket activation and back. The app starts slowly on purpose
  * (`DEMO_STARTUP_DELAY_SEC`), so that a gap would show.
  *
  * One container host by default: real systemd, sockets and uvicorn at
@@ -211,3 +211,19 @@ async function waitHealthyFromUnit(): Promise<void> {
         await new Promise((res) => setTimeout(res, 500));
     }
 }
+
+test("turning socket activation off: one up stops and removes the socket unit, and uvicorn binds the port itself again", { timeout: 10 * MINUTE }, async () => {
+    await stack.setConfig({ app: { sourceDir: appRel, socketActivation: false } });
+    // Leaving the socket has one gap too (the socket lets go of the port before uvicorn binds it): measured, not asserted.
+    const r = await measured("socket activation turned off (one gap expected)", () => up());
+    assert.ok(r.requests > 0);
+    assert.equal(vmSsh(host, "test -e /etc/systemd/system/amarktai-api.socket").code, 1, "the socket unit's file is gone");
+    assert.notEqual(vmRun(host, `systemctl is-active ${SOCKET} || true`).trim(), "active");
+    assert.equal(vmRun(host, "find /etc/systemd/system -name 'amarktai-api.socket' | wc -l").trim(), "0", "no enablement link is left behind");
+    assert.match(show("ExecStart"), /--host 127\.0\.0\.1 --port 8000 /);
+    const listeners = vmRun(host, "ss -Hltnp 'sport = :8000'", { root: true });
+    assert.match(listeners, new RegExp(`pid=${show("MainPID")},`), listeners);
+    assert.doesNotMatch(listeners, /"systemd",pid=1,/, listeners);
+    const noop = await stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]);
+    assert.equal(noop.code, 0, noop.stdout + noop.stderr);
+});
