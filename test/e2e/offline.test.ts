@@ -36,7 +36,7 @@ test("with the network unplugged, pulumi previews a new stack and attempts no do
         ].join("\n");
         const r = offline(script, env);
         assert.equal(r.code, 0, r.out);
-        assert.match(r.out, /\+ 10 to create/, "the stack, the component, two random secrets, prepare, unit, .env, the resolved requirements, the release and activation");
+        assert.match(r.out, /\+ 11 to create/, "the stack, the component, two random secrets, prepare, unit, socket, .env, the resolved requirements, the release and activation");
         // Plugin downloads come from Pulumi's GitHub releases or get.pulumi.com (the unit's own Documentation= URL is on GitHub too).
         assert.doesNotMatch(r.out, /download|github\.com\/pulumi|get\.pulumi\.com/i);
         assert.match(r.out, /^v3\.274\.1$/m);
