@@ -265,12 +265,6 @@ export function healthPortOf(healthUrl: string): string {
 }
 
 /**
- * Shared shell functions for activation and rollback: health probing and the journal excerpt. The excerpt
- * reaches error messages (and CI logs), so it is redacted on the host: each secret `.env` value (the live
- * `.env` and its backup, the previous one) becomes `[secret KEY]`, URL credentials `[redacted]`, and every
- * line is cut to a bounded length.
- */
-/**
  * `journal_excerpt`: the unit's journal since `$START` (epoch seconds), its last 40 lines, with the values of
  * `SECRET_ENV_KEYS` in `REDACT_ENV_FILES` masked (needs `redactFunction()`): what a failed start shows.
  */
@@ -352,6 +346,12 @@ export function healthGateLines(spec: HealthGateSpec): string[] {
     ];
 }
 
+/**
+ * Shared shell functions for activation and rollback: health probing and the journal excerpt. The excerpt
+ * reaches error messages (and CI logs), so it is redacted on the host: each secret `.env` value (the live
+ * `.env` and its backup, the previous one) becomes `[secret KEY]`, URL credentials `[redacted]`, and every
+ * line is cut to a bounded length.
+ */
 function healthFunctions(spec: ActivationSpec): string[] {
     const envFile = envStorePath(spec.serviceName);
     const socketUnit = socketUnitOf(spec);
@@ -454,7 +454,7 @@ export function activationScript(spec: ActivationSpec): string {
         "  esac",
         "done",
         'if [ -n "$unit_staged" ]; then',
-        'verify_units=("$verify_dir/$UNIT"); if [ -n "$SOCKET" ] && [ -f "$verify_dir/$SOCKET" ]; then verify_units+=("$verify_dir/$SOCKET"); fi',
+        '  verify_units=("$verify_dir/$UNIT"); if [ -n "$SOCKET" ] && [ -f "$verify_dir/$SOCKET" ]; then verify_units+=("$verify_dir/$SOCKET"); fi',
         '  if ! SYSTEMD_UNIT_PATH="$verify_dir:" systemd-analyze verify "${verify_units[@]}" > "$verify_dir/verify.log" 2>&1; then',
         // Its messages may quote a value read from a drop-in: redacted like the journal.
         '    redact_output "${REDACT_ENV_FILES[@]}" -- "${SECRET_ENV_KEYS[@]}" < "$verify_dir/verify.log" >&2',

@@ -1,6 +1,7 @@
 /** The operator command's view of a service: {@link OperatedService} from the validated config. */
 import { ServiceConfig } from "../config";
 import { OperatedService, auditLogPath, envStorePath } from "../model";
+import { socketUnitName } from "../systemd";
 import { healthUrl } from "./plan";
 
 function unique(names: readonly string[]): string[] {
@@ -15,7 +16,7 @@ export function planOperatedService(config: ServiceConfig): OperatedService {
         unitName: `${config.serviceName}.service`,
         user: config.user,
         group: config.group,
-        ...(config.app.socketActivation ? { socketUnit: `${config.serviceName}.socket` } : {}),
+        ...(config.app.socketActivation ? { socketUnit: socketUnitName(config) } : {}),
         healthUrl: healthUrl(config),
         healthPort: config.app.port,
         healthTimeoutSec: config.health.timeoutSec,

@@ -1,5 +1,5 @@
 /** The ServiceActivation provider: verify, swap in, reload once, restart at most once, health-check, roll back. */
-import { ForeignDropInPolicy, HostRead, activationScript, detachedScript, removalScript, unitDropInDir } from "../../host";
+import { ForeignDropInPolicy, HostRead, activationScript, detachedScript, removalScript, socketUnitOf, unitDropInDir } from "../../host";
 import { ForeignDropIn, MANAGED_MARKER, ManagedFile, PurgeSpec, ReleaseSpec, STATE_SCHEMA_VERSION, dropInDirectiveLines, hostKeyFingerprint } from "../../model";
 import { SshConnection, runAsRoot } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
@@ -105,8 +105,8 @@ export function driftOf(props: ServiceActivationOutputs, host: HostRead): Activa
     if (Object.keys(files).length > 0) drift.files = files;
     if (host.unit.enabled !== "enabled" || host.unit.active !== "active") drift.unit = `${host.unit.enabled || "unknown"}, ${host.unit.active || "unknown"}`;
     // A socket-activated service whose socket unit someone disabled or stopped: the next up enables and starts it again.
-    const socketUnit = `${props.service}.socket`;
-    if (activationFilesOf(props.files).some((f) => f.path === `/etc/systemd/system/${socketUnit}`) && host.socket && (host.socket.enabled !== "enabled" || host.socket.active !== "active")) {
+    const socketUnit = socketUnitOf({ unitName: `${props.service}.service`, files: activationFilesOf(props.files) });
+    if (socketUnit !== undefined && host.socket && (host.socket.enabled !== "enabled" || host.socket.active !== "active")) {
         drift.unit = `${drift.unit ? `${drift.unit}; ` : ""}${socketUnit}: ${host.socket.enabled || "unknown"}, ${host.socket.active || "unknown"}`;
     }
     const dropInDir = `${unitDropInDir(`${props.service}.service`)}/`;
