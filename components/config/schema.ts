@@ -99,6 +99,12 @@ export const hostSchema = z
         port: z.number().int().min(1).max(65535).default(22).describe("The SSH port."),
         user: accountName.default("ubuntu").describe("The SSH user: an ordinary sudo user (`ubuntu` on cloud images) or `root`."),
         hostKey: publicKey.describe("The host's SSH public key, pinned: a host that presents another key is refused before any command runs. It is parsed: a truncated or altered key, or an RSA key under 2048 bits, is refused. It identifies the machine: two entries with one key, or with one address and port, are refused."),
+        adopt: z
+            .boolean()
+            .optional()
+            .describe(
+                "Take over a hand-made install of the service notes on this host: their unit at `/etc/systemd/system/<serviceName>.service`, the existing `user` and `group`, the directories in `paths`, the venv, the `.env` at `paths.envFile` and `systemctl edit` drop-ins. `pulumi preview --diff` then reads the host (one SSH session) and shows what is there and what changes: the unit's lines, each drop-in's settings, owners, the `.env`'s key names. `up` keeps a backup in `/var/lib/amarktai-infra/<serviceName>/adopted-<time>/` (destroy keeps it), keeps every `.env` value the config does not set (JWT_SECRET included) as a secret, and removes a drop-in whose settings are all in `overrides` (others are refused unless `foreignDropIns: remove`). Only that layout is taken over: a unit elsewhere, of a package or of another user, or a directory of another owner, is refused. Keep it set once adopted: the carried `.env` values live in this host's adoption.",
+            ),
     })
     .strict();
 

@@ -14,5 +14,8 @@ export * from "./preflight";
 export * from "./installer";
 export * from "./sandbox";
 export * from "./env-parse";
+export * from "./env-read";
 export * from "./operate";
 export * from "./doctor";
+export * from "./handover";
+export * from "./adopt";

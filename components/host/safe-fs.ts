@@ -35,6 +35,8 @@ Exit status: 0 done, 10 "differs" (for same), 2 refused (message on stderr).
 import contextlib
 import errno
 import grp
+import hashlib
+import json
 import os
 import pwd
 import secrets
@@ -49,6 +51,10 @@ TRUSTED_GIDS = {0}
 
 class Refused(Exception):
     pass
+
+
+class Missing(Refused):
+    """A directory on the way does not exist (refused where a directory is needed, absence elsewhere)."""
 
 
 def ids(owner, group):
@@ -107,7 +113,7 @@ def open_dir(path, created=None):
         except FileNotFoundError:
             if created is None:
                 os.close(fd)
-                raise Refused(f"{cur} does not exist")
+                raise Missing(f"{cur} does not exist")
             made = True
             try:
                 os.mkdir(name, 0o700, dir_fd=fd)
@@ -415,7 +421,8 @@ def op_mkdir(path, owner, group, mode, adopt="no"):
                     who = pwd.getpwuid(st.st_uid).pw_name
                 except KeyError:
                     who = str(st.st_uid)
-                raise Refused(f"{path} already exists, owned by {who}, and was not created by amarktai-infra; refusing to re-own it (chown it to {owner}:{group} yourself, or choose another path)")
+                hint = ", or set adopt: true on this host (hosts[i].adopt) to take over a hand-made install of the service notes" if st.st_uid in TRUSTED_UIDS else ""
+                raise Refused(f"{path} already exists, owned by {who}, and was not created by amarktai-infra; refusing to re-own it (chown it to {owner}:{group} yourself, or choose another path{hint})")
             os.fchown(fd, uid, gid)
             os.fchmod(fd, int(mode, 8))
         finally:
@@ -476,26 +483,91 @@ def env_value(text, wanted):
     return parse_env(text).get(wanted)
 
 
+def open_existing_file(path):
+    """An fd of regular file path, reached without following a link; None when it, or a directory
+    on the way, does not exist. Anything else in the way is refused: a link on the way or as the
+    file, a directory an untrusted account owns, another kind of file."""
+    d, base = parent_of(path)
+    try:
+        dfd = open_dir(d)
+    except Missing:
+        return None
+    try:
+        fd = open_regular(dfd, base)
+    finally:
+        os.close(dfd)
+    if fd is not None and fd < 0:
+        raise Refused(f"{path} is a symlink or not a regular file; refusing to follow or read it")
+    return fd
+
+
 def op_env_value(name, *paths):
     """Prints the value of name from the first of paths that is a regular file holding it (links
-    are never followed). Prints nothing when none has it. The output is a secret."""
+    are never followed). Prints nothing when none has it; an absent file is skipped, one that
+    exists but cannot be read safely is refused (never skipped: the caller would take a missing
+    value for none). The output is a secret."""
     for path in paths:
-        d, base = parent_of(path)
-        try:
-            dfd = open_dir(d)
-        except Refused:
+        fd = open_existing_file(path)
+        if fd is None:
             continue
-        try:
-            fd = open_regular(dfd, base)
-            if fd is None or fd < 0:
-                continue
-            with os.fdopen(fd, "rb") as f:
-                value = env_value(f.read().decode("utf-8", "replace"), name)
-            if value is not None:
-                sys.stdout.write(value)
-                return 0
-        finally:
-            os.close(dfd)
+        with os.fdopen(fd, "rb") as f:
+            value = env_value(f.read().decode("utf-8", "replace"), name)
+        if value is not None:
+            sys.stdout.write(value)
+            return 0
+    return 0
+
+
+ENV_READ_MAX_BYTES = 64 * 1024
+
+
+def has_control(text):
+    """True when text holds a control character other than tab."""
+    return any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in text)
+
+
+def env_name_shown(key):
+    """key when it is a plain variable name (safe in a message), else a neutral word."""
+    if key and key.isascii() and (key[0].isalpha() or key[0] == "_") and all(c.isalnum() or c == "_" for c in key):
+        return key
+    return "an entry"
+
+
+def op_env_read(path):
+    """Prints one JSON line: {"state":"absent"}, or {"state":"present", owner, group, mode,
+    sha256, values} with every assignment as the service gets it (systemd's parsing). Refused:
+    a link on the way or as the file, a directory an untrusted account owns, another kind of
+    file, a second name (hard link), an owner other than root or the trusted account, more than
+    64 KiB, text that is not UTF-8, a control character other than tab in a name or value.
+    Messages name the path and the reason, never a value. The output is a secret."""
+    fd = open_existing_file(path)
+    if fd is None:
+        sys.stdout.write(json.dumps({"state": "absent"}, separators=(",", ":")) + "\n")
+        return 0
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        owner, group, desc = names(st)
+        if st.st_nlink != 1:
+            raise Refused(f"{path} has {st.st_nlink} names (a hard link), so whoever made the other name can change it; refusing to read it")
+        if st.st_uid not in TRUSTED_UIDS:
+            raise Refused(f"{path} is owned by uid {st.st_uid} ({desc}), not by root or the service user; refusing to read it")
+        if st.st_size > ENV_READ_MAX_BYTES:
+            raise Refused(f"{path} is {st.st_size} bytes, more than the {ENV_READ_MAX_BYTES} an env file may have; refusing to read it")
+        data = f.read(ENV_READ_MAX_BYTES + 1)
+    if len(data) > ENV_READ_MAX_BYTES:
+        raise Refused(f"{path} grew past {ENV_READ_MAX_BYTES} bytes while read; refusing to read it")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(f"{path} is not UTF-8 text; refusing to read it") from None
+    values = parse_env(text)
+    for key, value in values.items():
+        if has_control(key):
+            raise Refused(f"{path} has a name with a control character; refusing to read it")
+        if has_control(value):
+            raise Refused(f"{path}: the value of {env_name_shown(key)} has a control character other than tab; refusing to read it")
+    answer = {"state": "present", "owner": owner, "group": group, "mode": f"{stat.S_IMODE(st.st_mode):04o}", "sha256": hashlib.sha256(data).hexdigest(), "values": values}
+    sys.stdout.write(json.dumps(answer, separators=(",", ":")) + "\n")
     return 0
 
 
@@ -510,6 +582,7 @@ OPS = {
     "rmtree": op_rmtree,
     "rmdir": op_rmdir,
     "env-value": op_env_value,
+    "env-read": op_env_read,
 }
 
 

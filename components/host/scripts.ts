@@ -11,6 +11,7 @@ import { redactFunction } from "./redact";
 import { listenerCheckLines } from "./listener";
 import { auditLines } from "./audit";
 import { releaseActivationLines } from "./release";
+import { portHandoverFunctions } from "./handover";
 import { safeFsFunction, safeFsServeFunctions } from "./safe-fs";
 import { quoteScript, shellQuote as q, shellWords } from "./shell";
 
@@ -53,24 +54,38 @@ export function bashArray(name: string, values: readonly string[]): string {
  * Shell lines defining `foreign_unit UNIT`: prints the unit file (or alias)
  * of UNIT that the library did not write (no managed-file marker in
  * /etc/systemd/system, or any vendor, runtime or generated unit) and
- * succeeds; fails when UNIT is free or ours. Nothing is changed.
+ * succeeds; fails when UNIT is free or ours. Nothing is changed. A plain
+ * file in /etc/systemd/system that an adoption took over (`hosts[i].adopt`)
+ * counts as ours while its bytes are those the adoption recorded in
+ * `$ADOPTED_RECORD` (`adopted unit PATH SHA256`).
  */
-function foreignUnitFunction(): string[] {
+export function foreignUnitFunction(serviceName: string): string[] {
     return [
         `MANAGED_FIRST_LINE=${q(`# ${MANAGED_MARKER}`)}`,
+        `ADOPTED_RECORD=${q(createdRecordPath(serviceName))}`,
+        // adopted_unit FILE: FILE is the plain file an adoption recorded, unchanged since.
+        'adopted_unit() { [ -f "$ADOPTED_RECORD" ] && [ -f "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u "$1")" = 0 ] && grep -qxF -- "adopted unit $1 $(sha256sum < "$1" | cut -d" " -f1)" "$ADOPTED_RECORD"; }',
         "foreign_unit() {",
         '  local unit="$1" d f frag',
         "  for d in /etc/systemd/system /run/systemd/system /run/systemd/transient /run/systemd/generator /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system; do",
         '    f="$d/$unit"',
         '    [ -e "$f" ] || [ -L "$f" ] || continue',
         '    if [ "$d" = /etc/systemd/system ] && [ -f "$f" ] && [ ! -L "$f" ] && [ "$(head -n 1 "$f")" = "$MANAGED_FIRST_LINE" ]; then continue; fi',
+        '    if [ "$d" = /etc/systemd/system ] && adopted_unit "$f"; then continue; fi',
         '    printf \'%s\\n\' "$f"; return 0',
         "  done",
         '  frag=$(systemctl show -p FragmentPath --value "$unit" 2>/dev/null || true)',
         '  if [ -n "$frag" ] && [ "$frag" != "/etc/systemd/system/$unit" ]; then printf \'%s\\n\' "$frag"; return 0; fi',
         "  return 1",
         "}",
-        'refuse_foreign_unit() { local f; if f=$(foreign_unit "$1"); then fail "serviceName: $1 already exists on this host ($f) and was not written by amarktai-infra; refusing to replace it. Choose another serviceName"; fi; }',
+        'refuse_foreign_unit() {',
+        '  local f; f=$(foreign_unit "$1") || return 0',
+        // Only the notes' own layout can be adopted: a plain file of that name in /etc/systemd/system.
+        '  if [ "$f" = "/etc/systemd/system/$1" ] && [ -f "$f" ] && [ ! -L "$f" ] && [ "${1##*.}" = service ]; then',
+        '    fail "serviceName: $1 already exists on this host ($f) and was not written by amarktai-infra; refusing to replace it. If it is a hand-made install of the service notes, set adopt: true on this host (hosts[i].adopt) to take it over (pulumi preview --diff shows what changes); else choose another serviceName"',
+        "  fi",
+        '  fail "serviceName: $1 already exists on this host ($f) and was not written by amarktai-infra; refusing to replace it. Choose another serviceName"',
+        "}",
     ];
 }
 
@@ -100,7 +115,7 @@ export function prepareScript(spec: PrepareSpec, waits: Pick<HostWaits, "bootSec
         }),
         ...bashColumns("DIR_", spec.directories, { KEYS: (d) => d.key, PATHS: (d) => d.path, OWNERS: (d) => d.owner, GROUPS: (d) => d.group, MODES: (d) => d.mode, SAFER: saferDirectory }),
         ...safeFsFunction(),
-        ...foreignUnitFunction(),
+        ...foreignUnitFunction(spec.serviceName),
         ...osReleaseFunctions(),
         ...unsafeParentFunction(),
         // Refusals and waits only, up to the first change (python3, below).
@@ -116,11 +131,11 @@ export function prepareScript(spec: PrepareSpec, waits: Pick<HostWaits, "bootSec
         'refuse_foreign_unit "${UNIT%.service}.socket"',
         'if id -u "$USER_NAME" >/dev/null 2>&1; then',
         '  [ "$(id -u "$USER_NAME")" != 0 ] || fail "user: $USER_NAME has uid 0 on this host; the service never runs as root"',
-        '  if ! recorded "user $USER_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "user: $USER_NAME already exists on this host and was not created by amarktai-infra; set allowExistingUser: true to run as it (it is then never removed), or choose another user"; fi',
+        '  if ! recorded "user $USER_NAME" && ! recorded "adopted user $USER_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "user: $USER_NAME already exists on this host and was not created by amarktai-infra; set adopt: true on this host (hosts[i].adopt) to take over a hand-made install of the service notes, or allowExistingUser: true to only run as it (it is then never removed), or choose another user"; fi',
         "fi",
         'if getent group "$GROUP_NAME" >/dev/null; then',
         '  [ "$(getent group "$GROUP_NAME" | cut -d: -f3)" != 0 ] || fail "group: $GROUP_NAME has gid 0 on this host; refusing it"',
-        '  if ! recorded "group $GROUP_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "group: $GROUP_NAME already exists on this host and was not created by amarktai-infra; set allowExistingUser: true to use it (it is then never removed), or choose another group"; fi',
+        '  if ! recorded "group $GROUP_NAME" && ! recorded "adopted group $GROUP_NAME" && [ "$ALLOW_EXISTING" != 1 ] && [ -z "$legacy" ]; then fail "group: $GROUP_NAME already exists on this host and was not created by amarktai-infra; set adopt: true on this host (hosts[i].adopt) to take over a hand-made install of the service notes, or allowExistingUser: true to only use it (it is then never removed), or choose another group"; fi',
         "fi",
         'for i in "${!DIR_PATHS[@]}"; do refuse_unsafe_parents "${DIR_KEYS[$i]}" "${DIR_PATHS[$i]}" "${DIR_SAFER[$i]}"; done',
         // The first change: python3 where it is missing; its version is checked either way.
@@ -143,7 +158,7 @@ export function prepareScript(spec: PrepareSpec, waits: Pick<HostWaits, "bootSec
         "umask 022",
         'for i in "${!DIR_PATHS[@]}"; do',
         '  p="${DIR_PATHS[$i]}"',
-        '  adopt=no; if recorded "dir $p" || [ -n "$legacy" ]; then adopt=adopt; fi',
+        '  adopt=no; if recorded "dir $p" || recorded "adopted dir $p" || [ -n "$legacy" ]; then adopt=adopt; fi',
         '  if ! out=$(safe_fs --trust "$USER_NAME:$GROUP_NAME" mkdir "$p" "${DIR_OWNERS[$i]}" "${DIR_GROUPS[$i]}" "${DIR_MODES[$i]}" "$adopt" 2>&1); then fail "${DIR_KEYS[$i]}: $p: ${out#*refused: }"; fi',
         '  while read -r kind path; do case "$kind" in parent) record "parent $path" ;; created) record "dir $path" ;; esac; done <<< "$out"',
         "done",
@@ -152,14 +167,46 @@ export function prepareScript(spec: PrepareSpec, waits: Pick<HostWaits, "bootSec
     return lines.join("\n") + "\n";
 }
 
+/** The service account the safe file helper trusts besides root (`--trust USER:GROUP`). */
+export interface TrustedAccount {
+    readonly user: string;
+    readonly group: string;
+}
+
+/** `--trust 'USER:GROUP' ` for `account`, quoted; "" without one (root only is trusted). */
+function trustWords(account?: TrustedAccount): string {
+    return account ? `--trust ${q(`${account.user}:${account.group}`)} ` : "";
+}
+
 /**
  * Prints the value of `name` from the first of `envFiles` that is a regular
  * file holding it (the library's root-owned `.env`, then a hand-made one at
  * the notes' path), never following a link; prints nothing when none has it.
+ * An absent file is skipped; one that exists but is refused (a link on the
+ * way or as the file, a directory owned by an account not trusted, not a
+ * regular file) fails the script, naming the path and why. With `account`
+ * (which must exist on the host), directories the service account owns are
+ * trusted too: a hand-made install's app directory is the service's.
  * The output is a secret: the caller never puts it in a message.
  */
-export function readEnvValueScript(envFiles: readonly string[], name: string): string {
-    return [...PRELUDE, ...safeFsFunction(), `safe_fs env-value ${q(name)} ${shellWords(envFiles)}`].join("\n") + "\n";
+export function readEnvValueScript(envFiles: readonly string[], name: string, account?: TrustedAccount): string {
+    return [...PRELUDE, ...safeFsFunction(), `safe_fs ${trustWords(account)}env-value ${q(name)} ${shellWords(envFiles)}`].join("\n") + "\n";
+}
+
+/**
+ * Prints one JSON line describing the `.env` at `path` (read it with
+ * {@link parseEnvRead}): `{"state":"absent"}`, or its owner, group, mode,
+ * sha256 and every assignment as systemd's `EnvironmentFile=` reads it.
+ * Refused (the script fails with a `refused: …` message naming the path and
+ * why, never a value): a link on the way or as the file, a directory owned by
+ * an account other than root or `account`, not a regular file, a second name
+ * (hard link), an owner other than root or `account`, more than 64 KiB, text
+ * that is not UTF-8, a control character other than tab in a name or value.
+ * `account` must exist on the host. The output is a secret: it must never
+ * reach a message, a log or an error.
+ */
+export function envReadScript(path: string, account: TrustedAccount): string {
+    return [...PRELUDE, ...safeFsFunction(), `safe_fs ${trustWords(account)}env-read ${q(path)}`].join("\n") + "\n";
 }
 
 /** Who owns a service on a host (see `ownerRecordPath`): the owning resource and its activation count. */
@@ -388,12 +435,13 @@ export function activationScript(spec: ActivationSpec): string {
         // safe OP ARGS…: the helper (one interpreter for the whole activation, see safe_fs_serve), trusting root and the
         // service's account (nobody else) to own the directories it walks.
         'safe() { safe_fs_call --trust "$ACCOUNT" "$@"; }',
-        ...foreignUnitFunction(),
+        ...foreignUnitFunction(spec.serviceName),
         ...dropInSummaryFunction(),
         // What a change to each file triggers (model/triggers.ts), one 0/1 flag per file and action.
         ...triggerArrays("", spec.files),
         ...triggerArrays("REMOVED_", spec.removed),
         ...healthFunctions(spec),
+        ...portHandoverFunctions(),
         ...auditLines(spec.serviceName, spec.ownership?.owner ?? ""),
         ...(spec.release ? releaseActivationLines(spec.release) : ["release_check() { :; }", "release_switch() { :; }", "release_rollback() { :; }", "release_prune() { :; }"]),
         "START=$(date +%s)",
@@ -423,18 +471,21 @@ export function activationScript(spec: ActivationSpec): string {
         // Unmanaged drop-ins would override the managed settings unseen: refused, or removed (see ForeignDropInPolicy).
         `FOREIGN_POLICY=${q(spec.foreignDropIns ?? "refuse")}`,
         'DROPIN_DIR="/etc/systemd/system/$UNIT.d"',
-        "foreign=()",
+        // A hand-made drop-in an adoption took over (hosts[i].adopt) is removed like one of foreignDropIns: remove, while
+        // its bytes are those the adoption recorded (and backed up for good): its settings are in the config.
+        'adopted_dropin() { [ -f "$ADOPTED_RECORD" ] && [ -f "$1" ] && [ ! -L "$1" ] && grep -qxF -- "adopted dropin $1 $(sha256sum < "$1" | cut -d" " -f1)" "$ADOPTED_RECORD"; }',
+        "foreign=(); unadopted=()",
         'if [ -d "$DROPIN_DIR" ] && [ ! -L "$DROPIN_DIR" ]; then',
         '  for f in "$DROPIN_DIR"/*.conf; do',
         '    [ -e "$f" ] || [ -L "$f" ] || continue',
-        '    if [ -L "$f" ] || [ ! -f "$f" ] || [ "$(head -n 1 "$f")" != "$MARKER" ]; then foreign+=("$f"); fi',
+        '    if [ -L "$f" ] || [ ! -f "$f" ] || [ "$(head -n 1 "$f")" != "$MARKER" ]; then foreign+=("$f"); adopted_dropin "$f" || unadopted+=("$f"); fi',
         "  done",
         "fi",
         'if [ "${#foreign[@]}" -gt 0 ]; then',
-        '  if [ "$FOREIGN_POLICY" != remove ]; then',
+        '  if [ "${#unadopted[@]}" -gt 0 ] && [ "$FOREIGN_POLICY" != remove ]; then',
         // Named with their hash and directive names, never their text (an `Environment=TOKEN=…` must not reach a log).
-        '    summarise_dropin text "${foreign[@]}" >&2 || true',
-        '    fail "unmanaged drop-in(s) ${foreign[*]} would override the managed settings of $UNIT: remove them, adopt their settings as an override in the stack config, or set foreignDropIns: remove. Nothing was changed."',
+        '    summarise_dropin text "${unadopted[@]}" >&2 || true',
+        '    fail "unmanaged drop-in(s) ${unadopted[*]} would override the managed settings of $UNIT: remove them, put their settings in overrides in the stack config (with adopt: true on the host, a hand-made install is then taken over), or set foreignDropIns: remove. Nothing was changed."',
         "  fi",
         "  need_reload=1; need_restart=1",
         "fi",
@@ -518,12 +569,19 @@ export function activationScript(spec: ActivationSpec): string {
         'if [ -n "$socket_removed" ]; then log "stopping ${SOCKET_FILE##*/} (socket activation turned off)"; systemctl disable --now --quiet "${SOCKET_FILE##*/}" || true; fi',
         'for i in "${removing[@]}"; do safe remove "${REMOVED_PATHS[$i]}" "$MARKER" || swap_failed "could not remove ${REMOVED_PATHS[$i]} safely"; done',
         'for i in "${relink[@]}"; do safe symlink "${LINK_TARGETS[$i]}" "${LINK_PATHS[$i]}" || swap_failed "could not link ${LINK_PATHS[$i]} safely"; done',
-        'for f in "${foreign[@]}"; do rm -f "$f"; log "removed the unmanaged drop-in $f (foreignDropIns: remove)"; done',
+        'for f in "${foreign[@]}"; do',
+        '  if adopted_dropin "$f"; then why="adopted: its settings are in the config; the adoption kept a copy"; else why="foreignDropIns: remove"; fi',
+        '  rm -f "$f"; log "removed the unmanaged drop-in $f ($why)"',
+        "done",
         'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
         // The release: fixed paths linked to `current`, `current` renamed to the new release (a restart if it changed).
         "release_switch",
+        // The restart; a held listener is let go once the old process has closed its own (restart returned): what waits
+        // in its queue moves to the socket's.
+        'restart_unit() { local rc=0; systemctl restart "$UNIT" || rc=$?; handover_release; return "$rc"; }',
         "rollback() {",
         '  log "rolling back to the previous files"',
+        "  handover_release",
         "  restore_files",
         "  release_rollback",
         "  systemctl daemon-reload",
@@ -541,21 +599,43 @@ export function activationScript(spec: ActivationSpec): string {
         // Enable without enable's own reload (--no-reload): the one daemon-reload below covers it.
         'if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then systemctl enable --no-reload --quiet "$UNIT"; need_reload=1; fi',
         'if [ -n "$SOCKET" ] && ! systemctl is-enabled --quiet "$SOCKET" 2>/dev/null; then systemctl enable --no-reload --quiet "$SOCKET"; need_reload=1; fi',
+        // A running service that binds the port itself (the notes' layout: an adopted install, or socket activation just
+        // turned on) hands its listener over instead of letting go first: the socket joins it with ReusePort= (a runtime
+        // drop-in, gone at reboot) while a root helper holds the old listener open (see handover.ts).
+        'handover=""',
+        'if [ -n "$SOCKET" ] && ! systemctl is-active --quiet "$SOCKET" && systemctl is-active --quiet "$UNIT"; then',
+        '  HANDOVER_DROPIN="/run/systemd/system/$SOCKET.d/50-amarktai-infra-handover.conf"',
+        '  install -d -m 0755 -o root -g root "${HANDOVER_DROPIN%/*}"',
+        "  printf '[Socket]\\nReusePort=yes\\n' > \"$HANDOVER_DROPIN\"",
+        "  need_reload=1; handover=1",
+        "fi",
         'if [ -n "$need_reload" ]; then log "systemctl daemon-reload"; systemctl daemon-reload; fi',
         'if [ -n "$need_journald" ]; then log "restarting systemd-journald"; systemctl restart systemd-journald; fi',
         'if [ -z "$need_restart" ] && ! systemctl is-active --quiet "$UNIT"; then need_restart=1; fi',
         'socket_ok=1',
         'if [ -n "$SOCKET" ] && { [ -n "$socket_changed" ] || ! systemctl is-active --quiet "$SOCKET"; }; then',
-        // A service that binds the port itself (before socket activation) lets go of it first: the one gap of that move.
-        '  if ! systemctl is-active --quiet "$SOCKET"; then systemctl stop "$UNIT" || true; fi',
+        // A service that binds the port itself (before socket activation) hands it over, or else lets go of it first: one gap.
+        '  if ! systemctl is-active --quiet "$SOCKET"; then',
+        '    listen=$(systemctl show -p Listen --value "$SOCKET" | head -n 1); listen="${listen% (*}"; listen_host="${listen%:*}"; listen_host="${listen_host#[}"; listen_host="${listen_host%]}"',
+        '    HANDOVER_WHY="the service was not running"',
+        '    if [ -n "$handover" ] && handover_hold "$listen_host" "$HEALTH_PORT" "$(systemctl show -p ControlGroup --value "$UNIT")"; then',
+        '      log "holding port $HEALTH_PORT open while $SOCKET takes it over from pid $HANDOVER_PID (no connection refused)"',
+        "    else",
+        '      log "moving port $HEALTH_PORT to $SOCKET: the service lets go of it first, a short gap ($HANDOVER_WHY)"',
+        '      systemctl stop "$UNIT" || true',
+        "    fi",
+        "  fi",
         '  log "starting $SOCKET"',
-        '  systemctl restart "$SOCKET" || socket_ok=""',
+        '  if ! systemctl restart "$SOCKET" && [ -n "${HANDOVER_PID:-}" ]; then',
+        '    log "$SOCKET could not join the held listener; the service lets go of the port first (a short gap)"',
+        '    handover_release; systemctl stop "$UNIT" || true; systemctl restart "$SOCKET" || socket_ok=""',
+        '  elif ! systemctl is-active --quiet "$SOCKET"; then socket_ok=""; fi',
         "  need_restart=1",
         "fi",
         'if [ -n "$need_restart" ]; then',
         '  log "restarting $UNIT"',
         '  if [ -z "$socket_ok" ]; then log "$SOCKET could not listen on port $HEALTH_PORT$(port_holder_note)"; fi',
-        '  if [ -z "$socket_ok" ] || ! systemctl restart "$UNIT" || ! wait_healthy; then',
+        '  if [ -z "$socket_ok" ] || ! restart_unit || ! wait_healthy; then',
         '    excerpt=$(journal_excerpt)',
         "    rollback",
         '    audit "rolled back"',
@@ -664,19 +744,29 @@ export function removalScript(spec: RemovalSpec): string {
             bashArray("RELEASE_LINKS", spec.purge.releaseLinks ?? []),
             'for l in "${RELEASE_LINKS[@]}"; do if [ -L "$l" ] && [ "$(stat -c %u "$l")" = 0 ]; then safe_fs "${trust[@]}" remove "$l" || true; fi; done',
             // Directories it created, shortest first (a directory takes the ones inside it along); then the parents it created, deepest first, if empty.
+            // An adopted install's own files (its venv and app, moved aside into the releases directory) stay, like its backup.
+            'adopted=""; if [ -f "$RECORD" ] && grep -q "^adopted backup " "$RECORD"; then adopted=1; fi',
+            'purge_dir() {',
+            '  local p="$1" e',
+            '  if [ -n "$adopted" ] && [ -d "$p" ] && [ ! -L "$p" ] && compgen -G "$p/before-releases-*" >/dev/null; then',
+            '    for e in "$p"/* "$p"/.[!.]*; do [ -e "$e" ] || [ -L "$e" ] || continue; case "${e##*/}" in before-releases-*) ;; *) safe_fs rmtree "$e" ;; esac; done',
+            '    log "kept $p/before-releases-* (files of the adopted install)"',
+            '  else safe_fs rmtree "$p"; fi',
+            '}',
             'if [ -f "$RECORD" ]; then',
-            "  sed -n 's/^dir //p' \"$RECORD\" | awk '{ print length($0) \"\\t\" $0 }' | sort -n | cut -f2- | while IFS= read -r p; do safe_fs rmtree \"$p\"; done",
+            "  sed -n 's/^dir //p' \"$RECORD\" | awk '{ print length($0) \"\\t\" $0 }' | sort -n | cut -f2- | while IFS= read -r p; do purge_dir \"$p\"; done",
             "  sed -n 's/^parent //p' \"$RECORD\" | awk '{ print length($0) \"\\t\" $0 }' | sort -rn | cut -f2- | while IFS= read -r p; do safe_fs rmdir \"$p\"; done",
             "fi",
             'if recorded "user $USER_NAME" && id -u "$USER_NAME" >/dev/null 2>&1; then userdel "$USER_NAME"; log "removed user $USER_NAME"; elif id -u "$USER_NAME" >/dev/null 2>&1; then log "kept user $USER_NAME: not created by amarktai-infra"; fi',
             'if recorded "group $GROUP_NAME" && getent group "$GROUP_NAME" >/dev/null; then groupdel "$GROUP_NAME" || true; fi',
-            'rm -rf "$STATE"',
+            // The adoption's backup (and the record that says what was adopted) outlive a purge: the hand-made install's only copy.
+            'if [ -n "$adopted" ]; then find "$STATE" -mindepth 1 -maxdepth 1 ! -name created ! -name "adopted-*" -exec rm -rf {} +; log "kept the backup of the adopted install in $STATE"; else rm -rf "$STATE"; fi',
         );
     } else {
         // The record of what the library created stays, so a later up or purge still knows what is the library's;
         // everything else in the state directory (staged copies, backups) goes.
         lines.push(
-            'if [ -d "$STATE" ]; then find "$STATE" -mindepth 1 -maxdepth 1 ! -name created -exec rm -rf {} +; fi',
+            'if [ -d "$STATE" ]; then find "$STATE" -mindepth 1 -maxdepth 1 ! -name created ! -name "adopted-*" -exec rm -rf {} +; fi',
             'log "kept the user, app, venv, releases, logs and .env (purgeOnDestroy is off)"',
         );
     }

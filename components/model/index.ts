@@ -10,3 +10,4 @@ export * from "./release";
 export * from "./ssh-key";
 export * from "./dropin";
 export * from "./operated";
+export * from "./adoption";

@@ -5,3 +5,4 @@ export * from "./plan";
 export * from "./app-source";
 export * from "./release";
 export * from "./operated";
+export * from "./adopt";

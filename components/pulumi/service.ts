@@ -6,8 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ConfigError, HostConfig, ServiceConfig, hostIdentityProblems, hostSchema, interpreterEnvProblems } from "../config";
 import { HostWaits, hostKeyFingerprint, hostName, sha256 } from "../model";
-import { AppSourceFile, ServicePlan, envFileText, envFileView, planService, readAppSource } from "../plan";
-import { AppRelease, HostFile, HostPrepare, RandomSecret, ResolvedRequirements, ServiceActivation } from "./resources";
+import { AppSourceFile, ServicePlan, adoptionExpectations, adoptionSurveyTargets, envFileText, envFileView, planService, readAppSource } from "../plan";
+import { AppRelease, HostAdoption, HostFile, HostPrepare, RandomSecret, ResolvedRequirements, ServiceActivation } from "./resources";
 import { tarArchive } from "../host";
 import * as path from "path";
 import type { ActivationFile } from "./providers/service-activation";
@@ -39,6 +39,11 @@ export interface HostTarget {
     readonly hostKey: pulumi.Input<string>;
     /** The SSH private key for this host; default: the service's `sshPrivateKey`. Kept secret. */
     readonly privateKey?: pulumi.Input<string>;
+    /**
+     * Take over a hand-made install of the service notes on this host (see the config key `hosts[i].adopt`).
+     * A plain value: it decides which resources exist.
+     */
+    readonly adopt?: boolean;
 }
 
 /** Arguments of {@link SystemdService}. */
@@ -228,8 +233,26 @@ export class SystemdService extends pulumi.ComponentResource {
         const naming = hosts.map((host) => hostResourceNaming(name, host));
         // Who owns the service on each host: recorded there by the activation, checked by every delete.
         const ownerOf = (index: number) => `${pulumi.getProject()}/${pulumi.getStack()}/${naming[index]!.stem}`;
+        // Hosts with `adopt`: the hand-made install is surveyed (preview) and taken over (up) before the preparation.
+        const adoptionExpected = pulumi.secret(
+            pulumi.output(args.secretEnv).apply((s) => ({ ...adoptionExpectations(config, plan, Object.keys(s).sort()), allowInterpreterEnv: config.allowInterpreterEnv })),
+        );
+        const adoptions = hosts.map((host, index) => {
+            if (!host.adopt) return undefined;
+            const n = naming[index]!;
+            return new HostAdoption(
+                n.name("adoption"),
+                {
+                    connection: connectionOfIndex(index),
+                    spec: adoptionSurveyTargets(config, plan),
+                    expected: adoptionExpected,
+                },
+                { parent: this },
+            );
+        });
         const prepares = hosts.map((_host, index) => {
             const n = naming[index]!;
+            const adoption = adoptions[index];
             return new HostPrepare(
                 n.name("prepare"),
                 {
@@ -237,7 +260,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     spec: plan.prepare,
                     adoptJwtFrom: config.paths.envFile,
                 },
-                { parent: this, ...n.opts("prepare") },
+                { parent: this, ...n.opts("prepare"), ...(adoption ? { dependsOn: [adoption] } : {}) },
             );
         });
 
@@ -248,12 +271,23 @@ export class SystemdService extends pulumi.ComponentResource {
         const allSecretEnv = pulumi
             .all([secretEnv, jwt.value, needsJwt, prepares[0]!.adoptedJwtSecret])
             .apply(([s, generated, needs, adopted]) => (needs ? { ...s, JWT_SECRET: adopted || generated } : s));
-        const envText = pulumi.secret(allSecretEnv.apply((s) => envFileText(config.env, s)));
+        // An adopted host keeps the hand-made .env's values the config does not set (its own JWT_SECRET included): the
+        // other hosts share one .env.
+        const hostSecretEnv = (index: number) => {
+            const adoption = adoptions[index];
+            if (!adoption) return allSecretEnv;
+            // What the config sets wins (checked again here: the config may have gained a name since the adoption).
+            return pulumi.all([allSecretEnv, secretEnv, adoption.carriedEnv]).apply(([s, configured, carried]) => ({
+                ...s,
+                ...Object.fromEntries(Object.entries(carried ?? {}).filter(([k]) => !(k in config.env) && !(k in configured))),
+            }));
+        };
+        const envTextOf = (index: number) => pulumi.secret(hostSecretEnv(index).apply((s) => envFileText(config.env, s)));
         // What previews show for the .env: plain values, and a keyed fingerprint per secret (declassified on purpose).
         const fingerprintKey = new RandomSecret(`${name}-env-fingerprint-key`, { bytes: 32 }, { parent: this });
-        const envView = pulumi.unsecret(pulumi.all([allSecretEnv, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
+        const envViewOf = (index: number) => pulumi.unsecret(pulumi.all([hostSecretEnv(index), fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
         // The .env's secret key names (never values: names are not secret, previews show them): a failed start's journal excerpt is redacted by them on the host.
-        const secretEnvKeys = pulumi.unsecret(secretEnv.apply((s) => [...new Set([...Object.keys(s), "JWT_SECRET"])].sort()));
+        const secretEnvKeysOf = (index: number) => pulumi.unsecret(hostSecretEnv(index).apply((s) => [...new Set([...Object.keys(s), "JWT_SECRET"])].sort()));
 
         const healthUrl = plan.healthUrl;
         const release = plan.release;
@@ -275,6 +309,8 @@ export class SystemdService extends pulumi.ComponentResource {
             const owner = ownerOf(index);
             const connection = connectionOfIndex(index);
             const prepare = prepares[index]!;
+            const envText = envTextOf(index);
+            const envView = envViewOf(index);
             const contentHashes: Record<string, pulumi.Input<string>> = {};
             const staged = plan.files.map((pf) => {
                 const isEnv = pf.file === plan.envFile;
@@ -316,7 +352,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     ...(plan.purge ? { purge: plan.purge } : {}),
                     owner,
                     foreignDropIns: config.foreignDropIns,
-                    secretEnvKeys,
+                    secretEnvKeys: secretEnvKeysOf(index),
                     release: locked.activationRelease,
                 },
                 { parent: this, dependsOn: [prepare, built, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },

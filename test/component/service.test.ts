@@ -11,6 +11,9 @@ interface Registered {
 }
 const registered: Registered[] = [];
 
+/** What the mocked adoption carries from a hand-made .env (ENABLE_TRADING is the config's own, OPENAI_API_KEY secretEnv's). */
+const MOCK_CARRIED = { JWT_SECRET: "carried-jwt", MONGO_URL: "mongodb://u:carried@db/x", ENABLE_TRADING: "true", OPENAI_API_KEY: "carried-key" };
+
 /** What the mocked resolution returns as the lock. */
 const MOCK_LOCK = "uvicorn==0.38.0 \\\n    --hash=sha256:48c0afd214ceb59340075b4a052ea1ee91c16fbc2a9b1469cca0e54566977b02\n";
 
@@ -23,7 +26,9 @@ before(() => {
                     ? { ...args.inputs, value: "generated-by-mock" }
                     : args.type.endsWith(":ResolvedRequirements")
                       ? { ...args.inputs, resolved: MOCK_LOCK, packages: ["uvicorn==0.38.0"] }
-                      : args.inputs;
+                      : args.type.endsWith(":HostAdoption")
+                        ? { ...args.inputs, report: [], backupDir: "/b", carriedEnv: MOCK_CARRIED }
+                        : args.inputs;
                 return { id: `${args.name}-id`, state };
             },
             call(args: pulumi.runtime.MockCallArgs) {
@@ -268,4 +273,43 @@ test("every file and the activation name the same owner: project, stack and the 
     const owned = registered.filter((r) => r.name.startsWith(`${stem}-`) && !r.name.endsWith("-prepare") && !r.name.endsWith("-release"));
     assert.ok(owned.length >= 3);
     for (const r of owned) assert.equal(r.inputs.owner, `amarktai-infra/test/${stem}`, r.name);
+});
+
+test("a host with adopt gets a HostAdoption its preparation waits for, and its .env keeps the hand-made values the config does not set", async () => {
+    const { SystemdService } = await import("../../components/pulumi/service");
+    const { testConfig } = await import("../support/config");
+    const dependsOn = new Map<string, string[]>();
+    const nameOf = new Map<pulumi.Resource, string>();
+    const record: pulumi.ResourceTransformation = ({ resource, name, opts }) => {
+        nameOf.set(resource, name);
+        const deps = Array.isArray(opts.dependsOn) ? (opts.dependsOn as pulumi.Resource[]) : [];
+        dependsOn.set(name, deps.map((d) => nameOf.get(d) ?? "?"));
+        return undefined;
+    };
+    registered.length = 0;
+    const s = new SystemdService(
+        "adopting",
+        {
+            config: testConfig({ hosts: [{ ...TEST_HOST, adopt: true }, { ...TEST_HOST, name: "vm2", port: 2223, hostKey: SECOND_HOST_KEY }], env: { ENABLE_TRADING: "false" } }),
+            sshPrivateKey: pulumi.secret(KEY),
+            secretEnv: pulumi.secret({ OPENAI_API_KEY: "sk-config" }),
+        },
+        { transformations: [record] },
+    );
+    await value(pulumi.all(s.hosts.map((h) => h.activatedAt)));
+    const adoptions = registered.filter((r) => r.type.endsWith(":HostAdoption"));
+    assert.deepEqual(adoptions.map((r) => r.name), [hostResource("adopting", "adoption")], "only the host with adopt");
+    assert.ok(dependsOn.get(hostResource("adopting", "prepare"))!.includes(hostResource("adopting", "adoption")), "the preparation waits for the takeover");
+    assert.ok(isSecretInput(adoptions[0]!.inputs.connection) && isSecretInput(adoptions[0]!.inputs.expected), "connection and expectations are secret inputs");
+    const envOf = (hostKey: string) => String(plain(registered.find((r) => r.name === hostResource("adopting", "env", hostKey))!.inputs.content));
+    const adopted = envOf(TEST_HOST.hostKey);
+    assert.match(adopted, /^JWT_SECRET=carried-jwt$/m, "the hand-made JWT_SECRET is kept");
+    assert.match(adopted, /^MONGO_URL=mongodb:\/\/u:carried@db\/x$/m, "a value the config does not set is carried");
+    assert.match(adopted, /^ENABLE_TRADING=false$/m, "the config's env wins");
+    assert.match(adopted, /^OPENAI_API_KEY=sk-config$/m, "the config's secretEnv wins");
+    const other = envOf(SECOND_HOST_KEY);
+    assert.match(other, /^JWT_SECRET=generated-by-mock$/m);
+    assert.doesNotMatch(other, /MONGO_URL/, "another host carries nothing");
+    const activation = registered.find((r) => r.name === hostResource("adopting", "activation"))!;
+    assert.ok((plain(activation.inputs.secretEnvKeys) as string[]).includes("MONGO_URL"), "carried names redact the journal too");
 });

@@ -9,7 +9,7 @@
  * rollback after a failed start, `systemctl restart`, `systemctl reload`
  * (with one worker and with two), the notes' 10-restart loop, and the
  * switch from the notes' layout (uvicorn binding the port itself) to
- * socket activation and back. The app starts slowly on purpose
+ * socket activation (a handover: no gap) and back. The app starts slowly on purpose
  * (`DEMO_STARTUP_DELAY_SEC`), so that a gap would show.
  *
  * One container host by default: real systemd, sockets and uvicorn at
@@ -109,9 +109,10 @@ after(async () => {
 
 test("switching a running service to socket activation: one up, the socket holds the port, and the unit's process serves it", { timeout: 15 * MINUTE }, async () => {
     await stack.setConfig({ app: { sourceDir: appRel } });
-    // The move itself has one gap (the old process lets go of the port before the socket takes it): measured, not asserted.
-    const r = await measured("move to socket activation (one gap expected)", () => up());
-    assert.ok(r.requests > 0);
+    // The running service hands its listener over (the socket joins it, the old one is held open until the new process
+    // runs): no gap.
+    const r = await measured("move to socket activation", () => up());
+    assertNoFailure(r, "move to socket activation");
     assert.equal(show("ActiveState", SOCKET), "active");
     assert.equal(show("UnitFileState", SOCKET), "enabled");
     assert.match(show("ExecStart"), /--fd 3 /);

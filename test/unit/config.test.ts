@@ -48,6 +48,7 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["duplicate host names", { hosts: [TEST_HOST, TEST_HOST] }, `${NS}:hosts[1].name`, /unique/],
     ["two entries reaching one machine (same host key)", { hosts: [TEST_HOST, { ...TEST_HOST, name: "vm-again", address: "vm.example" }] }, `${NS}:hosts[1].hostKey`, /hosts\[1\] \('vm-again'\) and hosts\[0\] \('vm'\).*same host key/],
     ["unknown host key", { hosts: [{ ...TEST_HOST, colour: "blue" }] }, `${NS}:hosts[0]`, /unknown key\(s\) 'colour'/],
+    ["adopt not a boolean", { hosts: [{ ...TEST_HOST, adopt: "yes" }] }, `${NS}:hosts[0].adopt`, /boolean/],
     ["service name with a slash", { serviceName: "a/b" }, `${NS}:serviceName`, /lowercase/],
     ["description with a newline", { description: "a\nb" }, `${NS}:description`, /newlines/],
     ["relative working directory", { paths: { workingDirectory: "app" } }, `${NS}:paths.workingDirectory`, /absolute path/],
@@ -139,6 +140,12 @@ for (const [what, patch, key, words] of BAD) {
         assert.match(line, words);
     });
 }
+
+test("a host may be marked for adoption of a hand-made install", () => {
+    const { config } = load({ hosts: [{ ...TEST_HOST, adopt: true }] });
+    assert.equal(config.hosts[0]!.adopt, true);
+    assert.equal(load({}).config.hosts[0]!.adopt, undefined);
+});
 
 test("a system account is accepted with allowExistingUser", () => {
     const { config } = load({ user: "www-data", group: "www-data", allowExistingUser: true });

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "child_process";
-import { activationScript, buildReleaseScript, detachedScript, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components/host";
+import { activationScript, buildReleaseScript, detachedScript, envReadScript, parseEnvRead, prepareScript, quoteScript, readEnvValueScript, removalScript, shellQuote, stageFileScript, unstageFileScript } from "../../components/host";
 import { DEFAULT_HOST_WAITS, MANAGED_MARKER, fileIdForPath } from "../../components/model";
 import { planService } from "../../components/plan";
 import { testConfig } from "../support/config";
@@ -69,6 +69,8 @@ const SCRIPTS: [string, string][] = [
     ],
     ["detached", detachedScript("activate amarktai-api.service", "echo 'it''s'\nexit 0\n")],
     ["read env value", readEnvValueScript(["/etc/amarktai-infra/amarktai-api/env", "/var/amarktai/app/backend/.env"], "JWT_SECRET")],
+    ["read env value trusting the service account", readEnvValueScript(["/etc/amarktai-infra/amarktai-api/env", "/var/amarktai/app/backend/.env"], "JWT_SECRET", { user: "amarktai", group: "amarktai" })],
+    ["env read", envReadScript("/var/amarktai/app/backend/.env", { user: "amarktai", group: "amarktai" })],
     ["removal", removalScript({ serviceName: "amarktai-api", unitName: "amarktai-api.service", files, marker: MANAGED_MARKER })],
     ["unstage by an owner", unstageFileScript("amarktai-api", files[0]!, { owner: "amarktai-infra/prod/amarktai-api-0123456789ab", generation: 3 })],
     [
@@ -163,9 +165,12 @@ test("readEnvValueScript reads back exactly what renderEnvLine wrote", async () 
         const out = execFileSync("bash", ["-c", script], { encoding: "utf8" });
         assert.equal(out, values.JWT_SECRET);
         assert.equal(execFileSync("bash", ["-c", readEnvValueScript([path.join(dir, "missing")], "JWT_SECRET")], { encoding: "utf8" }), "");
-        // A link planted at the notes' path is never followed.
+        // A link planted at the notes' path is never followed: refused, not skipped (an empty answer would mean a new secret).
         fs.symlinkSync(path.join(dir, ".env"), path.join(dir, "planted"));
-        assert.equal(execFileSync("bash", ["-c", readEnvValueScript([path.join(dir, "planted")], "JWT_SECRET")], { encoding: "utf8" }), "");
+        const planted = spawnSync("bash", ["-c", readEnvValueScript([path.join(dir, "planted")], "JWT_SECRET")], { encoding: "utf8" });
+        assert.equal(planted.status, 2);
+        assert.equal(planted.stdout, "");
+        assert.match(planted.stderr, /refused: .*planted is a symlink or not a regular file/);
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -195,4 +200,36 @@ test("a stale resource's delete leaves what the service's current owner staged; 
     fs.rmSync(path.join(root, "amarktai-api", "owner"));
     assert.equal(run("", Number.MAX_SAFE_INTEGER).kept, false, "no record (state from before owners): removed as before");
     fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("readEnvValueScript trusts the service account it is given, so a hand-made install's JWT_SECRET is read through the service-owned app directory", async () => {
+    const fs = await import("fs");
+    const path = await import("path");
+    const { NOBODY, rootScratch } = await import("../support/safe-fs-tree");
+    const files = ["/etc/amarktai-infra/amarktai-api/env", "/var/amarktai/app/backend/.env"];
+    assert.match(readEnvValueScript(files, "JWT_SECRET", { user: "amarktai", group: "amarktai" }), /^safe_fs --trust 'amarktai:amarktai' env-value 'JWT_SECRET' '\/etc\/amarktai-infra\/amarktai-api\/env' '\/var\/amarktai\/app\/backend\/\.env'$/m);
+    assert.match(readEnvValueScript(files, "JWT_SECRET"), /^safe_fs env-value 'JWT_SECRET' /m);
+    assert.match(envReadScript("/var/amarktai/app/backend/.env", { user: "amarktai", group: "amarktai" }), /^safe_fs --trust 'amarktai:amarktai' env-read '\/var\/amarktai\/app\/backend\/\.env'$/m);
+    // Run for real, nobody:nogroup playing the service account.
+    const root = rootScratch(".envtrust-");
+    try {
+        const app = path.join(root, "app");
+        fs.mkdirSync(path.join(app, "backend"), { recursive: true, mode: 0o755 });
+        fs.chownSync(app, NOBODY, NOBODY);
+        fs.chownSync(path.join(app, "backend"), NOBODY, NOBODY);
+        const env = path.join(app, "backend", ".env");
+        fs.writeFileSync(env, "JWT_SECRET='kept value'\n", { mode: 0o600 });
+        const account = { user: "nobody", group: "nogroup" };
+        const read = spawnSync("bash", ["-c", readEnvValueScript([path.join(root, "store", "env"), env], "JWT_SECRET", account)], { encoding: "utf8" });
+        assert.equal(read.status, 0, read.stderr);
+        assert.equal(read.stdout, "kept value");
+        const untrusted = spawnSync("bash", ["-c", readEnvValueScript([path.join(root, "store", "env"), env], "JWT_SECRET")], { encoding: "utf8" });
+        assert.equal(untrusted.status, 2, "without the account the service-owned directory is refused, not skipped");
+        const whole = spawnSync("bash", ["-c", envReadScript(env, account)], { encoding: "utf8" });
+        assert.equal(whole.status, 0, whole.stderr);
+        const parsed = parseEnvRead(whole.stdout);
+        assert.deepEqual(parsed.state === "present" ? [parsed.owner, parsed.group, parsed.mode, parsed.values] : parsed, ["root", "root", "0600", { JWT_SECRET: "kept value" }]);
+    } finally {
+        fs.rmSync(root, { recursive: true, force: true });
+    }
 });

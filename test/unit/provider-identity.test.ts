@@ -41,6 +41,7 @@ test("a new address, port or login is an in-place update of every resource that 
         ["serviceActivation", activationState, { ...activationInputs, connection: MOVED }],
         ["hostPrepare", { connection: UNREACHABLE, spec: { user: "a" }, adoptedJwtSecret: "", schemaVersion: STATE_SCHEMA_VERSION }, { connection: MOVED, spec: { user: "a" } }],
         ["appRelease", { ...releaseInputs, connection: UNREACHABLE, schemaVersion: STATE_SCHEMA_VERSION }, { ...releaseInputs, connection: MOVED }],
+        ["hostAdoption", { connection: UNREACHABLE, spec: { serviceName: "amarktai-api" }, backupDir: "/b", carriedEnv: {}, adoptedAt: "t", schemaVersion: STATE_SCHEMA_VERSION }, { connection: MOVED, spec: { serviceName: "amarktai-api" } }],
     ];
     // Every provider is covered but randomSecret (no host) and resolvedRequirements (its host is used once, when it is
     // created: a new connection is no change at all, see release-resolution.test.ts).

@@ -6,10 +6,12 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { SAFE_FS_PY } from "../../components/host";
+import { SAFE_FS_PY, parseEnvRead } from "../../components/host";
+import { renderEnvFile } from "../../components/systemd";
 import { NOBODY, rootScratch, serviceTree } from "../support/safe-fs-tree";
 
 const TRUST = ["--trust", "nobody:nogroup"];
@@ -305,4 +307,221 @@ test("a missing parent directory made by another deploy at the same moment is us
     } finally {
         done();
     }
+});
+
+/** A hand-made install as the service notes describe it: `app/` and `app/backend/` owned by the service account, `.env` inside. */
+function handMadeInstall(root: string, content: string): { env: string; store: string } {
+    const app = path.join(root, "app");
+    const backend = path.join(app, "backend");
+    fs.mkdirSync(backend, { recursive: true, mode: 0o755 });
+    fs.chownSync(app, NOBODY, NOBODY);
+    fs.chownSync(backend, NOBODY, NOBODY);
+    const env = path.join(backend, ".env");
+    fs.writeFileSync(env, content, { mode: 0o640 });
+    fs.chownSync(env, NOBODY, NOBODY);
+    // The library's own store, absent: nothing was deployed yet.
+    return { env, store: path.join(root, "etc", "amarktai-api", "env") };
+}
+
+test("the JWT_SECRET of a hand-made install is kept: env-value reads it through the service-owned app directory when the service account is trusted, and fails loudly (not silently empty) when it is not", () => {
+    const { root, helper, done } = scratch();
+    try {
+        const { env, store } = handMadeInstall(root, "JWT_SECRET=kept-secret-value\nOTHER=x\n");
+        const trusted = run(helper, [...TRUST, "env-value", "JWT_SECRET", store, env]);
+        assert.equal(trusted.status, 0, trusted.stderr);
+        assert.equal(trusted.stdout, "kept-secret-value");
+        const untrusted = run(helper, ["env-value", "JWT_SECRET", store, env]);
+        assert.equal(untrusted.status, 2);
+        assert.equal(untrusted.stdout, "");
+        assert.match(untrusted.stderr, new RegExp(`refused: ${path.join(root, "app")} is owned by uid 65534 \\(nobody:nogroup 0755\\), not by root or the service user`));
+        assert.doesNotMatch(untrusted.stderr, /kept-secret-value/);
+    } finally {
+        done();
+    }
+});
+
+test("env-value skips an absent file (or a missing directory on the way) but refuses a link as the file or on the way, never printing the value", () => {
+    const { root, helper, done } = scratch();
+    try {
+        const real = path.join(root, "real");
+        fs.mkdirSync(real, { mode: 0o755 });
+        fs.writeFileSync(path.join(real, ".env"), "JWT_SECRET=linked-secret-value\n", { mode: 0o600 });
+        const absent = run(helper, ["env-value", "JWT_SECRET", path.join(root, "missing-dir", ".env"), path.join(real, "missing")]);
+        assert.deepEqual([absent.status, absent.stdout, absent.stderr], [0, "", ""]);
+        fs.symlinkSync(path.join(real, ".env"), path.join(real, "planted"));
+        fs.symlinkSync(real, path.join(root, "linked"));
+        for (const [target, why] of [
+            [path.join(real, "planted"), /planted is a symlink or not a regular file; refusing to follow or read it/],
+            [path.join(root, "linked", ".env"), /linked is a symlink or not a directory; refusing to follow it/],
+        ] as const) {
+            const r = run(helper, ["env-value", "JWT_SECRET", path.join(real, "missing"), target]);
+            assert.equal(r.status, 2, target);
+            assert.equal(r.stdout, "", target);
+            assert.match(r.stderr, why);
+            assert.doesNotMatch(r.stderr, /linked-secret-value/);
+        }
+    } finally {
+        done();
+    }
+});
+
+/** Runs the helper with a bound on its time: a read that blocked (a FIFO) fails instead of hanging the suite. */
+function runBounded(helper: string, args: string[]): { status: number; stdout: string; stderr: string } {
+    const r = spawnSync("python3", [helper, ...args], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.error, undefined, `the helper did not finish: ${r.error?.message}`);
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("env-read returns every assignment of a present file as systemd's EnvironmentFile reads it (quotes, escapes, continuations, comments), with its owner, mode and digest", () => {
+    const { root, helper, done } = scratch();
+    try {
+        const content = [
+            "# a comment",
+            "; another comment",
+            "PLAIN=simple",
+            "PADDED =   padded value   ",
+            `SINGLE='a "b" $c \\d'`,
+            'DOUBLE="a \\"b\\" \\$c \\\\d \\n \\`e\\`"',
+            "ESCAPED=a\\ b\\\\c",
+            "CONTINUED=first \\",
+            "second",
+            `MIXED="dq"'sq'bare`,
+            "HASH=a # not a comment",
+            "TAB=a\tb",
+            "DUP=first",
+            "DUP=second",
+            "",
+        ].join("\n");
+        const { env } = handMadeInstall(root, content);
+        const r = runBounded(helper, [...TRUST, "env-read", env]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stdout.split("\n").length, 2, "one JSON line");
+        assert.deepEqual(parseEnvRead(r.stdout), {
+            state: "present",
+            owner: "nobody",
+            group: "nogroup",
+            mode: "0640",
+            sha256: createHash("sha256").update(content).digest("hex"),
+            values: {
+                PLAIN: "simple",
+                PADDED: "padded value",
+                SINGLE: 'a "b" $c \\d',
+                DOUBLE: 'a "b" $c \\d \\n `e`',
+                ESCAPED: "a b\\c",
+                CONTINUED: "first second",
+                MIXED: "dqsqbare",
+                HASH: "a # not a comment",
+                TAB: "a\tb",
+                DUP: "second",
+            },
+        });
+        // What the library writes comes back exactly.
+        const written = { JWT_SECRET: `a"b'c$d\`e\\f # g  `, OTHER: "x", EMPTY: "" };
+        fs.writeFileSync(env, renderEnvFile(written));
+        const back = parseEnvRead(runBounded(helper, [...TRUST, "env-read", env]).stdout);
+        assert.equal(back.state, "present");
+        assert.deepEqual(back.state === "present" ? back.values : undefined, written);
+    } finally {
+        done();
+    }
+});
+
+test("env-read says absent for a missing file and for a missing directory on the way", () => {
+    const { root, helper, done } = scratch();
+    try {
+        for (const target of [path.join(root, ".env"), path.join(root, "no", "such", ".env")]) {
+            const r = runBounded(helper, ["env-read", target]);
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.stdout, '{"state":"absent"}\n');
+            assert.deepEqual(parseEnvRead(r.stdout), { state: "absent" });
+        }
+    } finally {
+        done();
+    }
+});
+
+test("env-read refuses a link as the file or on the way, a hard link, a FIFO, a third-party owner, an untrusted directory, more than 64 KiB, non-UTF-8 text and a control character, naming the path and never a value", () => {
+    const { root, helper, done } = scratch();
+    try {
+        const dir = path.join(root, "env");
+        fs.mkdirSync(dir, { mode: 0o755 });
+        const file = (name: string, content: string | Buffer, uid = 0) => {
+            const p = path.join(dir, name);
+            fs.writeFileSync(p, content, { mode: 0o600 });
+            fs.chownSync(p, uid, 0);
+            return p;
+        };
+        const good = file("good.env", "JWT_SECRET=refused-secret-value\n");
+        fs.symlinkSync(good, path.join(dir, "link.env"));
+        fs.symlinkSync(dir, path.join(root, "linked-dir"));
+        fs.linkSync(file("hard.env", "JWT_SECRET=refused-secret-value\n"), path.join(dir, "hard-2.env"));
+        execFileSync("mkfifo", ["-m", "0600", path.join(dir, "fifo.env")]);
+        file("daemon.env", "JWT_SECRET=refused-secret-value\n", 1);
+        file("big.env", `JWT_SECRET=${"S".repeat(64 * 1024)}\n`);
+        file("latin1.env", Buffer.from("JWT_SECRET=refused-secret-value\xe9\n", "latin1"));
+        file("control.env", "JWT_SECRET=refused-secret-\u0001value\n");
+        file("newline.env", 'JWT_SECRET="refused-secret-value\nsecond line"\n');
+        const { env: serviceOwnedDir } = handMadeInstall(root, "JWT_SECRET=refused-secret-value\n");
+        const cases: [string, string[], RegExp][] = [
+            ["a link as the file", [...TRUST, "env-read", path.join(dir, "link.env")], /link\.env is a symlink or not a regular file; refusing to follow or read it/],
+            ["a link on the way", [...TRUST, "env-read", path.join(root, "linked-dir", "good.env")], /linked-dir is a symlink or not a directory; refusing to follow it/],
+            ["a hard link", [...TRUST, "env-read", path.join(dir, "hard.env")], /hard\.env has 2 names \(a hard link\)/],
+            ["a FIFO", [...TRUST, "env-read", path.join(dir, "fifo.env")], /fifo\.env is a symlink or not a regular file/],
+            ["a third-party owner", [...TRUST, "env-read", path.join(dir, "daemon.env")], /daemon\.env is owned by uid 1 \(daemon:root 0600\), not by root or the service user; refusing to read it/],
+            ["the service's file without the service trusted", ["env-read", serviceOwnedDir], /app is owned by uid 65534 \(nobody:nogroup 0755\), not by root or the service user/],
+            ["more than 64 KiB", [...TRUST, "env-read", path.join(dir, "big.env")], /big\.env is 65548 bytes, more than the 65536 an env file may have/],
+            ["text that is not UTF-8", [...TRUST, "env-read", path.join(dir, "latin1.env")], /latin1\.env is not UTF-8 text/],
+            ["a control character", [...TRUST, "env-read", path.join(dir, "control.env")], /control\.env: the value of JWT_SECRET has a control character other than tab/],
+            ["a newline inside quotes", [...TRUST, "env-read", path.join(dir, "newline.env")], /newline\.env: the value of JWT_SECRET has a control character other than tab/],
+        ];
+        for (const [what, args, why] of cases) {
+            const r = runBounded(helper, args);
+            assert.equal(r.status, 2, `${what}: ${r.stderr}`);
+            assert.equal(r.stdout, "", what);
+            assert.match(r.stderr, /^\[amarktai-infra\] refused: /, what);
+            assert.match(r.stderr, why, what);
+            assert.doesNotMatch(r.stderr, /secret-value|SSSS/, `${what}: a value reached the message`);
+        }
+        // The bound is on the size: a file of exactly 64 KiB is read.
+        file("limit.env", `A=${"x".repeat(64 * 1024 - 3)}\n`);
+        const limit = runBounded(helper, [...TRUST, "env-read", path.join(dir, "limit.env")]);
+        assert.equal(limit.status, 0, limit.stderr);
+        assert.equal(parseEnvRead(limit.stdout).state, "present");
+    } finally {
+        done();
+    }
+});
+
+test("parseEnvRead rejects anything but the helper's one JSON line, never quoting the output in its error", () => {
+    const secret = "parse-secret-value";
+    const sha = "0".repeat(64);
+    const present = (over: Record<string, unknown>) => JSON.stringify({ state: "present", owner: "root", group: "root", mode: "0600", sha256: sha, values: { JWT_SECRET: secret }, ...over });
+    const bad = [
+        `JWT_SECRET=${secret}`,
+        `{"state":"present","values":{"JWT_SECRET":"${secret}"`,
+        "",
+        `[${JSON.stringify(secret)}]`,
+        JSON.stringify(secret),
+        `${present({})}\n${present({})}`,
+        JSON.stringify({ state: "absent", values: { JWT_SECRET: secret } }),
+        JSON.stringify({ state: secret }),
+        present({ values: { JWT_SECRET: 1 } }),
+        present({ values: [secret] }),
+        present({ values: { JWT_SECRET: `${secret}\n` } }),
+        present({ mode: "600" }),
+        present({ sha256: secret }),
+        present({ owner: `root ${secret}` }),
+        present({ extra: secret }),
+    ];
+    for (const stdout of bad) {
+        assert.throws(
+            () => parseEnvRead(stdout),
+            (e: unknown) => e instanceof Error && /malformed answer/.test(e.message) && !e.message.includes(secret) && !String(e.stack).includes(secret) && e.cause === undefined,
+            stdout.replace(secret, "[secret]"),
+        );
+    }
+    // A name like __proto__ stays a plain entry: it never becomes the values' prototype.
+    const good = parseEnvRead(`${present({ values: { JWT_SECRET: secret, TAB: "a\tb" } }).replace('"values":{', '"values":{"__proto__":"x",')}\n`);
+    assert.deepEqual(good, { state: "present", owner: "root", group: "root", mode: "0600", sha256: sha, values: Object.fromEntries([["__proto__", "x"], ["JWT_SECRET", secret], ["TAB", "a\tb"]]) });
+    assert.equal(good.state === "present" ? Object.getPrototypeOf(good.values) : undefined, Object.prototype);
 });

@@ -122,8 +122,11 @@ cmd_start() {
   printf '[127.0.0.1]:%s %s\n' "${port}" "$(vm_host_key "${key}.pub")" >"${dir}/known_hosts"
 
   # --register=no/--keep-unit: the machine may have no systemd of its own (no machined, no bus).
-  setsid systemd-nspawn --quiet --directory="${dir}/root" --boot --machine="${name}" --register=no --keep-unit \
-    --network-namespace-path="/run/netns/${netns}" --console=passive \
+  # --system-call-filter: nspawn's default filter refuses pidfd_getfd (EPERM), which a VM allows root; and
+  # /proc/sys/net is read-only unless nspawn made the network itself: the port handover of an adoption needs both
+  # (pidfd_getfd, net.ipv4.tcp_migrate_req of the container's own network namespace), so containers stay faithful for it.
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network setsid systemd-nspawn --quiet --directory="${dir}/root" --boot --machine="${name}" --register=no --keep-unit \
+    --network-namespace-path="/run/netns/${netns}" --console=passive --system-call-filter=pidfd_getfd \
     </dev/null >"${dir}/console.log" 2>&1 &
   local nspawn_pid="$!"
   printf '%s\n' "${nspawn_pid}" >"${dir}/nspawn.pid"

@@ -1,7 +1,7 @@
 /** The HostPrepare provider: prerequisites, the service user and group, and the service's directories. */
 import { HostRead, detachedScript, prepareScript, readEnvValueScript } from "../../host";
 import { PrepareSpec, STATE_SCHEMA_VERSION, envStorePath, hostKeyFingerprint } from "../../model";
-import { SshConnection, runAsRoot, waitsOf } from "../../transport";
+import { RemoteCommandError, SshConnection, runAsRoot, waitsOf } from "../../transport";
 import { Provider, diffProps, hostWorkNeeded, readResult } from "./diff";
 import { readHost } from "./host-read";
 
@@ -59,10 +59,11 @@ async function prepare(inputs: HostPrepareInputs): Promise<HostPrepareOutputs> {
     let adoptedJwtSecret = "";
     if (inputs.adoptJwtFrom) {
         try {
-            adoptedJwtSecret = (await runAsRoot(inputs.connection, readEnvValueScript([envStorePath(inputs.spec.serviceName), inputs.adoptJwtFrom], "JWT_SECRET"), { what: "reading the existing JWT_SECRET" })).stdout;
-        } catch {
-            // Never let a secret-bearing output reach an error message.
-            throw new Error(`could not read JWT_SECRET from ${inputs.adoptJwtFrom} on ${inputs.connection.host}`);
+            adoptedJwtSecret = (await runAsRoot(inputs.connection, readEnvValueScript([envStorePath(inputs.spec.serviceName), inputs.adoptJwtFrom], "JWT_SECRET", { user: inputs.spec.user, group: inputs.spec.group }), { what: "reading the existing JWT_SECRET" })).stdout;
+        } catch (e) {
+            // Never let a secret-bearing output reach an error message: only the helper's own refusal line, which names no value.
+            const refusal = e instanceof RemoteCommandError ? /refused: [^\n]*/.exec(e.result.stderr)?.[0] : undefined;
+            throw new Error(`could not read JWT_SECRET from ${inputs.adoptJwtFrom} on ${inputs.connection.host}${refusal ? ` (${refusal}); it is never replaced silently: fix that path, or set secretEnv.JWT_SECRET` : ""}`);
         }
     }
     return { ...inputs, adoptedJwtSecret, schemaVersion: STATE_SCHEMA_VERSION };

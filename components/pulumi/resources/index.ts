@@ -1,5 +1,6 @@
 // resources: the library's dynamic resources, one file per resource (their providers are in ../providers).
 export { ConnectionInput, HostArgs } from "./library-resource";
+export * from "./host-adoption";
 export * from "./host-prepare";
 export * from "./host-file";
 export * from "./service-activation";
