@@ -124,6 +124,12 @@ test("switching a running service to socket activation: one up, the socket holds
 test("an env change restarts the service behind the held socket: no request fails", { timeout: 10 * MINUTE }, async () => {
     const before = show("InvocationID");
     await stack.setConfig({ env: { ...BASE_ENV, ENABLE_TRADING: "true" } });
+    // scripts/preview (the real CLI's preview as JSON): the changed .env line, and the activation's unchanged inputs named, not printed.
+    const preview = await stack.script("scripts/preview", ["--stack", stack.name, "--config-file", stack.configFile, "--non-interactive"]);
+    assert.equal(preview.code, 0, `scripts/preview failed:\n${preview.stdout}\n${preview.stderr}`);
+    assert.match(preview.stdout, /- ENABLE_TRADING=false\n\s+\+ ENABLE_TRADING=true/);
+    assert.match(preview.stdout, /~ amarktai:ServiceActivation [^\n]*\(update\)\n[\s\S]*\(\d+ unchanged: account, [^)]*release[^)]*\)/);
+    assert.doesNotMatch(preview.stdout, /releasesDir|timeoutSec/, "unchanged values are not printed");
     const r = await measured("env change", () => up());
     assert.notEqual(show("InvocationID"), before, "the service was restarted");
     assertNoFailure(r, "env change");
