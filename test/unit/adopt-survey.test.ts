@@ -260,6 +260,21 @@ const INSPECT = [
     "sha256sum adopted-*/unit/* adopted-*/dropins/* adopted-*/env/.env | sed 's|  adopted-[^/]*/| |'",
 ].join("\n");
 
+
+/** The record lines a finished takeover of the notes host leaves, its backup last. */
+function adoptedRecordLines(backup: string): string[] {
+    return [
+        `adopted unit ${UNIT_PATH} ${sha256(NOTES_UNIT)}`,
+        `adopted dropin ${OVERRIDE_PATH} ${sha256(OVERRIDE_TEXT)}`,
+        "adopted user amarktai",
+        "adopted group amarktai",
+        "adopted dir /var/amarktai/app",
+        "adopted dir /var/amarktai/app/backend",
+        "adopted dir /var/amarktai/logs",
+        `adopted backup ${backup}`,
+    ];
+}
+
 test("the takeover keeps a root-only backup with a MANIFEST, records what it adopted, and a second run changes nothing", () => {
     const takeover = adoptionTakeoverScript(SPEC, TAKE);
     const [first, second, inspect] = onNotesHost("", [takeover, takeover, INSPECT]);
@@ -269,20 +284,7 @@ test("the takeover keeps a root-only backup with a MANIFEST, records what it ado
     assert.equal(second!.status, 0, second!.stderr);
     assert.equal(second!.stdout.trimEnd().split("\n").pop(), `backup ${backup}`, "the second run names the first backup");
     const [record, tree, manifest, sums] = inspect!.stdout.split("---\n");
-    assert.equal(
-        record,
-        [
-            `adopted unit ${UNIT_PATH} ${sha256(NOTES_UNIT)}`,
-            `adopted dropin ${OVERRIDE_PATH} ${sha256(OVERRIDE_TEXT)}`,
-            "adopted user amarktai",
-            "adopted group amarktai",
-            "adopted dir /var/amarktai/app",
-            "adopted dir /var/amarktai/app/backend",
-            "adopted dir /var/amarktai/logs",
-            `adopted backup ${backup}`,
-            "",
-        ].join("\n"),
-    );
+    assert.equal(record, [...adoptedRecordLines(backup!), ""].join("\n"));
     const name = path.basename(backup!);
     assert.equal(
         tree,
@@ -325,16 +327,7 @@ test("a takeover that did not finish is run again: a new backup, and only the mi
     const secondBackup = second!.stdout.trimEnd().split("\n").pop()!.replace(/^backup /, "");
     assert.notEqual(secondBackup, firstBackup);
     const lines = inspect!.stdout.trimEnd().split("\n");
-    assert.deepEqual(lines.filter((l) => l.startsWith("adopted ")), [
-        `adopted unit ${UNIT_PATH} ${sha256(NOTES_UNIT)}`,
-        `adopted dropin ${OVERRIDE_PATH} ${sha256(OVERRIDE_TEXT)}`,
-        "adopted user amarktai",
-        "adopted group amarktai",
-        "adopted dir /var/amarktai/app",
-        "adopted dir /var/amarktai/app/backend",
-        "adopted dir /var/amarktai/logs",
-        `adopted backup ${secondBackup}`,
-    ]);
+    assert.deepEqual(lines.filter((l) => l.startsWith("adopted ")), adoptedRecordLines(secondBackup));
     assert.deepEqual(lines.filter((l) => l.startsWith("/")).sort(), [firstBackup, secondBackup].sort());
 });
 
