@@ -150,6 +150,22 @@ test("pull requests preview every stack with a diff and a pull-request comment",
     assert.equal(mustGet(job, "needs", `job ${name}`).value, "test", "previews wait for the build and tests");
 });
 
+test("pull requests also get each stack's preview with only what changes, from the preview's JSON, as a comment of its own", () => {
+    const [, job] = jobsRunning("preview")[0]!;
+    const stepItems = items(get(job, "steps")?.body ?? []);
+    const at = stepItems.findIndex((item) => item.some((l) => l.includes("components/operate/preview-cli.js")));
+    assert.ok(at >= 0, "no step prints the preview with only what changes");
+    const summary = stepItems[at]!;
+    assert.ok(summary.some((l) => /pulumi preview --json .*--stack "\$STACK"/.test(l)), summary.join("\n"));
+    const env = asRecord(get(summary, "env"));
+    assert.equal(env["STACK"], "${{ matrix.stack }}");
+    for (const [key, value] of Object.entries(PULUMI_SECRETS_ENV)) assert.equal(env[key], value, `summary env ${key}`);
+    const comment = steps(job)[at + 1]!;
+    assert.ok(comment.uses.startsWith("marocchino/sticky-pull-request-comment@"), "the summary is posted as a comment");
+    assert.equal(comment.with["path"], "preview-summary.md");
+    assert.equal(comment.with["header"], "preview-summary-${{ matrix.stack }}");
+});
+
 test("pulumi up runs only on pushes to main, one deploy per stack, gated by its environment", () => {
     const deployers = jobsRunning("up").concat(jobsRunning("update"));
     assert.equal(deployers.length, 1, "expected exactly one job running `command: up`");
