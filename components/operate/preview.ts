@@ -46,6 +46,8 @@ function scalar(v: unknown): string {
 function shown(value: unknown, pad: string, mark: string): string[] {
     if (typeof value === "string" && value.includes("\n")) return value.replace(/\n$/, "").split("\n").map((l) => `${pad}${mark} ${l}`);
     if (isRecord(value)) return Object.keys(value).sort().flatMap((k) => labelled(k, value[k], pad, mark));
+    // A list of one-line texts (an adoption's report) reads as its lines.
+    if (Array.isArray(value) && value.every((v) => typeof v === "string" && v !== SECRET && !v.includes("\n"))) return (value as string[]).map((l) => `${pad}${mark} ${l}`);
     if (Array.isArray(value)) return value.flatMap((v, i) => labelled(`[${i}]`, v, pad, mark));
     return [`${pad}${mark} ${scalar(value)}`];
 }

@@ -158,6 +158,12 @@ test("preview with adopt shows the unit's changed lines, the drop-in as converte
     assert.match(out, /MONGO_URL: kept as a secret/);
     assert.match(out, /ENABLE_TRADING: set by env/);
     assert.ok(!out.includes(JWT) && !out.includes(MONGO_URL), "a value of the hand-made .env appeared in the preview");
+    // The same report through scripts/preview (the preview's JSON), as its lines.
+    const summary = await stack.script("scripts/preview", ["--stack", stack.name, "--config-file", stack.configFile, "--non-interactive"]);
+    outputs.push(summary.stdout, summary.stderr);
+    assert.equal(summary.code, 0, `scripts/preview failed:\n${summary.stdout}\n${summary.stderr}`);
+    assert.match(summary.stdout, /\+ amarktai:HostAdoption [^\n]*\(create\)[\s\S]*report:\n\s+unit \/etc\/systemd\/system\/amarktai-api\.service \(hand-made/);
+    assert.match(summary.stdout, /\n\s+JWT_SECRET: kept as a secret\n/);
     assert.equal(fileSha(UNIT_PATH), before_.unitSha, "the preview changed the unit");
     assert.equal(show("MainPID"), before_.mainPid);
 });

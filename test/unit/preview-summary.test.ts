@@ -42,6 +42,11 @@ test("an update whose visible inputs are all equal says a secret may have change
     assert.match(formatPreview({ steps: [step] }), /no visible input differs: a secret may have changed \(content\), or the host drifted/);
 });
 
+test("a created adoption's report reads as its lines, not as quoted list items", () => {
+    const step = { op: "create", urn: "urn:pulumi:s::p::amarktai:index:SystemdService$pulumi-nodejs:dynamic/amarktai:HostAdoption::x-adoption", newState: { inputs: { report: ["- ExecStart=a --port 8000", "+ ExecStart=a --fd 3"], connection: "[secret]" } } };
+    assert.match(formatPreview({ steps: [step] }), /report:\n {10}- ExecStart=a --port 8000\n {10}\+ ExecStart=a --fd 3\n/);
+});
+
 test("a line diff keeps two lines of context and marks what it skipped", () => {
     const before = ["a", "b", "c", "d", "e", "f", "g", "h"].join("\n");
     const after = ["a", "b", "c", "d", "E", "f", "g", "h"].join("\n");
