@@ -118,7 +118,7 @@ test("on the host, an existing user the library did not create and an existing u
     const snapshot = hostSnapshot();
     const user = await stack.up();
     assert.notEqual(user.code, 0, "a pre-existing user was taken over without allowExistingUser");
-    assert.match(user.stdout + user.stderr, /user: amarktai already exists on this host and was not created by amarktai-infra; set allowExistingUser: true/);
+    assert.match(user.stdout + user.stderr, /user: amarktai already exists on this host and was not created by amarktai-infra; set adopt: true on this host \(hosts\[i\]\.adopt\) to take over a hand-made install of the service notes, or allowExistingUser: true/);
     assert.equal(hostSnapshot(), snapshot, "the host changed");
 
     vmRun(vm, "printf '[Service]\\nExecStart=/bin/true\\n' > /etc/systemd/system/handmade-api.service", { root: true });
