@@ -614,7 +614,11 @@ export function activationScript(spec: ActivationSpec): string {
         'if [ -z "$need_restart" ] && ! systemctl is-active --quiet "$UNIT"; then need_restart=1; fi',
         'socket_ok=1',
         'if [ -n "$SOCKET" ] && { [ -n "$socket_changed" ] || ! systemctl is-active --quiet "$SOCKET"; }; then',
-        // A service that binds the port itself (before socket activation) hands it over, or else lets go of it first: one gap.
+        // A service that binds the port itself (before socket activation) hands its listener over, or else lets go of it
+        // first (one gap). Either way it is stopped before the socket starts: starting (restarting) a socket whose service
+        // runs restarts that service too (Requires=), which would be a second start. Held, the old listener keeps
+        // queueing connections while nothing serves; once the socket listens beside it, it is let go and its queue
+        // moves to the socket's (tcp_migrate_req), where the new process takes it.
         '  if ! systemctl is-active --quiet "$SOCKET"; then',
         '    listen=$(systemctl show -p Listen --value "$SOCKET" | head -n 1); listen="${listen% (*}"; listen_host="${listen%:*}"; listen_host="${listen_host#[}"; listen_host="${listen_host%]}"',
         '    HANDOVER_WHY="the service was not running"',
@@ -622,14 +626,15 @@ export function activationScript(spec: ActivationSpec): string {
         '      log "holding port $HEALTH_PORT open while $SOCKET takes it over from pid $HANDOVER_PID (no connection refused)"',
         "    else",
         '      log "moving port $HEALTH_PORT to $SOCKET: the service lets go of it first, a short gap ($HANDOVER_WHY)"',
-        '      systemctl stop "$UNIT" || true',
         "    fi",
+        '    systemctl stop "$UNIT" || true',
         "  fi",
         '  log "starting $SOCKET"',
         '  if ! systemctl restart "$SOCKET" && [ -n "${HANDOVER_PID:-}" ]; then',
-        '    log "$SOCKET could not join the held listener; the service lets go of the port first (a short gap)"',
-        '    handover_release; systemctl stop "$UNIT" || true; systemctl restart "$SOCKET" || socket_ok=""',
+        '    log "$SOCKET could not join the held listener; letting it go first (a short gap)"',
+        '    handover_release; systemctl restart "$SOCKET" || socket_ok=""',
         '  elif ! systemctl is-active --quiet "$SOCKET"; then socket_ok=""; fi',
+        "  handover_release",
         "  need_restart=1",
         "fi",
         'if [ -n "$need_restart" ]; then',

@@ -17,7 +17,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { TestStack } from "../../tools/stack";
-import { VmInfo, startContainer, stopContainer, vmPrivateKey, vmRun } from "../../tools/vm";
+import { VmInfo, hostCounters, startContainer, stopContainer, vmPrivateKey, vmRun } from "../../tools/vm";
 import { RequestLoop, RequestLoopResult, formatRequestLoop, rootShellOn } from "../support/request-loop";
 
 const MINUTE = 60_000;
@@ -170,10 +170,12 @@ test("preview with adopt shows the unit's changed lines, the drop-in as converte
 
 test("up with adopt takes the install over with no failed request, keeping JWT_SECRET and MONGO_URL, and backs it up", { timeout: 20 * MINUTE }, async () => {
     let up: Awaited<ReturnType<typeof cli>> | undefined;
+    const startsBefore = hostCounters(host).starts;
     const loop = await measured("adoption up", async () => {
         up = await cli(["up", "--yes", "--skip-preview"]);
     });
     assert.equal(up!.code, 0, `up failed:\n${up!.stdout}\n${up!.stderr}`);
+    assert.equal(hostCounters(host).starts - startsBefore, 1, "the service was started once, on the socket");
     assert.ok(loop.requests > 0);
     assert.equal(loop.failed, 0, `${formatRequestLoop("adoption up", loop)}\n${JSON.stringify(loop.failures, null, 2)}`);
     // The same secrets reach the new process.

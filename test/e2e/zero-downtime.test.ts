@@ -21,7 +21,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import { TestStack } from "../../tools/stack";
-import { VmInfo, startContainer, startVm, stopContainer, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
+import { VmInfo, hostCounters, startContainer, startVm, stopContainer, stopVm, vmPrivateKey, vmRun, vmSsh } from "../../tools/vm";
 import { RequestLoop, RequestLoopResult, formatRequestLoop, rootShellOn } from "../support/request-loop";
 
 const MINUTE = 60_000;
@@ -111,8 +111,10 @@ test("switching a running service to socket activation: one up, the socket holds
     await stack.setConfig({ app: { sourceDir: appRel } });
     // The running service hands its listener over (the socket joins it, the old one is held open until the new process
     // runs): no gap.
+    const startsBefore = hostCounters(host).starts;
     const r = await measured("move to socket activation", () => up());
     assertNoFailure(r, "move to socket activation");
+    assert.equal(hostCounters(host).starts - startsBefore, 1, "the service was started once, on the socket");
     assert.equal(show("ActiveState", SOCKET), "active");
     assert.equal(show("UnitFileState", SOCKET), "enabled");
     assert.match(show("ExecStart"), /--fd 3 /);
