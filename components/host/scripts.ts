@@ -578,7 +578,9 @@ export function activationScript(spec: ActivationSpec): string {
         "release_switch",
         // The restart; a held listener is let go once the old process has closed its own (restart returned): what waits
         // in its queue moves to the socket's.
-        'restart_unit() { local rc=0; systemctl restart "$UNIT" || rc=$?; handover_release; return "$rc"; }',
+        // Stopped for the move to the socket, the service may already run again, started by a connection to the socket
+        // with today's files: started then, not restarted (a second start for nothing).
+        'restart_unit() { local rc=0; if [ -n "${unit_stopped:-}" ]; then systemctl start "$UNIT" || rc=$?; else systemctl restart "$UNIT" || rc=$?; fi; handover_release; return "$rc"; }',
         "rollback() {",
         '  log "rolling back to the previous files"',
         "  handover_release",
@@ -627,7 +629,7 @@ export function activationScript(spec: ActivationSpec): string {
         "    else",
         '      log "moving port $HEALTH_PORT to $SOCKET: the service lets go of it first, a short gap ($HANDOVER_WHY)"',
         "    fi",
-        '    systemctl stop "$UNIT" || true',
+        '    systemctl stop "$UNIT" || true; unit_stopped=1',
         "  fi",
         '  log "starting $SOCKET"',
         '  if ! systemctl restart "$SOCKET" && [ -n "${HANDOVER_PID:-}" ]; then',
