@@ -7,6 +7,7 @@
  * change and names what it left out. Secrets stay `[secret]` (the JSON
  * carries no secret value), so a change inside a secret is reported as one.
  */
+import { lineDiff } from "../plan";
 
 /** One resource step of `pulumi preview --json` (the fields read here). */
 export interface PreviewStep {
@@ -60,30 +61,18 @@ function labelled(key: string, value: unknown, pad: string, mark: string): strin
     return [`${pad}${mark} ${key}: ${isRecord(value) ? "{}" : Array.isArray(value) ? "[]" : scalar(value)}`];
 }
 
-/** A line diff of two texts: changed lines with `-`/`+`, up to two unchanged lines of context around them. */
+/** A line diff of two texts (the plan's {@link lineDiff}): changed lines with `-`/`+`, up to two unchanged lines of context around them. */
 export function textLineDiff(before: string, after: string): string[] {
-    const a = before.replace(/\n$/, "").split("\n");
-    const b = after.replace(/\n$/, "").split("\n");
-    // Longest common subsequence: small texts (units, .env views), so the quadratic table is fine.
-    const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
-    for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
-    const ops: { mark: " " | "-" | "+"; line: string }[] = [];
-    let i = 0;
-    let j = 0;
-    while (i < a.length || j < b.length) {
-        if (i < a.length && j < b.length && a[i] === b[j]) ops.push({ mark: " ", line: a[i++]! }), j++;
-        // Removed lines before added ones, as diff prints them.
-        else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) ops.push({ mark: "-", line: a[i++]! });
-        else ops.push({ mark: "+", line: b[j++]! });
-    }
-    const near = (k: number) => ops.slice(Math.max(0, k - 2), k + 3).some((o) => o.mark !== " ");
+    const ops = lineDiff(before.replace(/\n$/, "").split("\n"), after.replace(/\n$/, "").split("\n"));
+    const changedAt = (k: number) => ops[k] !== undefined && (ops[k]!.startsWith("- ") || ops[k]!.startsWith("+ "));
+    const near = (k: number) => [-2, -1, 0, 1, 2].some((d) => changedAt(k + d));
     const out: string[] = [];
     let skipped = false;
-    ops.forEach((o, k) => {
-        if (o.mark !== " " || near(k)) {
+    ops.forEach((line, k) => {
+        if (near(k)) {
             if (skipped) out.push("  …");
             skipped = false;
-            out.push(`${o.mark} ${o.line}`);
+            out.push(line);
         } else skipped = true;
     });
     if (skipped && out.length > 0) out.push("  …");
