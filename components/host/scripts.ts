@@ -63,8 +63,9 @@ export function foreignUnitFunction(serviceName: string): string[] {
     return [
         `MANAGED_FIRST_LINE=${q(`# ${MANAGED_MARKER}`)}`,
         `ADOPTED_RECORD=${q(createdRecordPath(serviceName))}`,
-        // adopted_unit FILE: FILE is the plain file an adoption recorded, unchanged since.
-        'adopted_unit() { [ -f "$ADOPTED_RECORD" ] && [ -f "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u "$1")" = 0 ] && grep -qxF -- "adopted unit $1 $(sha256sum < "$1" | cut -d" " -f1)" "$ADOPTED_RECORD"; }',
+        // adopted KIND FILE: FILE is the plain file an adoption recorded as KIND (unit, dropin), unchanged since.
+        'adopted() { [ -f "$ADOPTED_RECORD" ] && [ -f "$2" ] && [ ! -L "$2" ] && grep -qxF -- "adopted $1 $2 $(sha256sum < "$2" | cut -d" " -f1)" "$ADOPTED_RECORD"; }',
+        'adopted_unit() { adopted unit "$1" && [ "$(stat -c %u "$1")" = 0 ]; }',
         "foreign_unit() {",
         '  local unit="$1" d f frag',
         "  for d in /etc/systemd/system /run/systemd/system /run/systemd/transient /run/systemd/generator /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system; do",
@@ -473,12 +474,11 @@ export function activationScript(spec: ActivationSpec): string {
         'DROPIN_DIR="/etc/systemd/system/$UNIT.d"',
         // A hand-made drop-in an adoption took over (hosts[i].adopt) is removed like one of foreignDropIns: remove, while
         // its bytes are those the adoption recorded (and backed up for good): its settings are in the config.
-        'adopted_dropin() { [ -f "$ADOPTED_RECORD" ] && [ -f "$1" ] && [ ! -L "$1" ] && grep -qxF -- "adopted dropin $1 $(sha256sum < "$1" | cut -d" " -f1)" "$ADOPTED_RECORD"; }',
         "foreign=(); unadopted=()",
         'if [ -d "$DROPIN_DIR" ] && [ ! -L "$DROPIN_DIR" ]; then',
         '  for f in "$DROPIN_DIR"/*.conf; do',
         '    [ -e "$f" ] || [ -L "$f" ] || continue',
-        '    if [ -L "$f" ] || [ ! -f "$f" ] || [ "$(head -n 1 "$f")" != "$MARKER" ]; then foreign+=("$f"); adopted_dropin "$f" || unadopted+=("$f"); fi',
+        '    if [ -L "$f" ] || [ ! -f "$f" ] || [ "$(head -n 1 "$f")" != "$MARKER" ]; then foreign+=("$f"); adopted dropin "$f" || unadopted+=("$f"); fi',
         "  done",
         "fi",
         'if [ "${#foreign[@]}" -gt 0 ]; then',
@@ -570,7 +570,7 @@ export function activationScript(spec: ActivationSpec): string {
         'for i in "${removing[@]}"; do safe remove "${REMOVED_PATHS[$i]}" "$MARKER" || swap_failed "could not remove ${REMOVED_PATHS[$i]} safely"; done',
         'for i in "${relink[@]}"; do safe symlink "${LINK_TARGETS[$i]}" "${LINK_PATHS[$i]}" || swap_failed "could not link ${LINK_PATHS[$i]} safely"; done',
         'for f in "${foreign[@]}"; do',
-        '  if adopted_dropin "$f"; then why="adopted: its settings are in the config; the adoption kept a copy"; else why="foreignDropIns: remove"; fi',
+        '  if adopted dropin "$f"; then why="adopted: its settings are in the config; the adoption kept a copy"; else why="foreignDropIns: remove"; fi',
         '  rm -f "$f"; log "removed the unmanaged drop-in $f ($why)"',
         "done",
         'rmdir "/etc/systemd/system/$UNIT.d" 2>/dev/null || true',
