@@ -273,21 +273,27 @@ export class SystemdService extends pulumi.ComponentResource {
             .apply(([s, generated, needs, adopted]) => (needs ? { ...s, JWT_SECRET: adopted || generated } : s));
         // An adopted host keeps the hand-made .env's values the config does not set (its own JWT_SECRET included): the
         // other hosts share one .env.
-        const hostSecretEnv = (index: number) => {
-            const adoption = adoptions[index];
-            if (!adoption) return allSecretEnv;
+        const adoptedSecretEnv = (adoption: HostAdoption) => {
             // What the config sets wins (checked again here: the config may have gained a name since the adoption).
             return pulumi.all([allSecretEnv, secretEnv, adoption.carriedEnv]).apply(([s, configured, carried]) => ({
                 ...s,
                 ...Object.fromEntries(Object.entries(carried ?? {}).filter(([k]) => !(k in config.env) && !(k in configured))),
             }));
         };
-        const envTextOf = (index: number) => pulumi.secret(hostSecretEnv(index).apply((s) => envFileText(config.env, s)));
         // What previews show for the .env: plain values, and a keyed fingerprint per secret (declassified on purpose).
         const fingerprintKey = new RandomSecret(`${name}-env-fingerprint-key`, { bytes: 32 }, { parent: this });
-        const envViewOf = (index: number) => pulumi.unsecret(pulumi.all([hostSecretEnv(index), fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key)));
-        // The .env's secret key names (never values: names are not secret, previews show them): a failed start's journal excerpt is redacted by them on the host.
-        const secretEnvKeysOf = (index: number) => pulumi.unsecret(hostSecretEnv(index).apply((s) => [...new Set([...Object.keys(s), "JWT_SECRET"])].sort()));
+        /** A .env's text (secret), its reviewer view, and its secret key names (never values: a failed start's journal excerpt is redacted by them on the host). */
+        const envOutputs = (env: pulumi.Output<Record<string, string>>) => ({
+            text: pulumi.secret(env.apply((s) => envFileText(config.env, s))),
+            view: pulumi.unsecret(pulumi.all([env, fingerprintKey.value]).apply(([s, key]) => envFileView(config.env, s, key))),
+            secretKeys: pulumi.unsecret(env.apply((s) => [...new Set([...Object.keys(s), "JWT_SECRET"])].sort())),
+        });
+        // Rendered once for every host without an adoption, once per adopted host.
+        const sharedEnv = envOutputs(allSecretEnv);
+        const envOf = (index: number) => {
+            const adoption = adoptions[index];
+            return adoption ? envOutputs(adoptedSecretEnv(adoption)) : sharedEnv;
+        };
 
         const healthUrl = plan.healthUrl;
         const release = plan.release;
@@ -309,8 +315,7 @@ export class SystemdService extends pulumi.ComponentResource {
             const owner = ownerOf(index);
             const connection = connectionOfIndex(index);
             const prepare = prepares[index]!;
-            const envText = envTextOf(index);
-            const envView = envViewOf(index);
+            const { text: envText, view: envView, secretKeys: secretEnvKeys } = envOf(index);
             const contentHashes: Record<string, pulumi.Input<string>> = {};
             const staged = plan.files.map((pf) => {
                 const isEnv = pf.file === plan.envFile;
@@ -352,7 +357,7 @@ export class SystemdService extends pulumi.ComponentResource {
                     ...(plan.purge ? { purge: plan.purge } : {}),
                     owner,
                     foreignDropIns: config.foreignDropIns,
-                    secretEnvKeys: secretEnvKeysOf(index),
+                    secretEnvKeys,
                     release: locked.activationRelease,
                 },
                 { parent: this, dependsOn: [prepare, built, ...staged, ...previousBatch(activations, index, batchSize)], ...n.opts("activation") },
