@@ -137,6 +137,15 @@ def handover_shell(group):
     return p, lines_of(p.stdout)
 
 
+def release_handover(shell, shell_lines):
+    """Ends the shell's input (handover_release), records its last line and the setting after."""
+    shell.stdin.write("\n")
+    shell.stdin.flush()
+    result["afterRelease"] = shell_lines.get(timeout=120)
+    shell.wait(timeout=60)
+    result["settingAfter"] = setting()
+
+
 def helpers_running():
     n = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -198,11 +207,7 @@ try:
         shell, shell_lines = handover_shell(cfg["unitGroup"])
         result["answer"] = shell_lines.get(timeout=120)
         result["settingWhileAnswered"] = setting()
-        shell.stdin.write("\n")
-        shell.stdin.flush()
-        result["afterRelease"] = shell_lines.get(timeout=120)
-        shell.wait(timeout=60)
-        result["settingAfter"] = setting()
+        release_handover(shell, shell_lines)
         try:
             root_socket().close()
             result["rootBind"] = "bound"
@@ -230,11 +235,7 @@ try:
                 raise SystemExit("the old server did not close its listener")
             # As systemctl stop returns: once the old service is gone (its last connections served).
             old.wait(timeout=60)
-            shell.stdin.write("\n")
-            shell.stdin.flush()
-            result["afterRelease"] = shell_lines.get(timeout=120)
-            shell.wait(timeout=60)
-            result["settingAfter"] = setting()
+            release_handover(shell, shell_lines)
         else:
             old.send_signal(signal.SIGTERM)
             old.wait(timeout=60)
